@@ -1,0 +1,29 @@
+# Two entry points: `make demo` (the main job) and `make test` (the whole suite).
+# Each creates .venv when missing. constraints.txt pins the CPU build of torch
+# (an unpinned torch pulls the multi-GB CUDA build); GPU users install their own torch.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e ".[ray,dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/archsearch search $(ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/main_job.py
+	$(PY) benchmarks/trial_overhead.py
+	$(PY) benchmarks/parallel_speedup.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
