@@ -1,0 +1,183 @@
+"""The experiment config: one YAML document, every key checked.
+
+Sections naming a registered part (``space``, ``strategy``, ``dataset``, ``evaluator``,
+``executor``) hold ``name`` plus that part's options, checked against its constructor.
+``fidelity``, ``final`` and ``budget`` have fixed keys. ``--set a.b=VALUE`` overrides any
+key; VALUE is read as YAML (``3``, ``0.5``, ``[16, 32]``, ``null``).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Optional
+
+import yaml
+
+from archsearch.core import Fidelity
+from archsearch.errors import ConfigError
+
+NAMED_SECTIONS = ("space", "strategy", "dataset", "evaluator", "executor")
+# constructor arguments the framework passes itself; not user options
+FRAMEWORK_ARGS = {"space": (), "strategy": ("space", "seed"), "dataset": (), "evaluator": ("data", "data_seed"),
+                  "executor": ()}
+
+
+@dataclass
+class Budget:
+    trials: int = 30
+    time: Optional[float] = None  # seconds of search wall time, summed over resumes
+    max_failures: int = 10
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.trials, int) or isinstance(self.trials, bool) or self.trials < 1:
+            raise ConfigError(f"budget.trials must be an integer >= 1, got {self.trials!r}")
+        if self.time is not None and (not isinstance(self.time, (int, float)) or self.time <= 0):
+            raise ConfigError(f"budget.time must be a positive number of seconds or null, got {self.time!r}")
+        if not isinstance(self.max_failures, int) or self.max_failures < 1:
+            raise ConfigError(f"budget.max_failures must be an integer >= 1, got {self.max_failures!r}")
+
+
+@dataclass
+class Final:
+    """Final training of the best architecture: on train+valid, reporting test accuracy."""
+
+    enabled: bool = True
+    epochs: int = 40
+    train_on_valid: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ConfigError(f"final.epochs must be an integer >= 1, got {self.epochs!r}")
+
+
+def _default(section: str) -> dict[str, Any]:
+    return {
+        "space": {"name": "chain"},
+        "strategy": {"name": "evolution", "population_size": 10, "sample_size": 3},
+        "dataset": {"name": "digits"},
+        "evaluator": {"name": "train"},
+        "executor": {"name": "inline"},
+    }[section]
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    space: dict[str, Any] = field(default_factory=lambda: _default("space"))
+    strategy: dict[str, Any] = field(default_factory=lambda: _default("strategy"))
+    dataset: dict[str, Any] = field(default_factory=lambda: _default("dataset"))
+    evaluator: dict[str, Any] = field(default_factory=lambda: _default("evaluator"))
+    executor: dict[str, Any] = field(default_factory=lambda: _default("executor"))
+    fidelity: Fidelity = field(default_factory=lambda: Fidelity(epochs=10))
+    final: Final = field(default_factory=Final)
+    budget: Budget = field(default_factory=Budget)
+
+    # -- (de)serialisation -----------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"seed": self.seed}
+        for s in NAMED_SECTIONS:
+            out[s] = copy.deepcopy(getattr(self, s))
+        out["fidelity"], out["final"], out["budget"] = self.fidelity.to_dict(), asdict(self.final), asdict(self.budget)
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Config":
+        if not isinstance(data, dict):
+            raise ConfigError("config must be a mapping of sections")
+        valid = [f.name for f in fields(cls)]
+        for key in data:
+            if key not in valid:
+                raise ConfigError(f"unknown config key {key!r} (valid: {', '.join(valid)})")
+        seed = data.get("seed", 0)
+        if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+        kwargs: dict[str, Any] = {"seed": seed}
+        for s in NAMED_SECTIONS:
+            section = data.get(s, _default(s))
+            if isinstance(section, str):
+                section = {"name": section}
+            if not isinstance(section, dict):
+                raise ConfigError(f"config section {s!r} must be a mapping with a 'name'")
+            if "name" not in section:
+                section = {"name": _default(s)["name"], **section}
+            kwargs[s] = dict(section)
+        for s, klass in (("fidelity", Fidelity), ("final", Final), ("budget", Budget)):
+            section = data.get(s) or {}
+            if not isinstance(section, dict):
+                raise ConfigError(f"config section {s!r} must be a mapping")
+            names = [f.name for f in fields(klass)]
+            for key in section:
+                if key not in names:
+                    raise ConfigError(f"unknown key {s}.{key} (valid: {', '.join(names)})")
+            defaults = {"fidelity": {"epochs": 10}}.get(s, {})
+            kwargs[s] = klass(**{**defaults, **section})
+        config = cls(**kwargs)
+        config.check_names()
+        return config
+
+    def check_names(self) -> None:
+        """Every named part exists and every option is one it accepts."""
+        from archsearch import registries
+
+        for s in NAMED_SECTIONS:
+            section = getattr(self, s)
+            registry = registries()[s]
+            registry.get(section["name"])
+            options = {k: v for k, v in section.items() if k != "name"}
+            try:
+                registry.check_options(section["name"], options, skip=FRAMEWORK_ARGS[s])
+            except ConfigError as exc:
+                raise ConfigError(f"{s}: {exc}") from None
+
+    def options(self, section: str) -> dict[str, Any]:
+        return {k: v for k, v in getattr(self, section).items() if k != "name"}
+
+
+def load_yaml(path: str) -> dict[str, Any]:
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(f"{path} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config must be a YAML mapping of sections")
+    return data
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply one ``KEY.PATH=VALUE`` in place."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects KEY=VALUE, got {assignment!r}")
+    key, raw = assignment.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"--set expects KEY=VALUE, got {assignment!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    node = data
+    for p in parts[:-1]:
+        child = node.get(p)
+        if child is None:
+            child = {}
+        elif isinstance(child, str) and p in NAMED_SECTIONS:
+            child = {"name": child}
+        elif not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {p!r} is not a section")
+        node[p] = child
+        node = child
+    node[parts[-1]] = value

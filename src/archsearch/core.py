@@ -1,0 +1,110 @@
+"""Plain value types shared by every part: the task, the fidelity, a proposal, a result, a trial."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Optional
+
+from archsearch.errors import ConfigError
+
+if TYPE_CHECKING:
+    from archsearch.spaces.base import Architecture
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a network is built for: input shape (C, H, W) and number of classes."""
+
+    input_shape: tuple[int, ...]
+    num_classes: int
+    kind: str = "classification"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"input_shape": list(self.input_shape), "num_classes": self.num_classes, "kind": self.kind}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Task":
+        return cls(tuple(d["input_shape"]), int(d["num_classes"]), d.get("kind", "classification"))
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """How much effort one evaluation spends. Lower fidelity is cheaper and (one hopes) keeps the ranking.
+
+    ``resolution`` resizes square image inputs (None keeps the native size).
+    """
+
+    epochs: int = 10
+    data_fraction: float = 1.0
+    resolution: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ConfigError(f"fidelity.epochs must be an integer >= 1, got {self.epochs!r}")
+        if not (0.0 < float(self.data_fraction) <= 1.0):
+            raise ConfigError(f"fidelity.data_fraction must be in (0, 1], got {self.data_fraction!r}")
+        if self.resolution is not None and (not isinstance(self.resolution, int) or self.resolution < 1):
+            raise ConfigError(f"fidelity.resolution must be a positive integer or null, got {self.resolution!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Fidelity":
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What a strategy asks to evaluate. ``fidelity`` None means the experiment's default;
+    ``parent`` is the id of the architecture it was derived from (for weight inheritance)."""
+
+    arch: "Architecture"
+    fidelity: Optional[Fidelity] = None
+    parent: Optional[str] = None
+
+
+class TrialState(str, enum.Enum):
+    WAITING = "waiting"
+    RUNNING = "running"
+    COMPLETE = "complete"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self in (TrialState.COMPLETE, TrialState.FAILED)
+
+
+@dataclass
+class EvalResult:
+    """What an evaluator returns. ``curve`` holds intermediate values: one dict per step (epoch)."""
+
+    status: TrialState
+    metrics: dict[str, float] = field(default_factory=dict)
+    cost: float = 0.0
+    error: Optional[str] = None
+    curve: list[dict[str, float]] = field(default_factory=list)
+
+    @classmethod
+    def failed(cls, error: str, cost: float = 0.0, curve: Optional[list[dict[str, float]]] = None) -> "EvalResult":
+        return cls(TrialState.FAILED, {}, cost, error, curve or [])
+
+
+@dataclass
+class Trial:
+    """One row of the journal."""
+
+    number: int
+    arch: "Architecture"
+    state: TrialState
+    fidelity: Fidelity
+    parent: Optional[str] = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    reward: Optional[float] = None
+    error: Optional[str] = None
+    cost: float = 0.0
+    attempts: int = 0
+    ask_seq: int = 0
+    tell_seq: Optional[int] = None
+    curve: list[dict[str, float]] = field(default_factory=list)

@@ -1,0 +1,22 @@
+"""Data sources: the built-in digits, arrays, and local files (CIFAR, MNIST idx, image folders)."""
+
+from archsearch.data.base import (
+    DATASETS,
+    DatasetSource,
+    RawData,
+    Split,
+    Splits,
+    from_arrays,
+    from_torch_dataset,
+    list_datasets,
+    load_splits,
+    make_splits,
+    register_dataset,
+)
+from archsearch.data import files as _files  # noqa: F401  (registers the file formats)
+from archsearch.data.files import detect_format
+
+__all__ = [
+    "DATASETS", "DatasetSource", "RawData", "Split", "Splits", "detect_format", "from_arrays",
+    "from_torch_dataset", "list_datasets", "load_splits", "make_splits", "register_dataset",
+]

@@ -1,0 +1,270 @@
+"""Datasets: load raw arrays, validate them, split them with a seeded generator, normalise.
+
+A dataset source is registered by name and turns its options (a path, split fractions)
+into :class:`Splits`: train/valid/test tensors in (N, C, H, W) float32 with int64 labels.
+Every source shares :func:`make_splits`, so every format gets the same checks.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from archsearch.core import Task
+from archsearch.errors import ConfigError, DataError
+from archsearch.registry import Registry
+
+
+@dataclass
+class Split:
+    x: torch.Tensor  # (N, C, H, W) float32, normalised
+    y: torch.Tensor  # (N,) int64
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+
+@dataclass
+class Splits:
+    train: Split
+    valid: Split
+    test: Split
+    num_classes: int
+    name: str = "arrays"
+
+    @property
+    def task(self) -> Task:
+        return Task(tuple(self.train.x.shape[1:]), self.num_classes)
+
+
+@dataclass
+class RawData:
+    """What a format loader returns: arrays in (N, C, H, W) layout, uint8 or float.
+
+    ``x_test``/``y_test`` are given when the format ships its own test set.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    x_test: Optional[np.ndarray] = None
+    y_test: Optional[np.ndarray] = None
+    num_classes: Optional[int] = None
+    scale: Optional[float] = None  # divide by this before normalising (255 for uint8 images)
+
+
+DATASETS: Registry["DatasetSource"] = Registry("dataset")
+register_dataset = DATASETS.register
+
+
+def list_datasets() -> list[str]:
+    return DATASETS.names()
+
+
+class DatasetSource(ABC):
+    """A named data format. Subclasses implement :meth:`load_raw`; splitting is shared."""
+
+    name: str = ""
+    needs_path: bool = True
+
+    def __init__(
+        self,
+        path: Optional[str] = None,
+        valid_fraction: float = 0.2,
+        test_fraction: float = 0.2,
+    ) -> None:
+        if self.needs_path and not path:
+            raise ConfigError(f"dataset {self.name!r} needs a path (dataset.path or --dataset {self.name}:PATH)")
+        for key, value in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
+            if not isinstance(value, (int, float)) or not 0.0 < float(value) < 1.0:
+                raise ConfigError(f"dataset.{key} must be in (0, 1), got {value!r}")
+        if valid_fraction + test_fraction >= 1.0:
+            raise ConfigError("dataset.valid_fraction + dataset.test_fraction must be below 1")
+        self.path = path
+        self.valid_fraction = float(valid_fraction)
+        self.test_fraction = float(test_fraction)
+
+    @abstractmethod
+    def load_raw(self) -> RawData: ...
+
+    def load(self, seed: int = 0) -> Splits:
+        raw = self.load_raw()
+        return make_splits(raw, self.valid_fraction, self.test_fraction, seed, name=self.name)
+
+
+def _check_arrays(x: np.ndarray, y: np.ndarray, what: str, num_classes: Optional[int]) -> None:
+    if x.ndim != 4:
+        raise DataError(f"{what}: images must have shape (N, C, H, W), got {tuple(x.shape)}")
+    if y.ndim != 1:
+        raise DataError(f"{what}: labels must be one-dimensional, got shape {tuple(y.shape)}")
+    if x.shape[0] != y.shape[0]:
+        raise DataError(f"{what}: {x.shape[0]} images but {y.shape[0]} labels")
+    if x.shape[0] == 0:
+        raise DataError(f"{what}: no samples")
+    if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+        raise DataError(f"{what}: images contain NaN or infinite values")
+    if not np.issubdtype(y.dtype, np.integer):
+        if np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y == np.round(y)).all():
+            return
+        raise DataError(f"{what}: labels must be integers, got dtype {y.dtype}")
+    if y.min() < 0:
+        raise DataError(f"{what}: labels must be >= 0, found {int(y.min())}")
+    if num_classes is not None and y.max() >= num_classes:
+        raise DataError(f"{what}: label {int(y.max())} out of range for {num_classes} classes")
+
+
+def make_splits(
+    raw: RawData,
+    valid_fraction: float,
+    test_fraction: float,
+    seed: int,
+    name: str = "arrays",
+) -> Splits:
+    """Validate, split (stratification-free, seeded permutation) and normalise per channel."""
+    x, y = np.asarray(raw.x), np.asarray(raw.y)
+    _check_arrays(x, y, name, raw.num_classes)
+    y = y.astype(np.int64)
+    num_classes = raw.num_classes or int(y.max()) + 1
+    if raw.x_test is not None:
+        xt, yt = np.asarray(raw.x_test), np.asarray(raw.y_test)
+        _check_arrays(xt, yt, f"{name} (test set)", num_classes)
+        if xt.shape[1:] != x.shape[1:]:
+            raise DataError(f"{name}: test images have shape {xt.shape[1:]}, train images {x.shape[1:]}")
+        yt = yt.astype(np.int64)
+        if int(yt.max()) >= num_classes:
+            raise DataError(f"{name}: test label {int(yt.max())} out of range for {num_classes} classes")
+    if num_classes < 2:
+        raise DataError(f"{name}: need at least 2 classes, found {num_classes}")
+
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(y))
+    n = len(y)
+    if raw.x_test is None:
+        n_test = max(1, int(round(n * test_fraction)))
+        n_valid = max(1, int(round(n * valid_fraction)))
+        test_idx, valid_idx, train_idx = order[:n_test], order[n_test : n_test + n_valid], order[n_test + n_valid :]
+        xt, yt = x[test_idx], y[test_idx]
+    else:
+        n_valid = max(1, int(round(n * valid_fraction)))
+        valid_idx, train_idx = order[:n_valid], order[n_valid:]
+    if len(train_idx) < 2:
+        raise DataError(f"{name}: only {n} samples, too few to split into train/valid/test")
+
+    scale = raw.scale or (255.0 if x.dtype == np.uint8 else 1.0)
+    xtr = torch.from_numpy(np.ascontiguousarray(x[train_idx], dtype=np.float32)) / scale
+    mean = xtr.mean(dim=(0, 2, 3), keepdim=True)
+    std = xtr.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+
+    def prep(xs: np.ndarray, ys: np.ndarray) -> Split:
+        t = torch.from_numpy(np.ascontiguousarray(xs, dtype=np.float32)) / scale
+        return Split(((t - mean) / std).contiguous(), torch.from_numpy(np.ascontiguousarray(ys)))
+
+    return Splits(
+        train=prep(x[train_idx], y[train_idx]),
+        valid=prep(x[valid_idx], y[valid_idx]),
+        test=prep(xt, yt),
+        num_classes=num_classes,
+        name=name,
+    )
+
+
+def from_arrays(
+    x: np.ndarray | torch.Tensor,
+    y: np.ndarray | torch.Tensor,
+    x_test: np.ndarray | torch.Tensor | None = None,
+    y_test: np.ndarray | torch.Tensor | None = None,
+    valid_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    num_classes: Optional[int] = None,
+) -> Splits:
+    """Python API: images as (N, C, H, W) or (N, H, W) arrays and integer labels."""
+
+    def arr(a: Any) -> np.ndarray:
+        a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+        return a[:, None] if a.ndim == 3 else a
+
+    raw = RawData(
+        arr(x), np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y),
+        None if x_test is None else arr(x_test),
+        None if y_test is None else np.asarray(y_test.cpu() if isinstance(y_test, torch.Tensor) else y_test),
+        num_classes,
+    )
+    return make_splits(raw, valid_fraction, test_fraction, seed)
+
+
+def from_torch_dataset(dataset: torch.utils.data.Dataset, **kwargs: Any) -> Splits:
+    """Python API: any map-style dataset of (image tensor, int label) pairs."""
+    xs, ys = [], []
+    for i in range(len(dataset)):  # type: ignore[arg-type]
+        img, label = dataset[i]
+        xs.append(np.asarray(img, dtype=np.float32))
+        ys.append(int(label))
+    if not xs:
+        raise DataError("dataset is empty")
+    return from_arrays(np.stack(xs), np.asarray(ys), **kwargs)
+
+
+@register_dataset("digits")
+class Digits(DatasetSource):
+    """scikit-learn's 8x8 handwritten digits (1,797 images, ships with scikit-learn; no download)."""
+
+    needs_path = False
+
+    def load_raw(self) -> RawData:
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        return RawData(d.images[:, None].astype(np.float32), d.target.astype(np.int64), num_classes=10, scale=16.0)
+
+
+@register_dataset("arrays")
+class NpzArrays(DatasetSource):
+    """An ``.npz`` file with ``x`` (N, C, H, W) or (N, H, W) and ``y``; optional ``x_test``/``y_test``.
+
+    Loaded with ``allow_pickle=False``: object arrays are refused, never unpickled.
+    """
+
+    def load_raw(self) -> RawData:
+        import os
+
+        assert self.path is not None
+        if not os.path.isfile(self.path):
+            raise DataError(f"data file not found: {self.path}")
+        try:
+            with np.load(self.path, allow_pickle=False) as f:
+                files = set(f.files)
+                if not {"x", "y"} <= files:
+                    raise DataError(f"{self.path}: an .npz dataset needs arrays 'x' and 'y', found {sorted(files)}")
+                get = lambda k: f[k] if k in files else None  # noqa: E731
+                x, y, xt, yt = get("x"), get("y"), get("x_test"), get("y_test")
+        except DataError:
+            raise
+        except Exception as exc:
+            raise DataError(f"cannot read {self.path} as .npz: {exc}") from exc
+        x = x[:, None] if x.ndim == 3 else x
+        if xt is not None and xt.ndim == 3:
+            xt = xt[:, None]
+        return RawData(x, y, xt, yt)
+
+
+def dataset_key(spec: dict[str, Any], seed: int) -> str:
+    return json.dumps({"spec": spec, "seed": seed}, sort_keys=True, default=str)
+
+
+_CACHE: dict[str, Splits] = {}
+
+
+def load_splits(spec: dict[str, Any], seed: int = 0) -> Splits:
+    """Load a dataset from ``{"name": ..., **options}``, cached per process (workers load once)."""
+    key = dataset_key(spec, seed)
+    if key not in _CACHE:
+        options = {k: v for k, v in spec.items() if k != "name"}
+        source = DATASETS.create(spec.get("name", "digits"), **options)
+        _CACHE.clear()  # keep at most one dataset in memory per process
+        _CACHE[key] = source.load(seed)
+    return _CACHE[key]

@@ -1,0 +1,115 @@
+"""The evaluator protocol: (space, architecture, fidelity, seed) -> EvalResult.
+
+Evaluators are plain picklable objects: the experiment ships them to worker processes
+or Ray tasks, where they load their data once per process. They never write the journal.
+:func:`run_trial` is the one entry point executors call; it turns every exception into a
+failed result with a reason, so a broken trial never stops the search.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch.nn as nn
+
+from archsearch.core import EvalResult, Fidelity, Task, TrialState
+from archsearch.registry import Registry
+from archsearch.spaces.base import Architecture, SearchSpace
+
+
+class TrialError(Exception):
+    """A trial failed for a reason worth one line (NaN loss, timeout, out of memory)."""
+
+
+class TrialTimeout(TrialError):
+    pass
+
+
+@dataclass
+class FinalResult:
+    result: EvalResult
+    model: nn.Module
+
+
+class Evaluator(ABC):
+    name: ClassVar[str] = ""
+    objective: str = "valid_acc"  # the metric strategies maximise
+
+    @abstractmethod
+    def task(self) -> Task:
+        """The task networks are built for (loads and validates the data in the driver)."""
+
+    @abstractmethod
+    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int) -> EvalResult: ...
+
+    def final(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
+              train_on_valid: bool = True) -> FinalResult:
+        """Train the chosen architecture for good (on train, plus valid if asked) and measure test metrics."""
+        raise NotImplementedError(f"evaluator {self.name!r} has no final training")
+
+
+EVALUATORS: Registry[Evaluator] = Registry("evaluator")
+register_evaluator = EVALUATORS.register
+
+
+def list_evaluators() -> list[str]:
+    return EVALUATORS.names()
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line naming why a trial failed; memory errors are recognised whatever raised them."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, MemoryError) or "out of memory" in text.lower() or type(exc).__name__ == "OutOfMemoryError":
+        return f"out of memory: {text or type(exc).__name__}"
+    if isinstance(exc, TrialError):
+        return text
+    return f"{type(exc).__name__}: {text}"
+
+
+def run_trial(evaluator: Evaluator, space: SearchSpace, arch: Architecture, fidelity: Fidelity,
+              seed: int, threads: int | None = None) -> EvalResult:
+    """Evaluate one trial, never raising: what executors run in their workers."""
+    start = time.perf_counter()
+    try:
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        result = evaluator.evaluate(space, arch, fidelity, seed)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes a failed trial
+        result = EvalResult.failed(describe_failure(exc), time.perf_counter() - start,
+                                   getattr(exc, "curve", None))
+        tb = traceback.format_exc(limit=8)
+        result.metrics = {}
+        result.error = f"{result.error}\n{tb}" if not isinstance(exc, TrialError) else result.error
+    if result.status is TrialState.COMPLETE and not result.cost:
+        result.cost = time.perf_counter() - start
+    return result
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """FLOPs of one forward pass at batch 1 (torch's own flop counter)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    device = next(model.parameters(), torch.empty(0)).device
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, *input_shape, device=device))
+        return int(counter.get_total_flops())
+    finally:
+        model.train(was_training)
+
+
+def unwrap(options: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if k != "name"}

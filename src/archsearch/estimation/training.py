@@ -1,0 +1,218 @@
+"""The training evaluator: train a built network at a fidelity, report validation accuracy.
+
+The loop is deliberately plain (tensors held in memory, index batches, one optimiser,
+cosine schedule) so that its overhead over a hand-written PyTorch loop stays near zero
+(benchmarks/trial_overhead.py measures it).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Optional, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from archsearch.core import EvalResult, Fidelity, Task, TrialState
+from archsearch.data.base import Split, Splits, load_splits
+from archsearch.errors import ConfigError
+from archsearch.estimation.base import (
+    Evaluator, FinalResult, TrialError, TrialTimeout, count_flops, count_params, register_evaluator,
+)
+from archsearch.spaces.base import Architecture, SearchSpace
+
+OPTIMIZERS = ("adamw", "sgd")
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _prepare(split: Split, fidelity: Fidelity, generator: torch.Generator, subset: bool) -> Split:
+    x, y = split.x, split.y
+    if subset and fidelity.data_fraction < 1.0:
+        k = max(2, int(round(len(y) * fidelity.data_fraction)))
+        idx = torch.randperm(len(y), generator=generator)[:k]
+        x, y = x[idx], y[idx]
+    if fidelity.resolution is not None and tuple(x.shape[2:]) != (fidelity.resolution,) * 2:
+        x = F.interpolate(x, size=(fidelity.resolution,) * 2, mode="bilinear", align_corners=False)
+    return Split(x, y)
+
+
+@torch.no_grad()
+def evaluate_model(model: nn.Module, split: Split, device: torch.device, batch_size: int = 1024) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) of ``model`` on ``split``."""
+    model.eval()
+    correct, loss_sum = 0, 0.0
+    for i in range(0, len(split), batch_size):
+        xb, yb = split.x[i : i + batch_size].to(device), split.y[i : i + batch_size].to(device)
+        logits = model(xb)
+        loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
+        correct += (logits.argmax(1) == yb).sum().item()
+    return correct / len(split), loss_sum / len(split)
+
+
+def train_model(
+    model: nn.Module,
+    train: Split,
+    epochs: int,
+    *,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    optimizer: str,
+    label_smoothing: float,
+    generator: torch.Generator,
+    device: torch.device,
+    valid: Optional[Split] = None,
+    deadline: Optional[float] = None,
+) -> list[dict[str, float]]:
+    """Train in place; returns the learning curve (one dict per epoch)."""
+    model.to(device)
+    x_all, y_all = train.x.to(device), train.y.to(device)
+    params = model.parameters()
+    if optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(params, lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+    n = len(train)
+    curve: list[dict[str, float]] = []
+    for epoch in range(1, epochs + 1):
+        model.train()
+        perm = torch.randperm(n, generator=generator).to(device)
+        loss_sum, seen = 0.0, 0
+        for i in range(0, n, batch_size):
+            idx = perm[i : i + batch_size]
+            if len(idx) < 2:  # batch norm cannot train on a single sample
+                continue
+            loss = F.cross_entropy(model(x_all[idx]), y_all[idx], label_smoothing=label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_val = loss.item()
+            if not math.isfinite(loss_val):
+                err = TrialError(f"loss is not finite (NaN/inf) at epoch {epoch}")
+                err.curve = curve  # type: ignore[attr-defined]
+                raise err
+            loss_sum += loss_val * len(idx)
+            seen += len(idx)
+            if deadline is not None and time.monotonic() > deadline:
+                err = TrialTimeout(f"timeout: trial exceeded its time limit at epoch {epoch}")
+                err.curve = curve  # type: ignore[attr-defined]
+                raise err
+        sched.step()
+        point = {"epoch": float(epoch), "train_loss": loss_sum / max(seen, 1)}
+        if valid is not None:
+            point["valid_acc"], point["valid_loss"] = evaluate_model(model, valid, device)
+        curve.append(point)
+    return curve
+
+
+@register_evaluator("train")
+class TrainingEvaluator(Evaluator):
+    """Trains each architecture from scratch on the experiment's dataset.
+
+    ``data`` is a dataset spec (``{"name": "digits", ...}``) loaded in each worker, or an
+    in-memory :class:`Splits` (shipped to workers with every trial; fine for small data).
+    """
+
+    objective = "valid_acc"
+
+    def __init__(
+        self,
+        data: Union[dict[str, Any], Splits, None] = None,
+        data_seed: int = 0,
+        batch_size: int = 64,
+        lr: float = 3e-3,
+        weight_decay: float = 5e-4,
+        optimizer: str = "adamw",
+        label_smoothing: float = 0.0,
+        timeout: Optional[float] = None,
+        device: str = "auto",
+    ) -> None:
+        if not isinstance(batch_size, int) or batch_size < 2:
+            raise ConfigError(f"evaluator.batch_size must be an integer >= 2, got {batch_size!r}")
+        if not isinstance(lr, (int, float)) or not lr > 0:
+            raise ConfigError(f"evaluator.lr must be a positive number, got {lr!r}")
+        if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
+            raise ConfigError(f"evaluator.weight_decay must be >= 0, got {weight_decay!r}")
+        if optimizer not in OPTIMIZERS:
+            raise ConfigError(f"evaluator.optimizer must be one of: {', '.join(OPTIMIZERS)} (got {optimizer!r})")
+        if not isinstance(label_smoothing, (int, float)) or not 0 <= label_smoothing < 1:
+            raise ConfigError(f"evaluator.label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise ConfigError(f"evaluator.timeout must be a positive number of seconds or null, got {timeout!r}")
+        if not isinstance(device, str) or not (device in ("auto", "cpu") or device.startswith(("cuda", "mps"))):
+            raise ConfigError(f"evaluator.device must be auto, cpu, cuda, cuda:N or mps (got {device!r})")
+        self.data = data if data is not None else {"name": "digits"}
+        self.data_seed = data_seed
+        self.batch_size, self.lr, self.weight_decay = batch_size, float(lr), float(weight_decay)
+        self.optimizer, self.label_smoothing = optimizer, float(label_smoothing)
+        self.timeout, self.device = timeout, device
+
+    def splits(self) -> Splits:
+        return self.data if isinstance(self.data, Splits) else load_splits(self.data, self.data_seed)
+
+    def task(self, fidelity: Optional[Fidelity] = None) -> Task:
+        task = self.splits().task
+        if fidelity is not None and fidelity.resolution is not None:
+            task = Task((task.input_shape[0], fidelity.resolution, fidelity.resolution), task.num_classes)
+        return task
+
+    def _train(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
+               train: Split, valid: Optional[Split]) -> tuple[nn.Module, list[dict[str, float]], float]:
+        device = resolve_device(self.device)
+        generator = torch.Generator().manual_seed(seed)
+        with torch.random.fork_rng(devices=[]):  # weight init seeded per trial, global state untouched
+            torch.manual_seed(seed)
+            model = space.build(arch, self.task(fidelity))
+        deadline = time.monotonic() + self.timeout if self.timeout else None
+        start = time.perf_counter()
+        curve = train_model(
+            model, train, fidelity.epochs, batch_size=self.batch_size, lr=self.lr,
+            weight_decay=self.weight_decay, optimizer=self.optimizer, label_smoothing=self.label_smoothing,
+            generator=generator, device=device, valid=valid, deadline=deadline,
+        )
+        return model, curve, time.perf_counter() - start
+
+    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int) -> EvalResult:
+        start = time.perf_counter()
+        splits = self.splits()
+        generator = torch.Generator().manual_seed(seed + 7919)
+        train = _prepare(splits.train, fidelity, generator, subset=True)
+        valid = _prepare(splits.valid, fidelity, generator, subset=False)
+        model, curve, train_time = self._train(space, arch, fidelity, seed, train, valid)
+        last = curve[-1]
+        metrics = {
+            "valid_acc": last["valid_acc"], "valid_loss": last["valid_loss"], "train_loss": last["train_loss"],
+            "params": float(count_params(model)), "flops": float(count_flops(model, tuple(train.x.shape[1:]))),
+            "train_time": train_time, "epochs": float(fidelity.epochs),
+        }
+        return EvalResult(TrialState.COMPLETE, metrics, time.perf_counter() - start, None, curve)
+
+    def final(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
+              train_on_valid: bool = True) -> FinalResult:
+        """Train on train (+ valid) at ``fidelity`` and report test accuracy."""
+        start = time.perf_counter()
+        splits = self.splits()
+        generator = torch.Generator().manual_seed(seed + 7919)
+        train = splits.train
+        if train_on_valid:
+            train = Split(torch.cat([splits.train.x, splits.valid.x]), torch.cat([splits.train.y, splits.valid.y]))
+        train = _prepare(train, fidelity, generator, subset=True)
+        test = _prepare(splits.test, fidelity, generator, subset=False)
+        model, curve, train_time = self._train(space, arch, fidelity, seed, train, None)
+        device = resolve_device(self.device)
+        test_acc, test_loss = evaluate_model(model, test, device)
+        metrics = {"test_acc": test_acc, "test_loss": test_loss, "train_loss": curve[-1]["train_loss"],
+                   "params": float(count_params(model)), "train_time": train_time,
+                   "epochs": float(fidelity.epochs), "train_samples": float(len(train))}
+        if not train_on_valid:
+            metrics["valid_acc"], metrics["valid_loss"] = evaluate_model(model, _prepare(splits.valid, fidelity, generator, False), device)
+        result = EvalResult(TrialState.COMPLETE, metrics, time.perf_counter() - start, None, curve)
+        return FinalResult(result, model.cpu())

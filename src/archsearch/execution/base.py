@@ -1,0 +1,79 @@
+"""The executor protocol: run trial evaluations somewhere and hand back their results.
+
+Executors know nothing of strategies or journals. ``submit`` queues one evaluation under
+a key (the trial number); ``wait`` returns the (key, result) pairs that finished,
+blocking up to ``timeout`` seconds for at least one. Failures of the machinery (a worker
+process killed, a Ray task lost) come back as failed results, never as exceptions.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Optional
+
+from archsearch.core import EvalResult, Fidelity
+from archsearch.errors import ConfigError
+from archsearch.estimation.base import Evaluator, run_trial
+from archsearch.registry import Registry
+from archsearch.spaces.base import Architecture, SearchSpace
+
+
+@dataclass
+class TrialCall:
+    """Everything a worker needs to evaluate one trial (picklable)."""
+
+    evaluator: Evaluator
+    space: SearchSpace
+    arch: Architecture
+    fidelity: Fidelity
+    seed: int
+
+    def __call__(self, threads: Optional[int] = None) -> EvalResult:
+        return run_trial(self.evaluator, self.space, self.arch, self.fidelity, self.seed, threads)
+
+
+class Executor(ABC):
+    name: ClassVar[str] = ""
+
+    def __init__(self, workers: int = 1) -> None:
+        if not isinstance(workers, int) or workers < 1:
+            raise ConfigError(f"executor.workers must be an integer >= 1, got {workers!r}")
+        self.workers = workers
+
+    @abstractmethod
+    def submit(self, key: int, call: TrialCall) -> None: ...
+
+    @abstractmethod
+    def wait(self, timeout: Optional[float] = None) -> list[tuple[int, EvalResult]]: ...
+
+    @abstractmethod
+    def running(self) -> int:
+        """Submitted and not yet returned by ``wait``."""
+
+    def close(self) -> None:
+        """Release workers. Safe to call twice."""
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def default_threads(workers: int) -> int:
+    """Split the cores evenly so parallel workers do not oversubscribe them."""
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+EXECUTORS: Registry[Executor] = Registry("executor")
+register_executor = EXECUTORS.register
+
+
+def create_executor(name: str, **options: Any) -> Executor:
+    return EXECUTORS.create(name, **options)
+
+
+def list_executors() -> list[str]:
+    return EXECUTORS.names()

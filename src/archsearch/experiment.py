@@ -1,0 +1,265 @@
+"""The experiment: config -> strategy.ask -> executor -> evaluator -> journal -> strategy.tell -> report.
+
+An experiment lives in a directory: ``journal.sqlite`` (the truth), ``config.yaml`` (the
+resolved config, for people), and after the search ``best.json`` and ``best_model.pt``.
+Resuming rebuilds everything from the journal: the config stored in it, the strategy by
+replaying its ask/tell events, and the trials that were in flight, which run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+
+from archsearch.config import Config
+from archsearch.core import EvalResult, Fidelity, Proposal, Trial, TrialState
+from archsearch.data.base import Splits
+from archsearch.errors import ArchsearchError, ConfigError, JournalError, SearchAborted
+from archsearch.estimation.base import EVALUATORS, Evaluator
+from archsearch.execution.base import Executor, TrialCall, create_executor
+from archsearch.progress import Progress
+from archsearch.spaces.base import SearchSpace, create_space
+from archsearch.storage.journal import Journal
+from archsearch.strategies.base import Strategy, create_strategy
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """A per-trial seed: the same trial gets the same seed when it is run again."""
+    return (seed * 1_000_003 + number * 7_919 + 17) % (2**31 - 1)
+
+
+@dataclass
+class Summary:
+    out_dir: str
+    complete: int
+    failed: int
+    best: Optional[Trial]
+    final: Optional[dict[str, Any]]
+
+
+class Experiment:
+    def __init__(self, config: Config, out_dir: str, journal: Optional[Journal] = None,
+                 data: Optional[Splits] = None, quiet: bool = False) -> None:
+        """Build every part from ``config`` (so bad options fail before anything is written)."""
+        self.config, self.out_dir, self.quiet = config, out_dir, quiet
+        self._journal = journal
+        self.space: SearchSpace = create_space(config.space["name"], **config.options("space"))
+        data_spec: Any = data if data is not None else dict(config.dataset)
+        self.evaluator: Evaluator = EVALUATORS.create(
+            config.evaluator["name"], data_spec, config.seed, skip=("data", "data_seed"), **config.options("evaluator"))
+        self.strategy: Strategy = create_strategy(config.strategy["name"], self.space, config.seed,
+                                                  **config.options("strategy"))
+
+    # -- construction ------------------------------------------------------------
+    @classmethod
+    def create(cls, config: Config, out_dir: str, data: Optional[Splits] = None, quiet: bool = False) -> "Experiment":
+        path = os.path.join(out_dir, Journal.FILENAME)
+        if os.path.exists(path):
+            raise ArchsearchError(f"{out_dir} already holds a search: resume it with 'archsearch resume {out_dir}' "
+                                  "or choose another --out")
+        experiment = cls(config, out_dir, None, data, quiet)
+        experiment.evaluator.task(config.fidelity)  # loads and checks the data before touching the disk
+        os.makedirs(out_dir, exist_ok=True)
+        journal = Journal(path, create=True)
+        journal.set_meta("config", config.to_dict())
+        journal.set_meta("created_at", time.time())
+        with open(os.path.join(out_dir, "config.yaml"), "w", encoding="utf-8") as f:
+            f.write(config.to_yaml())
+        experiment._journal = journal
+        return experiment
+
+    @classmethod
+    def open(cls, out_dir: str, data: Optional[Splits] = None, quiet: bool = False,
+             budget: Optional[int] = None) -> "Experiment":
+        """Reopen a search directory (to resume or to report)."""
+        if not os.path.isdir(out_dir):
+            raise JournalError(f"no search directory at {out_dir}")
+        journal = Journal(os.path.join(out_dir, Journal.FILENAME))
+        stored = journal.get_meta("config")
+        if stored is None:
+            raise JournalError(f"{out_dir}/{Journal.FILENAME} holds no config; it was not written by archsearch")
+        config = Config.from_dict(stored)
+        if budget is not None:
+            config.budget.trials = budget
+            journal.set_meta("config", config.to_dict())
+        return cls(config, out_dir, journal, data, quiet)
+
+    @property
+    def journal(self) -> Journal:
+        assert self._journal is not None, "experiment has no journal yet"
+        return self._journal
+
+    # -- the loop ----------------------------------------------------------------
+    def trials(self, with_curves: bool = False) -> list[Trial]:
+        return self.journal.trials(self.space.from_dict, with_curves)
+
+    def best_trial(self) -> Optional[Trial]:
+        done = [t for t in self.trials() if t.state is TrialState.COMPLETE and t.reward is not None]
+        return max(done, key=lambda t: (t.reward, -t.number)) if done else None
+
+    def _replay(self, trials: list[Trial], progress: Progress) -> list[Trial]:
+        """Rebuild the strategy's state from the journal; return trials to run again."""
+        events = sorted([(t.ask_seq, 0, t) for t in trials] +
+                        [(t.tell_seq, 1, t) for t in trials if t.tell_seq is not None], key=lambda e: e[0])
+        diverged = 0
+        for _, kind, trial in events:
+            if kind == 0:
+                if self.strategy.ask().arch != trial.arch:
+                    diverged += 1
+            else:
+                self.strategy.tell(trial)
+        if diverged:
+            progress.message(f"warning: replaying the strategy gave {diverged} architecture(s) different from "
+                             "the journal (code or options changed?); the journal's trials are kept")
+        return [t for t in trials if not t.state.finished]
+
+    def run(self, executor: Optional[Executor] = None) -> Summary:
+        cfg = self.config
+        trials = self.trials()
+        complete = sum(t.state is TrialState.COMPLETE for t in trials)
+        progress = Progress(cfg.budget.trials, complete, quiet=self.quiet)
+        rerun = self._replay(trials, progress) if trials else []
+        if trials:
+            progress.message(f"resuming {self.out_dir}: {complete} complete, {len(rerun)} to run again")
+        best = self.best_trial()
+        best_reward = best.reward if best else None
+        elapsed0 = float(self.journal.get_meta("elapsed", 0.0))
+        start = time.monotonic()
+        in_flight: dict[int, Trial] = {}
+        own_executor = executor is None
+        if executor is None:
+            executor = create_executor(cfg.executor["name"], **cfg.options("executor"))
+        try:
+            while True:
+                failed = self.journal.count(TrialState.FAILED)
+                if failed >= cfg.budget.max_failures:
+                    last = next((t.error for t in reversed(self.trials()) if t.state is TrialState.FAILED), "")
+                    raise SearchAborted(f"search stopped: {failed} trials failed (budget.max_failures="
+                                        f"{cfg.budget.max_failures}); last error: {(last or '').splitlines()[0]}")
+                time_up = cfg.budget.time is not None and elapsed0 + time.monotonic() - start >= cfg.budget.time
+                while len(in_flight) < executor.workers and complete + len(in_flight) < cfg.budget.trials \
+                        and not time_up:
+                    trial = rerun.pop(0) if rerun else self._ask()
+                    self._submit(executor, trial)
+                    in_flight[trial.number] = trial
+                if not in_flight:
+                    break
+                for number, result in executor.wait(timeout=1.0):
+                    trial = self._finish(in_flight.pop(number), result)
+                    if trial.state is TrialState.COMPLETE:
+                        complete += 1
+                        if best_reward is None or (trial.reward is not None and trial.reward > best_reward):
+                            best_reward = trial.reward
+                    self.journal.set_meta("elapsed", elapsed0 + time.monotonic() - start)
+                    progress.trial(trial, best_reward)
+        finally:
+            progress.close()
+            if own_executor:
+                executor.close()
+        final = self.finalize()
+        return Summary(self.out_dir, complete, self.journal.count(TrialState.FAILED), self.best_trial(), final)
+
+    def _ask(self) -> Trial:
+        proposal: Proposal = self.strategy.ask()
+        arch = self.space.validate(proposal.arch)
+        fidelity = proposal.fidelity or self.config.fidelity
+        number = self.journal.create_trial(arch, fidelity, proposal.parent)
+        return Trial(number, arch, TrialState.WAITING, fidelity, proposal.parent)
+
+    def _submit(self, executor: Executor, trial: Trial) -> None:
+        self.journal.mark_running(trial.number)
+        seed = trial_seed(self.config.seed, trial.number)
+        executor.submit(trial.number, TrialCall(self.evaluator, self.space, trial.arch, trial.fidelity, seed))
+
+    def _finish(self, trial: Trial, result: EvalResult) -> Trial:
+        reward: Optional[float] = None
+        if result.status is TrialState.COMPLETE:
+            reward = result.metrics.get(self.evaluator.objective)
+            if reward is None or reward != reward:  # missing or NaN objective
+                result = EvalResult.failed(f"evaluator returned no finite {self.evaluator.objective!r}",
+                                           result.cost, result.curve)
+                reward = None
+        self.journal.finish_trial(trial.number, result.status, result.metrics, reward, result.error,
+                                  result.cost, result.curve)
+        trial.state, trial.metrics, trial.reward = result.status, result.metrics, reward
+        trial.error, trial.cost, trial.curve = result.error, result.cost, result.curve
+        self.strategy.tell(trial)
+        return trial
+
+    # -- after the search ----------------------------------------------------------
+    def finalize(self) -> Optional[dict[str, Any]]:
+        """Final training of the best architecture; writes best.json and best_model.pt once."""
+        best = self.best_trial()
+        if best is None:
+            raise SearchAborted("search finished without a single complete trial; nothing to train")
+        done = self.journal.get_meta("final")
+        if done is not None and done.get("trial") == best.number:
+            return done
+        record: dict[str, Any] = {"trial": best.number, "arch": str(best.arch), "arch_json": best.arch.to_dict(),
+                                  "search_metrics": best.metrics, "metrics": dict(best.metrics)}
+        fcfg = self.config.final
+        if fcfg.enabled:
+            if not self.quiet:
+                import sys
+
+                print(f"final training of trial {best.number} for {fcfg.epochs} epochs: {best.arch}",
+                      file=sys.stderr, flush=True)
+            fidelity = Fidelity(epochs=fcfg.epochs, resolution=self.config.fidelity.resolution)
+            final = self.evaluator.final(self.space, best.arch, fidelity, trial_seed(self.config.seed, 0) + 1,
+                                         train_on_valid=fcfg.train_on_valid)
+            record["metrics"] = {**best.metrics, **final.result.metrics}
+            record["final_metrics"] = final.result.metrics
+            checkpoint = {
+                "format": "archsearch.checkpoint/1",
+                "space": self.space.name, "space_options": _jsonable(self.space.options()),
+                "arch": str(best.arch), "arch_json": best.arch.to_dict(),
+                "task": self.evaluator.task(fidelity).to_dict(),
+                "config": self.config.to_dict(), "metrics": final.result.metrics,
+                "state_dict": final.model.state_dict(),
+            }
+            torch.save(checkpoint, os.path.join(self.out_dir, "best_model.pt"))
+        with open(os.path.join(self.out_dir, "best.json"), "w", encoding="utf-8") as f:
+            json.dump({"arch": record["arch"], "metrics": record["metrics"], "trial": best.number,
+                       "arch_json": record["arch_json"]}, f, indent=2)
+        self.journal.set_meta("final", record)
+        return record
+
+    def close(self) -> None:
+        self.journal.close()
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=list))
+
+
+def load_checkpoint(path: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """Rebuild the final model from ``best_model.pt`` (weights_only: no code is unpickled)."""
+    from archsearch.core import Task
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ArchsearchError(f"checkpoint not found: {path}") from None
+    except Exception as exc:  # noqa: BLE001
+        raise ArchsearchError(f"cannot load checkpoint {path}: {exc}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != "archsearch.checkpoint/1":
+        raise ArchsearchError(f"{path} is not an archsearch checkpoint")
+    space = create_space(ckpt["space"], **ckpt["space_options"])
+    arch = space.from_dict(ckpt["arch_json"])
+    model = space.build(arch, Task.from_dict(ckpt["task"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model, ckpt
+
+
+def run_search(config: Config, out_dir: str, data: Optional[Splits] = None, quiet: bool = False) -> Summary:
+    """Python API: run a new search to completion."""
+    experiment = Experiment.create(config, out_dir, data, quiet)
+    try:
+        return experiment.run()
+    finally:
+        experiment.close()

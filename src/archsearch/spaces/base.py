@@ -1,0 +1,163 @@
+"""The search-space protocol: an architecture is plain data, a space describes and builds it.
+
+Every space exposes one canonical encoding: a fixed-length sequence of categorical
+decisions (:meth:`SearchSpace.decisions`, :meth:`encode`, :meth:`decode`). Sampling,
+mutation, neighbours and crossover default to operations on that sequence, so a new
+space gets every strategy for free and overrides only what its structure needs.
+RL controllers and Optuna-style samplers consume the same sequence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+import torch.nn as nn
+
+from archsearch.core import Task
+from archsearch.errors import ParseError
+from archsearch.registry import Registry
+
+
+class Architecture(ABC):
+    """An immutable genotype. Subclasses are frozen dataclasses.
+
+    ``str(arch)`` is the human-readable form and ``type(arch).parse`` reads it back;
+    ``to_dict``/``from_dict`` give the JSON form. ``id`` hashes the canonical JSON.
+    """
+
+    space: ClassVar[str] = ""
+
+    @abstractmethod
+    def to_dict(self) -> dict[str, Any]: ...
+
+    @classmethod
+    @abstractmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Architecture": ...
+
+    @classmethod
+    @abstractmethod
+    def parse(cls, text: str) -> "Architecture": ...
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def id(self) -> str:
+        return hashlib.sha256(f"{self.space}:{self.to_json()}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One categorical choice of the canonical encoding."""
+
+    name: str
+    choices: tuple[Any, ...]
+
+
+class SearchSpace(ABC):
+    """Describes a set of architectures and builds networks from them.
+
+    Constructor keyword arguments are the space's options (``--set space.KEY=VALUE``).
+    """
+
+    name: ClassVar[str] = ""
+    arch_type: ClassVar[type[Architecture]]
+
+    # -- the canonical encoding --------------------------------------------------
+    @abstractmethod
+    def decisions(self) -> list[Decision]:
+        """The fixed decision sequence of this space (depends on the options)."""
+
+    @abstractmethod
+    def encode(self, arch: Architecture) -> list[int]:
+        """Choice indices, one per decision. Raises ParseError if ``arch`` is not in the space."""
+
+    @abstractmethod
+    def decode(self, indices: Sequence[int]) -> Architecture: ...
+
+    # -- building ----------------------------------------------------------------
+    @abstractmethod
+    def build(self, arch: Architecture, task: Task) -> nn.Module:
+        """A fresh, randomly initialised network for ``task``."""
+
+    def options(self) -> dict[str, Any]:
+        """The constructor options, to store in configs and checkpoints."""
+        return dict(getattr(self, "_options", {}))
+
+    # -- parsing and validation --------------------------------------------------
+    def validate(self, arch: Architecture) -> Architecture:
+        if not isinstance(arch, self.arch_type):
+            raise ParseError(f"expected a {self.name!r} architecture, got {type(arch).__name__}")
+        self.encode(arch)
+        return arch
+
+    def parse(self, text: str) -> Architecture:
+        if not isinstance(text, str) or not text.strip():
+            raise ParseError(f"empty architecture string for space {self.name!r}")
+        return self.validate(self.arch_type.parse(text))
+
+    def from_dict(self, data: dict[str, Any]) -> Architecture:
+        try:
+            return self.validate(self.arch_type.from_dict(data))
+        except ParseError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ParseError(f"malformed {self.name!r} architecture JSON: {exc!r}") from exc
+
+    # -- search operators (defaults over the decision sequence) ------------------
+    def sample(self, rng: np.random.Generator) -> Architecture:
+        return self.decode([int(rng.integers(len(d.choices))) for d in self.decisions()])
+
+    def mutate(self, arch: Architecture, rng: np.random.Generator) -> Architecture:
+        """Change exactly one decision to a different choice."""
+        decisions = self.decisions()
+        idx = self.encode(arch)
+        mutable = [i for i, d in enumerate(decisions) if len(d.choices) > 1]
+        if not mutable:
+            return arch
+        i = mutable[int(rng.integers(len(mutable)))]
+        new = int(rng.integers(len(decisions[i].choices) - 1))
+        idx[i] = new if new < idx[i] else new + 1
+        return self.decode(idx)
+
+    def neighbours(self, arch: Architecture) -> list[Architecture]:
+        """Every architecture one decision away, in a fixed order."""
+        idx = self.encode(arch)
+        out = []
+        for i, d in enumerate(self.decisions()):
+            for c in range(len(d.choices)):
+                if c != idx[i]:
+                    out.append(self.decode(idx[:i] + [c] + idx[i + 1 :]))
+        return out
+
+    def crossover(self, a: Architecture, b: Architecture, rng: np.random.Generator) -> Architecture:
+        """Uniform crossover: each decision from either parent."""
+        ia, ib = self.encode(a), self.encode(b)
+        take = rng.random(len(ia)) < 0.5
+        return self.decode([x if t else y for x, y, t in zip(ia, ib, take)])
+
+    def size(self) -> int:
+        """Number of points in the decision encoding (an upper bound on distinct networks)."""
+        n = 1
+        for d in self.decisions():
+            n *= len(d.choices)
+        return n
+
+
+SPACES: Registry[SearchSpace] = Registry("space")
+register_space = SPACES.register
+
+
+def create_space(name: str, **options: Any) -> SearchSpace:
+    space = SPACES.create(name, **options)
+    space._options = dict(options)  # type: ignore[attr-defined]
+    return space
+
+
+def list_spaces() -> list[str]:
+    return SPACES.names()

@@ -1,0 +1,202 @@
+"""Chain-structured CNNs: a fixed number of layers, each choosing op, kernel, channels, activation.
+
+String form, one ``op:kernel:channels:activation`` token per layer joined by ``|``::
+
+    conv:3:64:relu|sep_conv:5:64:gelu|max_pool:3:64:relu|identity:3:32:relu
+
+Pooling and identity layers keep the incoming width (their channels and activation are
+carried in the genotype but unused), which lets the chain get effectively shallower.
+Network: stem conv3x3 -> layers -> (2x2 max-pool downsampling spread evenly, while the map
+is at least 4 pixels) -> global average pool -> linear.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+
+from archsearch.core import Task
+from archsearch.errors import ConfigError, ParseError
+from archsearch.spaces.base import Architecture, Decision, SearchSpace, register_space
+
+OPS = ("conv", "sep_conv", "dil_conv", "max_pool", "avg_pool", "identity")
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU}
+
+
+# -- the genotype ---------------------------------------------------------------
+@dataclass(frozen=True)
+class ChainLayer:
+    op: str
+    kernel: int
+    channels: int
+    activation: str
+
+    def __str__(self) -> str:
+        return f"{self.op}:{self.kernel}:{self.channels}:{self.activation}"
+
+
+@dataclass(frozen=True)
+class ChainArch(Architecture):
+    layers: tuple[ChainLayer, ...]
+    space = "chain"
+
+    def __str__(self) -> str:
+        return "|".join(str(layer) for layer in self.layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layers": [[l.op, l.kernel, l.channels, l.activation] for l in self.layers]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ChainArch":
+        layers = data["layers"]
+        if not isinstance(layers, list):
+            raise ParseError("chain architecture JSON: 'layers' must be a list")
+        out = []
+        for i, item in enumerate(layers):
+            if not isinstance(item, (list, tuple)) or len(item) != 4:
+                raise ParseError(f"chain architecture JSON: layer {i} must be [op, kernel, channels, activation]")
+            op, k, c, act = item
+            if not isinstance(k, int) or not isinstance(c, int) or isinstance(k, bool) or isinstance(c, bool):
+                raise ParseError(f"chain architecture JSON: layer {i} kernel and channels must be integers")
+            out.append(ChainLayer(str(op), k, c, str(act)))
+        return cls(tuple(out))
+
+    @classmethod
+    def parse(cls, text: str) -> "ChainArch":
+        tokens = [t.strip() for t in text.strip().split("|")]
+        layers = []
+        for i, tok in enumerate(tokens):
+            parts = tok.split(":")
+            if len(parts) != 4:
+                raise ParseError(
+                    f"layer {i + 1} {tok!r}: expected op:kernel:channels:activation, e.g. conv:3:32:relu"
+                )
+            op, k, c, act = (p.strip() for p in parts)
+            if not k.isdigit() or not c.isdigit():
+                raise ParseError(f"layer {i + 1} {tok!r}: kernel and channels must be positive integers")
+            layers.append(ChainLayer(op, int(k), int(c), act))
+        return cls(tuple(layers))
+
+
+# -- operations -----------------------------------------------------------------
+def _layer(spec: ChainLayer, c_in: int) -> tuple[nn.Module, int]:
+    """Build one layer; returns the module and its output width."""
+    k, c, pad = spec.kernel, spec.channels, spec.kernel // 2
+    act = ACTIVATIONS[spec.activation]()
+    if spec.op == "conv":
+        return nn.Sequential(nn.Conv2d(c_in, c, k, padding=pad, bias=False), nn.BatchNorm2d(c), act), c
+    if spec.op == "sep_conv":  # depthwise k x k then pointwise 1 x 1
+        return nn.Sequential(
+            nn.Conv2d(c_in, c_in, k, padding=pad, groups=c_in, bias=False),
+            nn.Conv2d(c_in, c, 1, bias=False), nn.BatchNorm2d(c), act,
+        ), c
+    if spec.op == "dil_conv":  # dilation 2 widens the receptive field at the same cost
+        return nn.Sequential(nn.Conv2d(c_in, c, k, padding=2 * pad, dilation=2, bias=False), nn.BatchNorm2d(c), act), c
+    if spec.op == "max_pool":
+        return nn.MaxPool2d(k, stride=1, padding=pad), c_in
+    if spec.op == "avg_pool":
+        return nn.AvgPool2d(k, stride=1, padding=pad, count_include_pad=False), c_in
+    return nn.Identity(), c_in
+
+
+class ChainNet(nn.Module):
+    def __init__(self, arch: ChainArch, task: Task, stem_channels: int, reductions: int) -> None:
+        super().__init__()
+        c_in, h = task.input_shape[0], min(task.input_shape[1:])
+        self.stem = nn.Sequential(nn.Conv2d(c_in, stem_channels, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(stem_channels), nn.ReLU())
+        n = len(arch.layers)
+        # downsample after layers spread evenly: e.g. 6 layers, 2 reductions -> after layers 2 and 4
+        reduce_after = {round(n * (r + 1) / (reductions + 1)) - 1 for r in range(reductions)}
+        blocks: list[nn.Module] = []
+        c = stem_channels
+        for i, spec in enumerate(arch.layers):
+            module, c = _layer(spec, c)
+            blocks.append(module)
+            if i in reduce_after and h >= 4:
+                blocks.append(nn.MaxPool2d(2))
+                h //= 2
+        self.body = nn.Sequential(*blocks)
+        self.head = nn.Linear(c, task.num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.body(self.stem(x))  # (B, C, H', W')
+        return self.head(x.mean(dim=(2, 3)))
+
+
+# -- the space ------------------------------------------------------------------
+@register_space("chain")
+class ChainSpace(SearchSpace):
+    """Chain-structured CNNs (seed 001: each node's only parent is the previous node)."""
+
+    arch_type = ChainArch
+
+    def __init__(
+        self,
+        layers: int = 6,
+        ops: Sequence[str] = OPS,
+        kernels: Sequence[int] = (1, 3, 5),
+        channels: Sequence[int] = (16, 32, 64, 96),
+        activations: Sequence[str] = ("relu", "gelu", "silu", "tanh"),
+        stem_channels: int = 32,
+        reductions: int = 2,
+    ) -> None:
+        if not isinstance(layers, int) or not 1 <= layers <= 64:
+            raise ConfigError(f"space.layers must be an integer in 1..64, got {layers!r}")
+        for key, values, valid in (("ops", ops, OPS), ("activations", activations, tuple(ACTIVATIONS))):
+            if not values:
+                raise ConfigError(f"space.{key} must not be empty (valid: {', '.join(valid)})")
+            bad = [v for v in values if v not in valid]
+            if bad:
+                raise ConfigError(f"space.{key}: unknown {bad[0]!r} (valid: {', '.join(valid)})")
+        for key, values in (("kernels", kernels), ("channels", channels)):
+            if not values or any(not isinstance(v, int) or v < 1 for v in values):
+                raise ConfigError(f"space.{key} must be a non-empty list of positive integers, got {values!r}")
+        if any(k % 2 == 0 for k in kernels):
+            raise ConfigError(f"space.kernels must be odd (same padding), got {list(kernels)}")
+        if not isinstance(stem_channels, int) or stem_channels < 1:
+            raise ConfigError(f"space.stem_channels must be a positive integer, got {stem_channels!r}")
+        if not isinstance(reductions, int) or not 0 <= reductions <= layers:
+            raise ConfigError(f"space.reductions must be an integer in 0..layers, got {reductions!r}")
+        self.layers, self.stem_channels, self.reductions = layers, stem_channels, reductions
+        self.ops, self.kernels = tuple(ops), tuple(kernels)
+        self.channels, self.activations = tuple(channels), tuple(activations)
+
+    def decisions(self) -> list[Decision]:
+        out = []
+        for i in range(self.layers):
+            out += [Decision(f"layer{i}.op", self.ops), Decision(f"layer{i}.kernel", self.kernels),
+                    Decision(f"layer{i}.channels", self.channels), Decision(f"layer{i}.activation", self.activations)]
+        return out
+
+    def encode(self, arch: Architecture) -> list[int]:
+        assert isinstance(arch, ChainArch)
+        if len(arch.layers) != self.layers:
+            raise ParseError(f"expected {self.layers} layers (space.layers), got {len(arch.layers)}")
+        idx = []
+        for i, layer in enumerate(arch.layers):
+            for field, value, choices in (("op", layer.op, self.ops), ("kernel", layer.kernel, self.kernels),
+                                          ("channels", layer.channels, self.channels),
+                                          ("activation", layer.activation, self.activations)):
+                if value not in choices:
+                    raise ParseError(f"layer {i + 1}: {field} {value!r} is not in the space "
+                                     f"(valid: {', '.join(map(str, choices))})")
+                idx.append(choices.index(value))
+        return idx
+
+    def decode(self, indices: Sequence[int]) -> ChainArch:
+        if len(indices) != 4 * self.layers:
+            raise ParseError(f"expected {4 * self.layers} decisions, got {len(indices)}")
+        layers = []
+        for i in range(self.layers):
+            o, k, c, a = indices[4 * i : 4 * i + 4]
+            layers.append(ChainLayer(self.ops[o], self.kernels[k], self.channels[c], self.activations[a]))
+        return ChainArch(tuple(layers))
+
+    def build(self, arch: Architecture, task: Task) -> nn.Module:
+        self.validate(arch)
+        assert isinstance(arch, ChainArch)
+        return ChainNet(arch, task, self.stem_channels, self.reductions)

@@ -1,0 +1,8 @@
+"""Search strategies (ask/tell), registered by name."""
+
+from archsearch.strategies.base import STRATEGIES, Strategy, create_strategy, list_strategies, register_strategy
+from archsearch.strategies.evolution import RegularizedEvolution
+from archsearch.strategies.random import RandomSearch
+
+__all__ = ["STRATEGIES", "RandomSearch", "RegularizedEvolution", "Strategy", "create_strategy",
+           "list_strategies", "register_strategy"]
