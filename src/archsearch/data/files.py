@@ -12,14 +12,13 @@ user downloaded from anywhere would run whatever code the file names.
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import pickle
 import struct
 import zlib
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import IO, Any, Callable, Optional
 
 import numpy as np
 
@@ -91,7 +90,7 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickler whose only reachable globals are the numpy array constructors."""
 
-    def __init__(self, file: io.BufferedIOBase, source: str) -> None:
+    def __init__(self, file: IO[bytes], source: str) -> None:
         super().__init__(file, encoding="bytes")
         self._source = source
         self._allowed = _allowed_globals()
@@ -110,7 +109,7 @@ def safe_unpickle(path: str) -> Any:
     """Load a pickle that may hold only dicts, lists, numbers, bytes, str and numpy arrays."""
     try:
         with open(path, "rb") as f:
-            return _NumpyOnlyUnpickler(f, path).load()  # type: ignore[arg-type]
+            return _NumpyOnlyUnpickler(f, path).load()
     except DataError:
         raise
     except Exception as exc:  # UnpicklingError, EOFError, ValueError, ... from a bad file
@@ -130,6 +129,10 @@ class _CifarLayout:
     train: tuple[str, ...]
     test: str
     binary: bool
+
+    def describe(self) -> str:
+        train = self.train[0] if len(self.train) == 1 else f"{self.train[0]}..{self.train[-1]}"
+        return f"{train} and {self.test}"
 
 
 _CIFAR10_LAYOUTS = (
@@ -202,12 +205,12 @@ class _CifarSource(DatasetSource):
         path = _require_dir(self.path)
         found = _find_cifar(path, self.layouts)
         if found is None:
-            wanted = " or ".join(f"{lay.subdir}/ ({', '.join(lay.train)}, {lay.test})" for lay in self.layouts)
-            raise DataError(f"{path}: no {self.title} files found; expected the files of {wanted} in it or in that sub-folder")
+            wanted = " or ".join(f"{lay.describe()} (in it or in {lay.subdir}/)" for lay in self.layouts)
+            raise DataError(f"{path}: no {self.title} files found; expected {wanted}")
         folder, layout = found
         for name in (*layout.train, layout.test):
             if not os.path.isfile(os.path.join(folder, name)):
-                raise DataError(f"{os.path.join(folder, name)}: missing {self.title} file ({layout.subdir} needs {', '.join(layout.train)} and {layout.test})")
+                raise DataError(f"{os.path.join(folder, name)}: missing {self.title} file (needs {layout.describe()})")
 
         def read(name: str) -> tuple[np.ndarray, np.ndarray]:
             file = os.path.join(folder, name)
@@ -217,8 +220,7 @@ class _CifarSource(DatasetSource):
 
         train = [read(name) for name in layout.train]
         x_test, y_test = read(layout.test)
-        x = np.concatenate([b[0] for b in train]) if len(train) > 1 else train[0][0]
-        y = np.concatenate([b[1] for b in train]) if len(train) > 1 else train[0][1]
+        x, y = np.concatenate([b[0] for b in train]), np.concatenate([b[1] for b in train])
         return RawData(x, y, x_test, y_test, num_classes=self.num_classes, scale=255.0)
 
 

@@ -1,0 +1,231 @@
+"""The command line: thin commands over the library.
+
+Bad input of any kind prints one line (``error: ...``) and exits with code 2; ``--debug``
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import time
+from typing import Any, Callable, List, Optional
+
+import typer
+
+from archsearch.errors import ArchsearchError, SearchAborted
+
+app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+                  help="archsearch: neural architecture search on PyTorch.")
+
+DebugOpt = typer.Option(False, "--debug", help="Show tracebacks.")
+
+
+def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Map user errors to exit 2, aborted searches to exit 1, Ctrl-C to 130."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = kwargs.get("debug", False)
+        try:
+            return fn(*args, **kwargs)
+        except ArchsearchError as exc:
+            if debug:
+                raise
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(2)
+        except SearchAborted as exc:
+            if debug:
+                raise
+            print(f"error: {exc}", file=sys.stderr)
+            raise typer.Exit(1)
+        except KeyboardInterrupt:
+            print("interrupted; the journal is intact (archsearch resume DIR continues)", file=sys.stderr)
+            raise typer.Exit(130)
+
+    return wrapper
+
+
+def _dataset_section(value: str) -> dict[str, Any]:
+    from archsearch.data import DATASETS, detect_format
+    from archsearch.errors import ConfigError
+
+    if value in DATASETS:
+        return {"name": value}
+    name, sep, path = value.partition(":")
+    if sep and name in DATASETS:
+        return {"name": name, "path": path}
+    if os.path.exists(value):
+        return {"name": detect_format(value), "path": value}
+    raise ConfigError(f"unknown dataset {value!r} (valid: {', '.join(DATASETS.names())}; "
+                      "or a path to a data folder or .npz file, or NAME:PATH)")
+
+
+def _set_name(data: dict[str, Any], section: str, name: str) -> None:
+    current = data.get(section)
+    if isinstance(current, dict) and current.get("name") == name:
+        return
+    data[section] = {"name": name}
+
+
+@app.command()
+@_guard
+def search(
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config file."),
+    space: Optional[str] = typer.Option(None, help="Search space name."),
+    strategy: Optional[str] = typer.Option(None, help="Search strategy name."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset name, NAME:PATH, or a path."),
+    budget: Optional[int] = typer.Option(None, help="Number of complete trials."),
+    seed: Optional[int] = typer.Option(None, help="Seed of every random choice."),
+    executor: Optional[str] = typer.Option(None, help="inline, process or ray."),
+    workers: Optional[int] = typer.Option(None, help="Trials run at once."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster."),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs per trial (fidelity)."),
+    data_fraction: Optional[float] = typer.Option(None, "--data-fraction", help="Share of training data per trial."),
+    set_: List[str] = typer.Option([], "--set", help="Override any config key: KEY=VALUE (repeatable)."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Directory for the journal and results."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    debug: bool = DebugOpt,
+) -> None:
+    """Run a search (no arguments: the main job on the built-in digits data)."""
+    from archsearch.config import Config, apply_override, load_yaml
+    from archsearch.experiment import Experiment
+
+    data: dict[str, Any] = load_yaml(config) if config else {}
+    if space:
+        _set_name(data, "space", space)
+    if strategy:
+        _set_name(data, "strategy", strategy)
+    if dataset:
+        data["dataset"] = _dataset_section(dataset)
+    for key, value in (("seed", seed),):
+        if value is not None:
+            data[key] = value
+    nested = {("budget", "trials"): budget, ("fidelity", "epochs"): epochs,
+              ("fidelity", "data_fraction"): data_fraction}
+    for (section, key), value in nested.items():
+        if value is not None:
+            data.setdefault(section, {})[key] = value
+    if executor:
+        _set_name(data, "executor", executor)
+    if workers is not None:
+        ex = data.get("executor")
+        if ex is None or ex == "inline" or (isinstance(ex, dict) and ex.get("name", "inline") == "inline"):
+            if workers > 1 and not executor:
+                data["executor"] = {"name": "process"}  # parallel trials need a pool
+        if isinstance(data.get("executor"), str):
+            data["executor"] = {"name": data["executor"]}
+        data.setdefault("executor", {"name": "inline"})["workers"] = workers
+    if ray_address:
+        if not executor and not isinstance(data.get("executor"), dict):
+            data["executor"] = {"name": "ray"}
+        data.setdefault("executor", {"name": "ray"})["ray_address"] = ray_address
+    for assignment in set_:
+        apply_override(data, assignment)
+    cfg = Config.from_dict(data)
+    out_dir = out or os.path.join(
+        "runs", f"{cfg.space['name']}-{cfg.strategy['name']}-{time.strftime('%Y%m%d-%H%M%S')}")
+    experiment = Experiment.create(cfg, out_dir, quiet=quiet)
+    _run(experiment, quiet)
+
+
+def _run(experiment: Any, quiet: bool) -> None:
+    from archsearch import report
+
+    try:
+        summary = experiment.run()
+    finally:
+        experiment.close()
+    if not quiet:
+        from archsearch.storage.journal import Journal
+
+        journal = Journal(os.path.join(summary.out_dir, Journal.FILENAME))
+        print(report.best_text(report.summary(journal)))
+        journal.close()
+        print(f"results in {summary.out_dir} (best.json, best_model.pt, journal.sqlite)")
+
+
+@app.command()
+@_guard
+def resume(
+    directory: str = typer.Argument(..., help="A search directory."),
+    budget: Optional[int] = typer.Option(None, help="Change the number of complete trials."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    debug: bool = DebugOpt,
+) -> None:
+    """Continue a search after a crash, Ctrl-C or kill -9."""
+    from archsearch.experiment import Experiment
+
+    _run(Experiment.open(directory, quiet=quiet, budget=budget), quiet)
+
+
+@app.command()
+@_guard
+def show(
+    directory: str = typer.Argument(..., help="A search directory."),
+    json_: bool = typer.Option(False, "--json", help="Print a JSON object instead of a table."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Write the search curve to this PNG."),
+    debug: bool = DebugOpt,
+) -> None:
+    """The trials and the best architecture of a search."""
+    import json
+
+    from archsearch import report
+    from archsearch.errors import JournalError
+    from archsearch.storage.journal import Journal
+
+    if not os.path.isdir(directory):
+        raise JournalError(f"no search directory at {directory}")
+    journal = Journal(os.path.join(directory, Journal.FILENAME))
+    try:
+        data = report.summary(journal)
+    finally:
+        journal.close()
+    if plot:
+        report.plot_search(data, plot)
+    if json_:
+        data.pop("config", None)
+        print(json.dumps(data, indent=2))
+        return
+    from rich.console import Console
+
+    console = Console()
+    console.print(report.trials_table(data))
+    console.print(report.best_text(data), highlight=False)
+    if plot:
+        console.print(f"search curve written to {plot}")
+
+
+@app.command("list")
+@_guard
+def list_(debug: bool = DebugOpt) -> None:
+    """Registered spaces, strategies, evaluators, executors and datasets."""
+    from archsearch import registries
+
+    for kind, registry in registries().items():
+        print(f"{kind + 's' if not kind.endswith('y') else kind[:-1] + 'ies'}: {', '.join(registry.names())}")
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """Entry point. Usage errors (bad flag, bad number) are one line and exit 2, like all bad input."""
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:
+        # Click's UsageError/BadParameter (typer vendors its own click, so match on the API)
+        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):
+            raise
+        ctx = getattr(exc, "ctx", None)
+        name = ctx.command_path if ctx is not None else "archsearch"
+        print(f"error: {exc.format_message()} (see '{name} --help')", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()
