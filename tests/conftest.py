@@ -1,0 +1,67 @@
+"""Shared fixtures: tiny fidelities so end-to-end tests stay fast on 2 cores."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+import pytest
+
+from archsearch.config import Config
+
+# Options that make every trial take well under a second on digits.
+TINY = {
+    "space": {"name": "chain", "layers": 2, "channels": [8, 16], "stem_channels": 8},
+    "fidelity": {"epochs": 1, "data_fraction": 0.3},
+    "final": {"enabled": False},
+    "budget": {"trials": 4},
+}
+TINY_ARGS = ["--epochs", "1", "--data-fraction", "0.3", "--set", "space.layers=2", "--set", "space.channels=[8,16]",
+             "--set", "space.stem_channels=8", "--set", "final.enabled=false", "--quiet"]
+
+
+def tiny_config(**sections: Any) -> Config:
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY.items()}
+    for key, value in sections.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return Config.from_dict(data)
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]):
+    """Run the CLI in this process; returns (exit code, stdout, stderr)."""
+    from archsearch.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def cli_subprocess(*args: str, timeout: float = 300, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "archsearch", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, **kwargs)
+
+
+def synthetic_images(n: int = 120, classes: int = 3, size: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable toy images: each class lights up a different block."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    x = rng.normal(0, 0.3, (n, 1, size, size)).astype(np.float32)
+    for i, c in enumerate(y):
+        x[i, 0, c : c + 3, :] += 2.0
+    return x, y

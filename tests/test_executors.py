@@ -1,0 +1,95 @@
+"""Every executor returns the same results as in-process evaluation; machinery failures become failed trials."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from archsearch.core import EvalResult, Fidelity, TrialState
+from archsearch.errors import ConfigError
+from archsearch.estimation import TrainingEvaluator
+from archsearch.execution import TrialCall, create_executor
+from archsearch.spaces import create_space
+
+ARCHS = ["conv:3:16:relu|conv:3:16:relu", "sep_conv:3:16:gelu|max_pool:3:16:relu",
+         "conv:1:16:tanh|identity:3:16:relu"]
+
+
+def calls() -> list[TrialCall]:
+    space = create_space("chain", layers=2, channels=[16], stem_channels=8)
+    ev = TrainingEvaluator({"name": "digits"})
+    return [TrialCall(ev, space, space.parse(a), Fidelity(epochs=1, data_fraction=0.3), seed=i)
+            for i, a in enumerate(ARCHS)]
+
+
+def drain(executor, timeout: float = 120) -> dict[int, EvalResult]:
+    out: dict[int, EvalResult] = {}
+    deadline = time.monotonic() + timeout
+    while executor.running() and time.monotonic() < deadline:
+        out.update(dict(executor.wait(timeout=1.0)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict[int, EvalResult]:
+    return {i: call(threads=1) for i, call in enumerate(calls())}
+
+
+def _same(results: dict[int, EvalResult], reference: dict[int, EvalResult]) -> None:
+    assert sorted(results) == sorted(reference)
+    for k, r in results.items():
+        assert r.status is TrialState.COMPLETE, r.error
+        assert r.metrics["valid_acc"] == reference[k].metrics["valid_acc"]
+        assert r.metrics["train_loss"] == pytest.approx(reference[k].metrics["train_loss"], rel=1e-6)
+
+
+def test_inline_executor(reference):
+    with create_executor("inline", threads=1) as ex:
+        for i, call in enumerate(calls()):
+            ex.submit(i, call)
+        assert ex.running() == 3
+        _same(drain(ex), reference)
+    with pytest.raises(ConfigError, match="one trial at a time"):
+        create_executor("inline", workers=2)
+
+
+@pytest.mark.slow
+def test_process_executor_runs_in_parallel_and_matches(reference):
+    with create_executor("process", workers=2, threads=1) as ex:
+        for i, call in enumerate(calls()):
+            ex.submit(i, call)
+        _same(drain(ex), reference)
+
+
+class DyingCall(TrialCall):
+    """A worker killed mid-trial (as by the OOM killer)."""
+
+    def __call__(self, threads=None):
+        os._exit(9)
+
+
+@pytest.mark.slow
+def test_process_executor_survives_a_killed_worker(reference):
+    good = calls()
+    bad = DyingCall(*[getattr(good[0], f) for f in ("evaluator", "space", "arch", "fidelity", "seed")])
+    with create_executor("process", workers=1, threads=1) as ex:
+        ex.submit(99, bad)
+        results = drain(ex)
+        assert results[99].status is TrialState.FAILED and "worker process died" in results[99].error
+        ex.submit(0, good[0])  # the pool is rebuilt
+        _same(drain(ex), {0: reference[0]})
+
+
+@pytest.mark.slow
+def test_ray_executor_on_a_local_two_cpu_ray(reference):
+    ray = pytest.importorskip("ray")
+    with create_executor("ray", workers=2) as ex:
+        for i, call in enumerate(calls()):
+            ex.submit(i, call)
+        results = drain(ex, timeout=180)
+        assert ray.is_initialized()
+        assert ray.cluster_resources().get("CPU") == 2
+        _same(results, reference)
+    assert not ray.is_initialized()  # the executor shuts down the Ray it started

@@ -1,0 +1,143 @@
+"""Tests generated from the space registry: every registered space gets all of them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from archsearch.core import Task
+from archsearch.errors import ConfigError, ParseError
+from archsearch.spaces import SPACES, create_space, list_spaces
+
+SMALL_OPTIONS = {"chain": {"layers": 3, "channels": [4, 8], "stem_channels": 4}}
+TASKS = [Task((1, 8, 8), 10), Task((3, 32, 32), 7)]
+
+
+@pytest.fixture(params=list_spaces())
+def space(request):
+    return create_space(request.param, **SMALL_OPTIONS.get(request.param, {}))
+
+
+def test_every_space_has_small_options_for_tests():
+    assert set(list_spaces()) <= set(SMALL_OPTIONS), "add test options for a newly registered space"
+
+
+def test_sample_roundtrips_through_json_string_and_encoding(space):
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        arch = space.sample(rng)
+        assert space.from_dict(json.loads(arch.to_json())) == arch
+        assert space.parse(str(arch)) == arch
+        assert space.decode(space.encode(arch)) == arch
+        assert len(arch.id) == 16 and space.parse(str(arch)).id == arch.id
+
+
+def test_sampling_is_seeded(space):
+    a = [space.sample(np.random.default_rng(5)) for _ in range(3)]
+    b = [space.sample(np.random.default_rng(5)) for _ in range(3)]
+    assert a == b
+    rng = np.random.default_rng(5)
+    assert len({str(space.sample(rng)) for _ in range(30)}) > 1
+
+
+def test_mutate_changes_exactly_one_decision(space):
+    rng = np.random.default_rng(1)
+    for _ in range(30):
+        arch = space.sample(rng)
+        child = space.mutate(arch, rng)
+        diff = sum(x != y for x, y in zip(space.encode(arch), space.encode(child)))
+        assert diff == 1
+
+
+def test_neighbours_are_all_one_step_away(space):
+    arch = space.sample(np.random.default_rng(2))
+    nbrs = space.neighbours(arch)
+    expected = sum(len(d.choices) - 1 for d in space.decisions())
+    assert len(nbrs) == expected == len(set(nbrs))
+    assert all(sum(x != y for x, y in zip(space.encode(arch), space.encode(n))) == 1 for n in nbrs)
+
+
+def test_crossover_takes_each_decision_from_a_parent(space):
+    rng = np.random.default_rng(3)
+    a, b = space.sample(rng), space.sample(rng)
+    child = space.crossover(a, b, rng)
+    for c, x, y in zip(space.encode(child), space.encode(a), space.encode(b)):
+        assert c in (x, y)
+
+
+@pytest.mark.parametrize("task", TASKS, ids=["digits", "cifar"])
+def test_build_forward_backward(space, task):
+    torch.manual_seed(0)
+    model = space.build(space.sample(np.random.default_rng(4)), task)
+    x = torch.randn(4, *task.input_shape)
+    out = model(x)
+    assert out.shape == (4, task.num_classes)
+    out.sum().backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=80))
+def test_parse_never_crashes_on_garbage(text):
+    for name in list_spaces():
+        space = create_space(name, **SMALL_OPTIONS.get(name, {}))
+        try:
+            arch = space.parse(text)
+        except ParseError:
+            continue
+        assert space.parse(str(arch)) == arch
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 2**32 - 1))
+def test_mutation_stays_in_space(seed):
+    for name in list_spaces():
+        space = create_space(name, **SMALL_OPTIONS.get(name, {}))
+        rng = np.random.default_rng(seed)
+        arch = space.mutate(space.sample(rng), rng)
+        assert space.validate(arch) == arch
+
+
+# -- the chain space specifically ------------------------------------------------
+def test_chain_string_form_and_errors():
+    space = create_space("chain", layers=2)
+    arch = space.parse("conv:3:32:relu | sep_conv:5:64:gelu")
+    assert str(arch) == "conv:3:32:relu|sep_conv:5:64:gelu"
+    with pytest.raises(ParseError, match="expected 2 layers"):
+        space.parse("conv:3:32:relu")
+    with pytest.raises(ParseError, match=r"op 'wat' is not in the space \(valid: conv"):
+        space.parse("wat:3:32:relu|conv:3:32:relu")
+    with pytest.raises(ParseError, match="layer 2 .*expected op:kernel:channels:activation"):
+        space.parse("conv:3:32:relu|conv:3")
+    with pytest.raises(ParseError, match="must be positive integers"):
+        space.parse("conv:x:32:relu|conv:3:32:relu")
+    with pytest.raises(ParseError, match="kernel 7 is not in the space"):
+        space.parse("conv:7:32:relu|conv:3:32:relu")
+
+
+def test_chain_pool_and_identity_keep_width_and_downsampling_stops_at_small_maps():
+    space = create_space("chain", layers=3, reductions=2)
+    arch = space.parse("conv:3:16:relu|max_pool:3:96:relu|identity:1:64:tanh")
+    model = space.build(arch, Task((1, 8, 8), 10))
+    assert model.head.in_features == 16  # pooling/identity did not change width
+    n_down = sum(isinstance(m, torch.nn.MaxPool2d) and m.kernel_size == 2 for m in model.modules())
+    assert n_down == 2
+    tiny = space.build(arch, Task((1, 4, 4), 10))
+    assert sum(isinstance(m, torch.nn.MaxPool2d) and m.kernel_size == 2 for m in tiny.modules()) == 1
+
+
+def test_chain_options_are_validated():
+    with pytest.raises(ConfigError, match="unknown 'bogus' .*valid: conv"):
+        create_space("chain", ops=["conv", "bogus"])
+    with pytest.raises(ConfigError, match="space.layers"):
+        create_space("chain", layers=0)
+    with pytest.raises(ConfigError, match="must be odd"):
+        create_space("chain", kernels=[2])
+    with pytest.raises(ConfigError, match="unknown option 'width'"):
+        create_space("chain", width=3)
+    assert "chain" in SPACES
