@@ -1,0 +1,156 @@
+"""Parallel speedup: trials per minute with two workers vs one, process pool and Ray.
+
+Runs the same small search (random strategy on the chain space, digits, a few epochs per
+trial, no final training) with ``run_search`` under several executor settings and
+compares completed trials per minute:
+
+* process, 1 worker, 2 threads  (the default split: threads = cores // workers)
+* process, 1 worker, 1 thread   (same threads per trial as the 2-worker run)
+* process, 2 workers, 1 thread each (the default for 2 workers on 2 cores)
+* ray, 1 worker, cpus_per_trial=1 (1 thread)
+* ray, 2 workers, cpus_per_trial=1 (1 thread each)
+
+Every run uses the same seed, so the random strategy proposes the same architectures in
+the same order (checked from the journals) and each trial gets the same seed.
+Throughput excludes start-up: its window runs from the first trial's compute start
+(finished_at - cost, cost being the time measured inside the worker, so process spawn,
+imports and Ray start are outside it) to the last trial's finished_at, both read from the
+journal. End-to-end wall time of ``run_search`` (pool/Ray start and shutdown included) is
+reported too. Configurations are run interleaved (the order rotates every repeat) and
+medians over repeats are reported.
+
+Target: two workers vs one on 2 cores, at least 1.8x trials per minute; the RESULT line
+takes the worst of the three speedups (process (a) default threads, process (b) 1 thread
+per worker, Ray).
+
+    .venv/bin/python benchmarks/parallel_speedup.py [--trials 8] [--epochs 3] [--repeats 2] [--no-ray]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from typing import Any
+
+from archsearch.config import Config
+from archsearch.experiment import run_search
+from archsearch.storage.journal import Journal
+
+TARGET = 1.8
+
+
+def configs(use_ray: bool) -> list[tuple[str, dict[str, Any], int]]:
+    """(label, executor section, torch threads per trial)."""
+    cores = os.cpu_count() or 1
+    out = [
+        ("process w=1 t=%d" % max(1, cores), {"name": "process", "workers": 1}, max(1, cores)),
+        ("process w=1 t=1", {"name": "process", "workers": 1, "threads": 1}, 1),
+        ("process w=2 t=%d" % max(1, cores // 2), {"name": "process", "workers": 2}, max(1, cores // 2)),
+    ]
+    if use_ray:
+        out += [("ray w=1 cpt=1", {"name": "ray", "workers": 1, "cpus_per_trial": 1}, 1),
+                ("ray w=2 cpt=1", {"name": "ray", "workers": 2, "cpus_per_trial": 1}, 1)]
+    return out
+
+
+def one_run(executor: dict[str, Any], trials: int, epochs: int, seed: int) -> dict[str, Any]:
+    config = Config.from_dict({
+        "seed": seed,
+        "space": {"name": "chain"},
+        "strategy": {"name": "random"},
+        "dataset": {"name": "digits"},
+        "evaluator": {"name": "train"},
+        "executor": dict(executor),
+        "fidelity": {"epochs": epochs},
+        "final": {"enabled": False},
+        "budget": {"trials": trials},
+    })
+    out_dir = tempfile.mkdtemp(prefix="archsearch-bench-")
+    try:
+        start = time.perf_counter()
+        summary = run_search(config, os.path.join(out_dir, "run"), quiet=True)
+        wall = time.perf_counter() - start
+        journal = Journal(os.path.join(out_dir, "run", Journal.FILENAME))
+        rows = journal.raw_trials()
+        journal.close()
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    done = [r for r in rows if r["state"] == "complete"]
+    first = min(r["finished_at"] - r["cost"] for r in done)
+    last = max(r["finished_at"] for r in done)
+    return {"wall": wall, "window": last - first, "complete": summary.complete, "failed": summary.failed,
+            "archs": [r["arch"] for r in rows], "cost": sum(r["cost"] for r in done)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=8, help="trials per search (default 8)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per trial (default 3)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each configuration (default 2)")
+    parser.add_argument("--seed", type=int, default=0, help="experiment seed (same for every run)")
+    parser.add_argument("--no-ray", action="store_true", help="skip the Ray executor")
+    args = parser.parse_args()
+
+    use_ray = not args.no_ray
+    if use_ray:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            print("ray is not installed: skipping the Ray runs")
+            use_ray = False
+    cfgs = configs(use_ray)
+    print(f"cores: {os.cpu_count()}  trials per search: {args.trials}  epochs per trial: {args.epochs}  "
+          f"repeats: {args.repeats}  seed: {args.seed}  loadavg at start: {os.getloadavg()[0]:.2f}")
+
+    results: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in cfgs}
+    for r in range(args.repeats):
+        order = cfgs[r % len(cfgs):] + cfgs[: r % len(cfgs)]  # rotate so no config always runs first
+        for label, executor, _ in order:
+            res = one_run(executor, args.trials, args.epochs, args.seed)
+            results[label].append(res)
+            print(f"  repeat {r + 1} {label:<18} wall {res['wall']:6.1f}s  window {res['window']:6.1f}s  "
+                  f"complete {res['complete']}  failed {res['failed']}", flush=True)
+
+    reference = results[cfgs[0][0]][0]["archs"]
+    same = all(res["archs"] == reference for runs in results.values() for res in runs)
+
+    tpm: dict[str, float] = {}
+    print()
+    print(f"{'configuration':<18} {'threads/trial':>13} {'window s':>9} {'trials/min':>11} {'wall s':>8} "
+          f"{'trials/min e2e':>15} {'trial s (sum)':>14}")
+    for label, _, threads in cfgs:
+        runs = results[label]
+        window = statistics.median(x["window"] for x in runs)
+        wall = statistics.median(x["wall"] for x in runs)
+        n = statistics.median(x["complete"] for x in runs)
+        tpm[label] = 60.0 * n / window
+        tpm[label + " e2e"] = 60.0 * n / wall
+        print(f"{label:<18} {threads:>13} {window:9.1f} {tpm[label]:11.2f} {wall:8.1f} "
+              f"{tpm[label + ' e2e']:15.2f} {statistics.median(x['cost'] for x in runs):14.1f}")
+    print(f"same architectures in every run: {'yes' if same else 'NO'}")
+
+    l1t2, l1t1, l2 = cfgs[0][0], cfgs[1][0], cfgs[2][0]
+    speedups = [("process (a) default threads", l2, l1t2), ("process (b) 1 thread/worker", l2, l1t1)]
+    if use_ray:
+        speedups.append(("ray cpus_per_trial=1", cfgs[4][0], cfgs[3][0]))
+    print()
+    print(f"{'speedup 2 vs 1 worker':<30} {'no start-up':>12} {'end-to-end':>11}")
+    worst = None
+    for name, two, one in speedups:
+        s = tpm[two] / tpm[one]
+        e = tpm[two + " e2e"] / tpm[one + " e2e"]
+        print(f"{name:<30} {s:11.2f}x {e:10.2f}x")
+        if worst is None or s < worst[1]:
+            worst = (name, s)
+    assert worst is not None
+    verdict = "PASS" if worst[1] >= TARGET else "FAIL"
+    print(f"loadavg at end: {os.getloadavg()[0]:.2f}   RESULT ratio = worst speedup without start-up: {worst[0]}")
+    print(f"RESULT parallel_speedup: {worst[1]:.2f}x (target >= {TARGET}) {verdict}")
+
+
+if __name__ == "__main__":
+    main()
