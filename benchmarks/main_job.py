@@ -99,7 +99,7 @@ def main() -> None:
         print(f"best trial {best.get('trial')}: {best.get('arch')}")
     print(f"loadavg at end: {os.getloadavg()[0]:.2f}")
     verdict = "PASS" if wall_ok and acc_ok else "FAIL"
-    print(f"RESULT ratio = wall / {WALL_LIMIT_S:.0f} s; PASS needs it <= 1.0 and test_acc >= {ACC_TARGET}")
+    print(f"ratio below = wall / {WALL_LIMIT_S:.0f} s; PASS needs it <= 1.0 and test_acc >= {ACC_TARGET}")
     print(f"RESULT main_job: {wall / WALL_LIMIT_S:.2f} (target <= 1.0) {verdict}")
 
 

@@ -15,7 +15,7 @@ medians are reported.
 
 Target: median(archsearch) / median(hand-written) <= 1.05.
 
-    .venv/bin/python benchmarks/trial_overhead.py [--epochs 10] [--repeats 5] [--threads N]
+    .venv/bin/python benchmarks/trial_overhead.py [--epochs 10] [--repeats 7] [--threads N]
 """
 
 from __future__ import annotations
@@ -88,13 +88,14 @@ def through_archsearch(space, arch, epochs: int, seed: int, threads: int) -> tup
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10, help="training epochs per run (default 10)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each (default 5)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs of each (default 7)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="torch threads for both (default: all cores)")
     parser.add_argument("--arch", default=DEFAULT_ARCH, help="chain architecture string")
     parser.add_argument("--seed", type=int, default=1234, help="init/batching seed shared by both")
     args = parser.parse_args()
 
+    load0 = os.getloadavg()[0]
     torch.set_num_threads(args.threads)
     space = create_space("chain")
     arch = space.parse(args.arch)
@@ -138,7 +139,8 @@ def main() -> None:
     print()
     print(f"valid accuracy: " + ", ".join(f"{name} {acc:.4f}" for name, acc in sorted(accs)))
     print(f"ratio of medians B/A: {ratio:.3f}   median of paired ratios: {pair:.3f}   "
-          f"train_time/A: {mt / mb:.3f}")
+          f"ratio of minima: {min(cand) / min(base):.3f}   train_time/A: {mt / mb:.3f}")
+    print(f"loadavg (1 min) at start/end: {load0:.2f}/{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     verdict = "PASS" if ratio <= TARGET else "FAIL"
     print(f"RESULT trial_overhead: {ratio:.3f}x (target <= {TARGET}) {verdict}")
 

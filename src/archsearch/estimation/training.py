@@ -155,6 +155,9 @@ class TrainingEvaluator(Evaluator):
         self.optimizer, self.label_smoothing = optimizer, float(label_smoothing)
         self.timeout, self.device = timeout, device
 
+    def prepare(self) -> None:
+        self.splits()  # cached per process
+
     def splits(self) -> Splits:
         return self.data if isinstance(self.data, Splits) else load_splits(self.data, self.data_seed)
 

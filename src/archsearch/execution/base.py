@@ -62,9 +62,32 @@ class Executor(ABC):
         self.close()
 
 
+def available_cores() -> int:
+    """Cores this process may use (CPU affinity respected, unlike ``os.cpu_count``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def default_threads(workers: int) -> int:
     """Split the cores evenly so parallel workers do not oversubscribe them."""
-    return max(1, (os.cpu_count() or 1) // workers)
+    return max(1, available_cores() // workers)
+
+
+def warm_up_worker(threads: int) -> None:
+    """Pay torch's one-off costs (imports, thread pool, first conv kernels) when a worker starts,
+    not inside its first trial."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(threads)
+    x = torch.randn(8, 4, 8, 8, requires_grad=True)
+    w = torch.randn(8, 4, 3, 3, requires_grad=True)
+    F.conv2d(x, w, padding=1).relu().mean().backward()
+    import sklearn.datasets  # noqa: F401  (the built-in digits loader)
+
+    import archsearch.data  # noqa: F401
 
 
 EXECUTORS: Registry[Executor] = Registry("executor")

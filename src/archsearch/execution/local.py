@@ -11,7 +11,7 @@ from typing import Optional
 
 from archsearch.core import EvalResult
 from archsearch.errors import ConfigError
-from archsearch.execution.base import Executor, TrialCall, default_threads, register_executor
+from archsearch.execution.base import Executor, TrialCall, default_threads, register_executor, warm_up_worker
 
 
 @register_executor("inline")
@@ -62,7 +62,8 @@ class ProcessExecutor(Executor):
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=warm_up_worker, initargs=(self.threads,))
         return self._pool
 
     def submit(self, key: int, call: TrialCall) -> None:
