@@ -93,3 +93,42 @@ def test_ray_executor_on_a_local_two_cpu_ray(reference):
         assert ray.cluster_resources().get("CPU") == 2
         _same(results, reference)
     assert not ray.is_initialized()  # the executor shuts down the Ray it started
+
+
+@pytest.mark.slow
+def test_search_joins_an_existing_ray_cluster(tmp_path):
+    """``--ray-address`` connects to a running cluster (a token-authenticated head node on loopback,
+    as Ray starts them by default) and leaves it running for the next search."""
+    import json
+    import secrets
+    import socket
+    import subprocess
+    import sys
+
+    from conftest import TINY_ARGS
+
+    pytest.importorskip("ray")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
+    # the cluster's token reaches the driver through the environment, as it would for a user
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+                    "--include-dashboard=false"], check=True, env=env, capture_output=True, timeout=120)
+    try:
+        for run in ("first", "second"):  # the second search finds the cluster still up
+            out = str(tmp_path / run)
+            result = subprocess.run(
+                [sys.executable, "-m", "archsearch", "search", "--out", out, "--budget", "2", "--workers", "2",
+                 "--ray-address", f"127.0.0.1:{port}", *TINY_ARGS], env=env, capture_output=True, text=True,
+                timeout=300)
+            assert result.returncode == 0, result.stderr[-2000:]
+            config = open(os.path.join(out, "config.yaml")).read()
+            assert "name: ray" in config and f"ray_address: 127.0.0.1:{port}" in config
+            shown = subprocess.run([sys.executable, "-m", "archsearch", "show", out, "--json"], env=env,
+                                   capture_output=True, text=True, timeout=120)
+            assert [t["state"] for t in json.loads(shown.stdout)["trials"]] == ["complete", "complete"]
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], env=env, capture_output=True, timeout=120)

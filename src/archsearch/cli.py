@@ -69,6 +69,28 @@ def _set_name(data: dict[str, Any], section: str, name: str) -> None:
     data[section] = {"name": name}
 
 
+def _apply_executor_flags(data: dict[str, Any], executor: Optional[str], workers: Optional[int],
+                          ray_address: Optional[str]) -> None:
+    """Pick the executor first (an explicit --executor; else ray when an address is given; else a
+    process pool when several workers are asked of the in-process executor), then set its options."""
+    current = data.get("executor")
+    if isinstance(current, str):
+        current = {"name": current}
+    name = (current or {}).get("name", "inline")
+    if executor:
+        name = executor
+    elif ray_address:
+        name = "ray"
+    elif workers is not None and workers > 1 and name == "inline":
+        name = "process"
+    section = dict(current) if current and current.get("name", "inline") == name else {"name": name}
+    if workers is not None:
+        section["workers"] = workers
+    if ray_address:
+        section["ray_address"] = ray_address
+    data["executor"] = section
+
+
 @app.command()
 @_guard
 def search(
@@ -107,20 +129,7 @@ def search(
     for (section, key), value in nested.items():
         if value is not None:
             data.setdefault(section, {})[key] = value
-    if executor:
-        _set_name(data, "executor", executor)
-    if workers is not None:
-        ex = data.get("executor")
-        if ex is None or ex == "inline" or (isinstance(ex, dict) and ex.get("name", "inline") == "inline"):
-            if workers > 1 and not executor:
-                data["executor"] = {"name": "process"}  # parallel trials need a pool
-        if isinstance(data.get("executor"), str):
-            data["executor"] = {"name": data["executor"]}
-        data.setdefault("executor", {"name": "inline"})["workers"] = workers
-    if ray_address:
-        if not executor and not isinstance(data.get("executor"), dict):
-            data["executor"] = {"name": "ray"}
-        data.setdefault("executor", {"name": "ray"})["ray_address"] = ray_address
+    _apply_executor_flags(data, executor, workers, ray_address)
     for assignment in set_:
         apply_override(data, assignment)
     cfg = Config.from_dict(data)
