@@ -77,6 +77,14 @@ def test_failures_are_recorded_and_stop_the_search_at_max_failures(run_cli, tmp_
     assert [r["state"] for r in rows] == ["failed", "failed"]
     assert all("not finite" in r["error"] for r in rows)
 
+    # resume may raise the limit (how the search runs) but not change what it searches
+    code, _, err = run_cli("resume", out, "--set", "space.layers=3")
+    assert code == 2 and "resume can change only budget.*, executor.*" in err
+    code, _, err = run_cli("resume", out, "--quiet", "--set", "budget.max_failures=3")
+    assert code == 1 and "search stopped: 3 trials failed (budget.max_failures=3)" in err
+    assert [r["state"] for r in journal_rows(out)] == ["failed"] * 3
+    assert "max_failures: 3" in open(os.path.join(out, "config.yaml")).read()
+
 
 @pytest.mark.slow
 def test_same_seed_same_search(tmp_path):

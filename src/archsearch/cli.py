@@ -160,13 +160,14 @@ def _run(experiment: Any, quiet: bool) -> None:
 def resume(
     directory: str = typer.Argument(..., help="A search directory."),
     budget: Optional[int] = typer.Option(None, help="Change the number of complete trials."),
+    set_: List[str] = typer.Option([], "--set", help="Change budget.* or executor.* keys: KEY=VALUE."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     debug: bool = DebugOpt,
 ) -> None:
-    """Continue a search after a crash, Ctrl-C or kill -9."""
+    """Continue a search after a crash, Ctrl-C or kill -9 (or raise its budget)."""
     from archsearch.experiment import Experiment
 
-    _run(Experiment.open(directory, quiet=quiet, budget=budget), quiet)
+    _run(Experiment.open(directory, quiet=quiet, budget=budget, overrides=set_), quiet)
 
 
 @app.command()

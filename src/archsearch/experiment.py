@@ -12,11 +12,11 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import torch
 
-from archsearch.config import Config
+from archsearch.config import Config, apply_override
 from archsearch.core import EvalResult, Fidelity, Proposal, Trial, TrialState
 from archsearch.data.base import Splits
 from archsearch.errors import ArchsearchError, ConfigError, JournalError, SearchAborted
@@ -26,6 +26,9 @@ from archsearch.progress import Progress
 from archsearch.spaces.base import SearchSpace, create_space
 from archsearch.storage.journal import Journal
 from archsearch.strategies.base import Strategy, create_strategy
+
+
+RESUMABLE_KEYS = ("budget.", "executor.")
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -75,18 +78,31 @@ class Experiment:
 
     @classmethod
     def open(cls, out_dir: str, data: Optional[Splits] = None, quiet: bool = False,
-             budget: Optional[int] = None) -> "Experiment":
-        """Reopen a search directory (to resume or to report)."""
+             budget: Optional[int] = None, overrides: Sequence[str] = ()) -> "Experiment":
+        """Reopen a search directory (to resume or to report).
+
+        ``overrides`` (``KEY=VALUE``) may change how the search runs (``budget.*``, ``executor.*``)
+        but not what it searches: the journal's replay depends on the rest.
+        """
         if not os.path.isdir(out_dir):
             raise JournalError(f"no search directory at {out_dir}")
         journal = Journal(os.path.join(out_dir, Journal.FILENAME))
         stored = journal.get_meta("config")
         if stored is None:
             raise JournalError(f"{out_dir}/{Journal.FILENAME} holds no config; it was not written by archsearch")
-        config = Config.from_dict(stored)
+        for assignment in overrides:
+            key = assignment.split("=", 1)[0].strip()
+            if not key.startswith(RESUMABLE_KEYS):
+                raise ConfigError(f"resume can change only {', '.join(k + '*' for k in RESUMABLE_KEYS)} "
+                                  f"(got {key!r}); the rest defines the search and is fixed by the journal")
+            apply_override(stored, assignment)
         if budget is not None:
-            config.budget.trials = budget
+            stored.setdefault("budget", {})["trials"] = budget
+        config = Config.from_dict(stored)
+        if budget is not None or overrides:
             journal.set_meta("config", config.to_dict())
+            with open(os.path.join(out_dir, "config.yaml"), "w", encoding="utf-8") as f:
+                f.write(config.to_yaml())
         return cls(config, out_dir, journal, data, quiet)
 
     @property
@@ -222,15 +238,23 @@ class Experiment:
                 "config": self.config.to_dict(), "metrics": final.result.metrics,
                 "state_dict": final.model.state_dict(),
             }
-            torch.save(checkpoint, os.path.join(self.out_dir, "best_model.pt"))
-        with open(os.path.join(self.out_dir, "best.json"), "w", encoding="utf-8") as f:
-            json.dump({"arch": record["arch"], "metrics": record["metrics"], "trial": best.number,
-                       "arch_json": record["arch_json"]}, f, indent=2)
+            _atomic(os.path.join(self.out_dir, "best_model.pt"), lambda path: torch.save(checkpoint, path))
+        best_json = {"arch": record["arch"], "metrics": record["metrics"], "trial": best.number,
+                     "arch_json": record["arch_json"]}
+        _atomic(os.path.join(self.out_dir, "best.json"),
+                lambda path: open(path, "w", encoding="utf-8").write(json.dumps(best_json, indent=2)))
         self.journal.set_meta("final", record)
         return record
 
     def close(self) -> None:
         self.journal.close()
+
+
+def _atomic(path: str, write: Any) -> None:
+    """Write through a temporary file and rename, so a kill never leaves half a file."""
+    tmp = f"{path}.tmp"
+    write(tmp)
+    os.replace(tmp, path)
 
 
 def _jsonable(value: Any) -> Any:
