@@ -148,3 +148,35 @@ def test_architecture_strings_are_parse_errors_not_crashes():
             space.parse(text)
     with pytest.raises(ParseError, match="malformed 'chain' architecture JSON"):
         space.from_dict({"layerz": []})
+
+
+@pytest.mark.slow
+def test_a_bad_resume_option_changes_nothing(run_cli, tmp_path):
+    out = str(tmp_path / "run")
+    assert run_cli("search", "--out", out, "--budget", "1", *TINY_ARGS)[0] == 0
+    config = open(os.path.join(out, "config.yaml")).read()
+    code, _, err = run_cli("resume", out, "--set", "executor.workers=0")
+    assert_one_line_error(code, err, "executor.workers must be an integer >= 1")
+    assert open(os.path.join(out, "config.yaml")).read() == config
+    code, _, err = run_cli("resume", out, "--quiet")  # the stored config was not changed
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("yaml_text, args, needle", [
+    ("executor: 5\n", [], "'executor' must be a mapping"),
+    ("budget: 5\n", ["--budget", "1"], "'budget' must be a mapping"),
+])
+def test_malformed_sections(run_cli, tmp_path, yaml_text, args, needle):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml_text)
+    code, _, err = run_cli("search", "--config", str(cfg), "--out", str(tmp_path / "o"), *args)
+    assert_one_line_error(code, err, needle)
+
+
+def test_bad_output_and_plot_paths(run_cli, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    code, _, err = run_cli("search", "--out", str(afile))
+    assert_one_line_error(code, err, "cannot create the output directory")
+    code, _, err = run_cli("search", "--set", "evaluator.device=cuda:x", "--out", str(tmp_path / "o"))
+    assert_one_line_error(code, err, "evaluator.device must be one of auto, cpu")

@@ -147,3 +147,29 @@ def test_kill_9_then_resume_finishes_exactly_the_budget(tmp_path):
     assert interrupted and all(after[n]["attempts"] == 2 for n in interrupted)
     # and the whole search is the one an uninterrupted run with the same seed performs
     assert [(r["arch"], r["reward"]) for r in after] == [(r["arch"], r["reward"]) for r in ref_rows]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux-only")
+def test_process_workers_die_with_a_killed_driver(tmp_path):
+    out = str(tmp_path / "run")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "archsearch", "search", "--out", out, "--executor", "process",
+                             "--workers", "2", "--budget", "50", *TINY_ARGS], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list[int] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(workers) < 2:
+        time.sleep(0.2)
+        found = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        workers = [int(p) for p in found
+                   if "spawn_main" in open(f"/proc/{p}/cmdline", "rb").read().decode(errors="replace")]
+    assert len(workers) == 2, "the pool's workers did not start"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(os.path.exists(f"/proc/{w}") for w in workers):
+        time.sleep(0.2)
+    alive = [w for w in workers if os.path.exists(f"/proc/{w}")
+             and open(f"/proc/{w}/stat").read().split()[2] != "Z"]
+    assert not alive, f"orphaned workers still running: {alive}"

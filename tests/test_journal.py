@@ -79,3 +79,26 @@ def test_corrupt_missing_and_foreign_journals_are_refused_untouched(tmp_path):
     with pytest.raises(JournalError, match="schema 99"):
         Journal(str(newer))
     assert os.path.getsize(newer) > 0
+
+
+def test_one_writer_at_a_time(tmp_path):
+    path = str(tmp_path / "j.sqlite")
+    first = Journal(path, create=True, lock=True)
+    with pytest.raises(JournalError, match="another archsearch process is running the search"):
+        Journal(path, lock=True)
+    Journal(path).close()  # readers (show) need no lock
+    first.close()
+    Journal(path, lock=True).close()  # released with its holder
+
+
+def test_a_foreign_sqlite_file_is_left_byte_identical(tmp_path):
+    foreign = tmp_path / "foreign.sqlite"
+    con = sqlite3.connect(foreign)
+    con.execute("CREATE TABLE x (a)")
+    con.commit()
+    con.close()
+    before = foreign.read_bytes()
+    with pytest.raises(JournalError):
+        Journal(str(foreign))
+    assert foreign.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["foreign.sqlite"]

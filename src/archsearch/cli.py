@@ -14,7 +14,7 @@ from typing import Any, Callable, List, Optional
 
 import typer
 
-from archsearch.errors import ArchsearchError, SearchAborted
+from archsearch.errors import ArchsearchError, ConfigError, SearchAborted
 
 app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
                   help="archsearch: neural architecture search on PyTorch.")
@@ -76,6 +76,8 @@ def _apply_executor_flags(data: dict[str, Any], executor: Optional[str], workers
     current = data.get("executor")
     if isinstance(current, str):
         current = {"name": current}
+    if current is not None and not isinstance(current, dict):
+        raise ConfigError("config section 'executor' must be a mapping with a 'name'")
     name = (current or {}).get("name", "inline")
     if executor:
         name = executor
@@ -128,7 +130,9 @@ def search(
               ("fidelity", "data_fraction"): data_fraction}
     for (section, key), value in nested.items():
         if value is not None:
-            data.setdefault(section, {})[key] = value
+            if not isinstance(data.get(section) or {}, dict):
+                raise ConfigError(f"config section {section!r} must be a mapping")
+            data[section] = {**(data.get(section) or {}), key: value}
     _apply_executor_flags(data, executor, workers, ray_address)
     for assignment in set_:
         apply_override(data, assignment)
@@ -193,7 +197,12 @@ def show(
     finally:
         journal.close()
     if plot:
-        report.plot_search(data, plot)
+        if not plot.lower().endswith((".png", ".svg", ".pdf")):
+            raise ArchsearchError(f"--plot {plot}: the file name must end in .png, .svg or .pdf")
+        try:
+            report.plot_search(data, plot)
+        except OSError as exc:
+            raise ArchsearchError(f"cannot write the plot to {plot}: {exc.strerror or exc}") from None
     if json_:
         data.pop("config", None)
         print(json.dumps(data, indent=2))

@@ -118,7 +118,7 @@ class Config:
             raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
         kwargs: dict[str, Any] = {"seed": seed}
         for s in NAMED_SECTIONS:
-            section = data.get(s, _default(s))
+            section = data.get(s) or _default(s)
             if isinstance(section, str):
                 section = {"name": section}
             if not isinstance(section, dict):

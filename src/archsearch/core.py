@@ -40,9 +40,10 @@ class Fidelity:
     resolution: Optional[int] = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.epochs, int) or self.epochs < 1:
+        if not isinstance(self.epochs, int) or isinstance(self.epochs, bool) or self.epochs < 1:
             raise ConfigError(f"fidelity.epochs must be an integer >= 1, got {self.epochs!r}")
-        if not (0.0 < float(self.data_fraction) <= 1.0):
+        if (not isinstance(self.data_fraction, (int, float)) or isinstance(self.data_fraction, bool)
+                or not 0.0 < float(self.data_fraction) <= 1.0):
             raise ConfigError(f"fidelity.data_fraction must be in (0, 1], got {self.data_fraction!r}")
         if self.resolution is not None and (not isinstance(self.resolution, int) or self.resolution < 1):
             raise ConfigError(f"fidelity.resolution must be a positive integer or null, got {self.resolution!r}")

@@ -32,8 +32,14 @@ RESUMABLE_KEYS = ("budget.", "executor.")
 
 
 def trial_seed(seed: int, number: int) -> int:
-    """A per-trial seed: the same trial gets the same seed when it is run again."""
-    return (seed * 1_000_003 + number * 7_919 + 17) % (2**31 - 1)
+    """A per-trial seed: the same trial gets the same seed when it is run again.
+
+    Drawn through SeedSequence, so seeds of neighbouring trials (and the sub-seeds an
+    evaluator derives from them) are unrelated. ``number`` -1 is the final training.
+    """
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, number + 1]).generate_state(1)[0] % (2**31 - 1))
 
 
 @dataclass
@@ -57,6 +63,8 @@ class Experiment:
             config.evaluator["name"], data_spec, config.seed, skip=("data", "data_seed"), **config.options("evaluator"))
         self.strategy: Strategy = create_strategy(config.strategy["name"], self.space, config.seed,
                                                   **config.options("strategy"))
+        # executors start workers lazily, so building one here only checks its options
+        self.executor: Executor = create_executor(config.executor["name"], **config.options("executor"))
 
     # -- construction ------------------------------------------------------------
     @classmethod
@@ -67,12 +75,14 @@ class Experiment:
                                   "or choose another --out")
         experiment = cls(config, out_dir, None, data, quiet)
         experiment.evaluator.task(config.fidelity)  # loads and checks the data before touching the disk
-        os.makedirs(out_dir, exist_ok=True)
-        journal = Journal(path, create=True)
-        journal.set_meta("config", config.to_dict())
-        journal.set_meta("created_at", time.time())
-        with open(os.path.join(out_dir, "config.yaml"), "w", encoding="utf-8") as f:
-            f.write(config.to_yaml())
+        try:
+            os.makedirs(out_dir, exist_ok=True)
+        except OSError as exc:
+            raise ArchsearchError(f"cannot create the output directory {out_dir}: {exc.strerror or exc}") from None
+        journal = Journal(path, create=True, meta={"config": config.to_dict(), "created_at": time.time()},
+                          lock=True)
+        _atomic(os.path.join(out_dir, "config.yaml"),
+                lambda p: open(p, "w", encoding="utf-8").write(config.to_yaml()))
         experiment._journal = journal
         return experiment
 
@@ -86,10 +96,20 @@ class Experiment:
         """
         if not os.path.isdir(out_dir):
             raise JournalError(f"no search directory at {out_dir}")
-        journal = Journal(os.path.join(out_dir, Journal.FILENAME))
+        journal = Journal(os.path.join(out_dir, Journal.FILENAME), lock=True)
         stored = journal.get_meta("config")
         if stored is None:
+            journal.close()
             raise JournalError(f"{out_dir}/{Journal.FILENAME} holds no config; it was not written by archsearch")
+        try:
+            return cls._reopen(journal, stored, out_dir, data, quiet, budget, overrides)
+        except BaseException:
+            journal.close()
+            raise
+
+    @classmethod
+    def _reopen(cls, journal: Journal, stored: dict[str, Any], out_dir: str, data: Optional[Splits], quiet: bool,
+                budget: Optional[int], overrides: Sequence[str]) -> "Experiment":
         for assignment in overrides:
             key = assignment.split("=", 1)[0].strip()
             if not key.startswith(RESUMABLE_KEYS):
@@ -99,11 +119,12 @@ class Experiment:
         if budget is not None:
             stored.setdefault("budget", {})["trials"] = budget
         config = Config.from_dict(stored)
+        experiment = cls(config, out_dir, journal, data, quiet)  # every part checked before saving changes
         if budget is not None or overrides:
             journal.set_meta("config", config.to_dict())
-            with open(os.path.join(out_dir, "config.yaml"), "w", encoding="utf-8") as f:
-                f.write(config.to_yaml())
-        return cls(config, out_dir, journal, data, quiet)
+            _atomic(os.path.join(out_dir, "config.yaml"),
+                    lambda p: open(p, "w", encoding="utf-8").write(config.to_yaml()))
+        return experiment
 
     @property
     def journal(self) -> Journal:
@@ -149,14 +170,17 @@ class Experiment:
         in_flight: dict[int, Trial] = {}
         own_executor = executor is None
         if executor is None:
-            executor = create_executor(cfg.executor["name"], **cfg.options("executor"))
+            executor = self.executor
         try:
             while True:
+                if complete >= cfg.budget.trials and not in_flight:
+                    break  # the budget is met: finish even if the last wait also hit max_failures
                 failed = self.journal.count(TrialState.FAILED)
                 if failed >= cfg.budget.max_failures:
                     last = next((t.error for t in reversed(self.trials()) if t.state is TrialState.FAILED), "")
+                    first_line = (last or "").strip().splitlines()[0] if (last or "").strip() else "(no message)"
                     raise SearchAborted(f"search stopped: {failed} trials failed (budget.max_failures="
-                                        f"{cfg.budget.max_failures}); last error: {(last or '').splitlines()[0]}")
+                                        f"{cfg.budget.max_failures}); last error: {first_line}")
                 time_up = cfg.budget.time is not None and elapsed0 + time.monotonic() - start >= cfg.budget.time
                 while len(in_flight) < executor.workers and complete + len(in_flight) < cfg.budget.trials \
                         and not time_up:
@@ -171,8 +195,9 @@ class Experiment:
                         complete += 1
                         if best_reward is None or (trial.reward is not None and trial.reward > best_reward):
                             best_reward = trial.reward
-                    self.journal.set_meta("elapsed", elapsed0 + time.monotonic() - start)
                     progress.trial(trial, best_reward)
+                # saved every tick, so a kill loses at most a second of the time budget
+                self.journal.set_meta("elapsed", elapsed0 + time.monotonic() - start)
         finally:
             progress.close()
             if own_executor:
@@ -226,7 +251,7 @@ class Experiment:
                 print(f"final training of trial {best.number} for {fcfg.epochs} epochs: {best.arch}",
                       file=sys.stderr, flush=True)
             fidelity = Fidelity(epochs=fcfg.epochs, resolution=self.config.fidelity.resolution)
-            final = self.evaluator.final(self.space, best.arch, fidelity, trial_seed(self.config.seed, 0) + 1,
+            final = self.evaluator.final(self.space, best.arch, fidelity, trial_seed(self.config.seed, -1),
                                          train_on_valid=fcfg.train_on_valid)
             record["metrics"] = {**best.metrics, **final.result.metrics}
             record["final_metrics"] = final.result.metrics

@@ -32,6 +32,27 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def _check_device(device: object) -> None:
+    """Refuse a device this machine does not have now, rather than fail every trial later."""
+    valid = "auto, cpu, cuda, cuda:N or mps"
+    if not isinstance(device, str):
+        raise ConfigError(f"evaluator.device must be one of {valid} (got {device!r})")
+    if device == "auto":
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"evaluator.device must be one of {valid} (got {device!r})") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (dev.index is not None and dev.index >= count):
+            raise ConfigError(f"evaluator.device {device!r}: this machine has {count} CUDA device(s)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("evaluator.device 'mps': MPS is not available on this machine")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"evaluator.device must be one of {valid} (got {device!r})")
+
+
 def _prepare(split: Split, fidelity: Fidelity, generator: torch.Generator, subset: bool) -> Split:
     x, y = split.x, split.y
     if subset and fidelity.data_fraction < 1.0:
@@ -147,8 +168,7 @@ class TrainingEvaluator(Evaluator):
             raise ConfigError(f"evaluator.label_smoothing must be in [0, 1), got {label_smoothing!r}")
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
             raise ConfigError(f"evaluator.timeout must be a positive number of seconds or null, got {timeout!r}")
-        if not isinstance(device, str) or not (device in ("auto", "cpu") or device.startswith(("cuda", "mps"))):
-            raise ConfigError(f"evaluator.device must be auto, cpu, cuda, cuda:N or mps (got {device!r})")
+        _check_device(device)
         self.data = data if data is not None else {"name": "digits"}
         self.data_seed = data_seed
         self.batch_size, self.lr, self.weight_decay = batch_size, float(lr), float(weight_decay)
@@ -171,7 +191,8 @@ class TrainingEvaluator(Evaluator):
                train: Split, valid: Optional[Split]) -> tuple[nn.Module, list[dict[str, float]], float]:
         device = resolve_device(self.device)
         generator = torch.Generator().manual_seed(seed)
-        with torch.random.fork_rng(devices=[]):  # weight init seeded per trial, global state untouched
+        cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=cuda):  # weight init seeded per trial, global state untouched
             torch.manual_seed(seed)
             model = space.build(arch, self.task(fidelity))
         deadline = time.monotonic() + self.timeout if self.timeout else None

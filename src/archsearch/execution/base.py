@@ -75,9 +75,30 @@ def default_threads(workers: int) -> int:
     return max(1, available_cores() // workers)
 
 
-def warm_up_worker(threads: int) -> None:
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: have the kernel kill this worker when its driver dies (kill -9 included), so no
+    orphan keeps training a trial that resume will run again. A driver that died before the
+    signal was set is caught by the parent-pid check that follows."""
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            PR_SET_PDEATHSIG = 1
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(0)
+
+
+def warm_up_worker(threads: int, parent_pid: int) -> None:
     """Pay torch's one-off costs (imports, thread pool, first conv kernels) when a worker starts,
     not inside its first trial."""
+    _die_with_parent(parent_pid)
     import torch
     import torch.nn.functional as F
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as futures_wait
@@ -48,8 +49,10 @@ class ProcessExecutor(Executor):
     """A pool of spawned worker processes on this machine, ``threads`` torch threads each.
 
     Workers are spawned (not forked) so torch's thread pools start clean; each loads the
-    dataset once and reuses it. A worker that dies (killed, out of memory) fails the
-    trials it held and the pool is rebuilt.
+    dataset once and reuses it, and dies with the driver. When a worker dies (killed, out of
+    memory) the whole pool breaks and every trial in it is lost without saying which one was
+    the cause. The lost trials then run again one at a time (new submissions wait): a trial
+    that breaks the pool while running alone is the cause and fails; the others complete.
     """
 
     def __init__(self, workers: int = 2, threads: Optional[int] = None) -> None:
@@ -59,26 +62,46 @@ class ProcessExecutor(Executor):
         self.threads = threads or default_threads(workers)
         self._pool: Optional[ProcessPoolExecutor] = None
         self._futures: dict[Future[EvalResult], int] = {}
+        self._calls: dict[int, TrialCall] = {}
+        self._isolating: deque[int] = deque()  # lost in a broken pool: rerun one at a time
+        self._held: deque[int] = deque()  # submitted while isolating
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=warm_up_worker, initargs=(self.threads,))
+                                             initializer=warm_up_worker, initargs=(self.threads, os.getpid()))
         return self._pool
 
-    def submit(self, key: int, call: TrialCall) -> None:
+    def _start(self, key: int) -> None:
         try:
-            future = self._ensure_pool().submit(_call_in_worker, call, self.threads)
+            future = self._ensure_pool().submit(_call_in_worker, self._calls[key], self.threads)
         except BrokenProcessPool:
-            self._pool = None
-            future = self._ensure_pool().submit(_call_in_worker, call, self.threads)
+            self._discard_pool()
+            future = self._ensure_pool().submit(_call_in_worker, self._calls[key], self.threads)
         self._futures[future] = key
 
+    def submit(self, key: int, call: TrialCall) -> None:
+        self._calls[key] = call
+        if self._isolating:
+            self._held.append(key)
+        else:
+            self._start(key)
+
+    def _refill(self) -> None:
+        if self._futures:
+            return
+        if self._isolating:
+            self._start(self._isolating.popleft())
+        else:
+            while self._held and len(self._futures) < self.workers:
+                self._start(self._held.popleft())
+
     def wait(self, timeout: Optional[float] = None) -> list[tuple[int, EvalResult]]:
+        self._refill()
         if not self._futures:
             return []
         done, _ = futures_wait(list(self._futures), timeout=timeout, return_when=FIRST_COMPLETED)
-        out = []
+        out: list[tuple[int, EvalResult]] = []
         broken = False
         for future in done:
             key = self._futures.pop(future)
@@ -86,18 +109,43 @@ class ProcessExecutor(Executor):
                 out.append((key, future.result()))
             except BrokenProcessPool:
                 broken = True
-                out.append((key, EvalResult.failed("worker process died (killed, or out of memory)")))
+                self._futures[future] = key  # handled with the rest of the pool below
+                continue
             except Exception as exc:  # noqa: BLE001 - e.g. an unpicklable result
                 out.append((key, EvalResult.failed(f"{type(exc).__name__}: {exc}")))
+            self._calls.pop(key, None)
         if broken:
-            self._pool = None
+            lost = sorted(self._futures.values())  # a broken pool loses every trial it held
+            self._futures.clear()
+            self._discard_pool()
+            if len(lost) == 1:  # it ran alone: it is the cause
+                self._calls.pop(lost[0], None)
+                out.append((lost[0], EvalResult.failed("worker process died (killed, or out of memory)")))
+            else:
+                self._isolating.extend(lost)
+        self._refill()
         return out
 
+    def _discard_pool(self) -> None:
+        """Drop a pool without waiting for its trials: terminate its workers."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        processes = list((getattr(pool, "_processes", None) or {}).values())  # no public API for this
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in processes:
+            proc.join(timeout=5)
+
     def running(self) -> int:
-        return len(self._futures)
+        return len(self._futures) + len(self._isolating) + len(self._held)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Stop at once: trials still running are abandoned (the journal runs them again on resume)."""
+        self._discard_pool()
         self._futures.clear()
+        self._calls.clear()
+        self._isolating.clear()
+        self._held.clear()

@@ -103,11 +103,16 @@ class RayExecutor(Executor):
         return len(self._refs)
 
     def close(self) -> None:
-        if self._refs and self._remote is not None:
-            ray = _ray()
-            for ref in self._refs:
-                ray.cancel(ref, force=True)
-        self._refs.clear()
-        if self._started_ray:
-            _ray().shutdown()
-            self._started_ray = False
+        try:
+            if self._refs and self._remote is not None:
+                ray = _ray()
+                for ref in self._refs:
+                    try:
+                        ray.cancel(ref, force=True)
+                    except Exception:  # noqa: BLE001 - already finished, or the cluster is gone
+                        pass
+        finally:
+            self._refs.clear()
+            if self._started_ray:
+                self._started_ray = False
+                _ray().shutdown()

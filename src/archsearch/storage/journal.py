@@ -65,24 +65,54 @@ CREATE TABLE IF NOT EXISTS intermediate (
 class Journal:
     FILENAME = "journal.sqlite"
 
-    def __init__(self, path: str, create: bool = False) -> None:
+    def __init__(self, path: str, create: bool = False, meta: Optional[dict[str, Any]] = None,
+                 lock: bool = False) -> None:
+        """Open (or with ``create``, make) a journal.
+
+        ``lock`` takes an exclusive lock for the driver that will write (rule 1): a second
+        driver on the same search is refused. The lock dies with its process, kill -9 included.
+        A file that fails the checks is closed untouched: WAL mode is switched on only after.
+        """
         self.path = path
         if not create and not os.path.isfile(path):
             raise JournalError(f"no journal at {path}")
+        self._lock_fd: Optional[int] = self._acquire_lock(path) if lock else None
+        self._db: Optional[sqlite3.Connection] = None
         try:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            if create:
+                self._create(meta or {})
+            self._check()
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            if create:
-                self._create()
-            self._check()
         except sqlite3.DatabaseError as exc:
+            self.close()
             raise JournalError(f"{path} is not a readable archsearch journal ({exc})") from exc
+        except JournalError:
+            self.close()
+            raise
+
+    @staticmethod
+    def _acquire_lock(path: str) -> Optional[int]:
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; one driver per search is then on the user
+            return None
+        fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise JournalError(f"another archsearch process is running the search in {os.path.dirname(path) or '.'}"
+                               " (its journal is locked)") from None
+        return fd
 
     # -- schema ----------------------------------------------------------------
-    def _create(self) -> None:
+    def _create(self, meta: dict[str, Any]) -> None:
+        """Schema, version and initial metadata in one transaction: a kill leaves all or nothing."""
         from archsearch import __version__
 
+        assert self._db is not None
         with self._tx():
             for stmt in _SCHEMA.strip().split(";"):
                 if stmt.strip():
@@ -90,6 +120,8 @@ class Journal:
             if self._db.execute("SELECT COUNT(*) FROM version_info").fetchone()[0] == 0:
                 self._db.execute("INSERT INTO version_info VALUES (?, ?)", (SCHEMA_VERSION, __version__))
                 self._db.execute("INSERT INTO meta VALUES ('seq', '0')")
+                for key, value in meta.items():
+                    self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
 
     def _check(self) -> None:
         row = self._db.execute("PRAGMA quick_check").fetchone()
@@ -108,7 +140,12 @@ class Journal:
         return _Transaction(self._db)
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = None
 
     # -- metadata --------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
