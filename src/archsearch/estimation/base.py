@@ -12,7 +12,7 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch.nn as nn
 
@@ -118,7 +118,3 @@ def count_flops(model: nn.Module, input_shape: tuple[int, ...]) -> int:
         return int(counter.get_total_flops())
     finally:
         model.train(was_training)
-
-
-def unwrap(options: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in options.items() if k != "name"}
