@@ -9,6 +9,7 @@ replaying its ask/tell events, and the trials that were in flight, which run aga
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -221,7 +222,7 @@ class Experiment:
         reward: Optional[float] = None
         if result.status is TrialState.COMPLETE:
             reward = result.metrics.get(self.evaluator.objective)
-            if reward is None or reward != reward:  # missing or NaN objective
+            if reward is None or not math.isfinite(reward):  # missing, NaN or infinite objective
                 result = EvalResult.failed(f"evaluator returned no finite {self.evaluator.objective!r}",
                                            result.cost, result.curve)
                 reward = None

@@ -12,7 +12,7 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Optional
 
 import torch.nn as nn
 
@@ -22,7 +22,11 @@ from archsearch.spaces.base import Architecture, SearchSpace
 
 
 class TrialError(Exception):
-    """A trial failed for a reason worth one line (NaN loss, timeout, out of memory)."""
+    """A trial failed for a reason worth one line (NaN loss, timeout); ``curve`` is what it learned so far."""
+
+    def __init__(self, message: str, curve: Optional[list[dict[str, float]]] = None) -> None:
+        super().__init__(message)
+        self.curve = curve or []
 
 
 class TrialTimeout(TrialError):
@@ -90,11 +94,10 @@ def run_trial(evaluator: Evaluator, space: SearchSpace, arch: Architecture, fide
         start = time.perf_counter()
         result = evaluator.evaluate(space, arch, fidelity, seed)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a failed trial
-        result = EvalResult.failed(describe_failure(exc), time.perf_counter() - start,
-                                   getattr(exc, "curve", None))
-        tb = traceback.format_exc(limit=8)
-        result.metrics = {}
-        result.error = f"{result.error}\n{tb}" if not isinstance(exc, TrialError) else result.error
+        error = describe_failure(exc)
+        if not isinstance(exc, TrialError):  # unexpected: keep where it happened
+            error = f"{error}\n{traceback.format_exc(limit=8)}"
+        result = EvalResult.failed(error, time.perf_counter() - start, getattr(exc, "curve", None))
     if result.status is TrialState.COMPLETE and not result.cost:
         result.cost = time.perf_counter() - start
     return result

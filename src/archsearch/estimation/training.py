@@ -117,15 +117,11 @@ def train_model(
             opt.step()
             loss_val = loss.item()
             if not math.isfinite(loss_val):
-                err = TrialError(f"loss is not finite (NaN/inf) at epoch {epoch}")
-                err.curve = curve  # type: ignore[attr-defined]
-                raise err
+                raise TrialError(f"loss is not finite (NaN/inf) at epoch {epoch}", curve)
             loss_sum += loss_val * len(idx)
             seen += len(idx)
             if deadline is not None and time.monotonic() > deadline:
-                err = TrialTimeout(f"timeout: trial exceeded its time limit at epoch {epoch}")
-                err.curve = curve  # type: ignore[attr-defined]
-                raise err
+                raise TrialTimeout(f"timeout: trial exceeded its time limit at epoch {epoch}", curve)
         sched.step()
         point = {"epoch": float(epoch), "train_loss": loss_sum / max(seen, 1)}
         if valid is not None:
