@@ -252,13 +252,14 @@ class Experiment:
                 print(f"final training of trial {best.number} for {fcfg.epochs} epochs: {best.arch}",
                       file=sys.stderr, flush=True)
             fidelity = Fidelity(epochs=fcfg.epochs, resolution=self.config.fidelity.resolution)
-            final = self.evaluator.final(self.space, best.arch, fidelity, trial_seed(self.config.seed, -1),
+            final_space = self.space.final_space()  # "search small, train big"
+            final = self.evaluator.final(final_space, best.arch, fidelity, trial_seed(self.config.seed, -1),
                                          train_on_valid=fcfg.train_on_valid)
             record["metrics"] = {**best.metrics, **final.result.metrics}
             record["final_metrics"] = final.result.metrics
             checkpoint = {
                 "format": "archsearch.checkpoint/1",
-                "space": self.space.name, "space_options": _jsonable(self.space.options()),
+                "space": final_space.name, "space_options": _jsonable(final_space.options()),
                 "arch": str(best.arch), "arch_json": best.arch.to_dict(),
                 "task": self.evaluator.task(fidelity).to_dict(),
                 "config": self.config.to_dict(), "metrics": final.result.metrics,

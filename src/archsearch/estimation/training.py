@@ -77,6 +77,9 @@ def evaluate_model(model: nn.Module, split: Split, device: torch.device, batch_s
     return correct / len(split), loss_sum / len(split)
 
 
+AUX_WEIGHT = 0.4  # weight of an auxiliary head's loss, as in NASNet/DARTS
+
+
 def train_model(
     model: nn.Module,
     train: Split,
@@ -112,6 +115,9 @@ def train_model(
             if len(idx) < 2:  # batch norm cannot train on a single sample
                 continue
             loss = F.cross_entropy(model(x_all[idx]), y_all[idx], label_smoothing=label_smoothing)
+            aux = getattr(model, "aux_logits", None)  # auxiliary head (DARTS-style), set in train mode
+            if aux is not None:
+                loss = loss + AUX_WEIGHT * F.cross_entropy(aux, y_all[idx], label_smoothing=label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -13,14 +13,18 @@ import hashlib
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 import numpy as np
 import torch.nn as nn
 
 from archsearch.core import Task
-from archsearch.errors import ParseError
+from archsearch.errors import ConfigError, ParseError
 from archsearch.registry import Registry
+from archsearch.spaces.diagram import Diagram
+
+if TYPE_CHECKING:
+    from archsearch.oneshot.supernet import Supernet
 
 
 class Architecture(ABC):
@@ -84,6 +88,47 @@ class SearchSpace(ABC):
     @abstractmethod
     def build(self, arch: Architecture, task: Task) -> nn.Module:
         """A fresh, randomly initialised network for ``task``."""
+
+    def final_space(self) -> "SearchSpace":
+        """The space final training builds in ("search small, train big"). Default: this one."""
+        return self
+
+    def supernet(self, task: Task) -> "Supernet":
+        """A weight-sharing network over every architecture (one-shot search); not every space has one."""
+        with_one = [n for n in SPACES.names() if SPACES.get(n).has_supernet]
+        raise ConfigError(f"space {self.name!r} has no supernet for one-shot search "
+                          f"(spaces with one: {', '.join(with_one) or 'none'})")
+
+    has_supernet: ClassVar[bool] = False
+
+    # -- encodings for predictors and pictures -----------------------------------
+    def feature_kinds(self) -> tuple[str, ...]:
+        """Names accepted by :meth:`features`; cell spaces add ``"path"``."""
+        return ("onehot",)
+
+    def features(self, arch: Architecture, kind: str = "onehot") -> np.ndarray:
+        """A fixed-length float vector for predictors. ``onehot``: one block per decision."""
+        if kind not in self.feature_kinds():
+            raise ConfigError(f"space {self.name!r} has no {kind!r} encoding "
+                              f"(valid: {', '.join(self.feature_kinds())})")
+        decisions = self.decisions()
+        out = np.zeros(sum(len(d.choices) for d in decisions), dtype=np.float32)
+        offset = 0
+        for d, i in zip(decisions, self.encode(arch)):
+            out[offset + i] = 1.0
+            offset += len(d.choices)
+        return out
+
+    def diagram(self, arch: Architecture) -> Diagram:
+        """A picture of the architecture. Default: the decision sequence as a chain."""
+        d = Diagram(title=f"{self.name}: {arch}")
+        prev = d.node("input")
+        for dec, i in zip(self.decisions(), self.encode(arch)):
+            prev_next = d.node(dec.name, f"{dec.name}={dec.choices[i]}")
+            d.edge(prev, prev_next)
+            prev = prev_next
+        d.edge(prev, "output")
+        return d
 
     def options(self) -> dict[str, Any]:
         """The constructor options, to store in configs and checkpoints."""
@@ -151,6 +196,13 @@ class SearchSpace(ABC):
 
 SPACES: Registry[SearchSpace] = Registry("space")
 register_space = SPACES.register
+
+
+def count_params_without_aux(model: nn.Module) -> int:
+    """Parameters excluding auxiliary heads (submodules named ``auxiliary_head``), as papers report."""
+    aux = {id(p) for name, m in model.named_modules() if name.split(".")[-1] == "auxiliary_head"
+           for p in m.parameters()}
+    return sum(p.numel() for p in model.parameters() if id(p) not in aux)
 
 
 def create_space(name: str, **options: Any) -> SearchSpace:
