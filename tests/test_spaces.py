@@ -81,6 +81,59 @@ def test_build_forward_backward(space, task):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
+def test_features_are_fixed_length_seeded_and_tell_architectures_apart(space):
+    rng = np.random.default_rng(6)
+    archs = [space.sample(rng) for _ in range(10)]
+    for kind in space.feature_kinds():
+        vectors = [space.features(a, kind) for a in archs]
+        assert len({v.shape for v in vectors}) == 1 and vectors[0].ndim == 1
+        assert all(np.isfinite(v).all() for v in vectors)
+        np.testing.assert_array_equal(space.features(archs[0], kind), vectors[0])
+    onehot = [space.features(a) for a in archs]
+    distinct = {str(a) for a in archs}
+    assert len({v.tobytes() for v in onehot}) == len(distinct)
+    with pytest.raises(ConfigError, match="valid: onehot"):
+        space.features(archs[0], "no-such-encoding")
+
+
+def test_diagram_draws_the_architecture(space, tmp_path):
+    arch = space.sample(np.random.default_rng(7))
+    diagram = space.diagram(arch)
+    dot = diagram.to_dot()
+    assert dot.startswith("digraph") and dot.rstrip().endswith("}")
+    assert len(diagram.nodes) >= 3 and len(diagram.edges) >= 2
+    assert {n for e in diagram.edges for n in e[:2]} <= {n for n, _ in diagram.nodes}
+    assert diagram.render(tmp_path / "a.dot").read_text() == dot
+    png = diagram.render(tmp_path / "a.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_final_space_is_recreatable_from_its_options(space):
+    final = space.final_space()
+    again = create_space(final.name, **final.options())
+    arch = space.sample(np.random.default_rng(8))
+    assert again.decisions() == final.decisions()
+    assert again.parse(str(arch)) == arch
+
+
+@pytest.mark.parametrize("task", TASKS, ids=["digits", "cifar"])
+def test_supernet_runs_paths_and_mixtures(space, task):
+    if not space.has_supernet:
+        with pytest.raises(ConfigError, match="has no supernet"):
+            space.supernet(task)
+        return
+    torch.manual_seed(0)
+    net = space.supernet(task)
+    x = torch.randn(2, *task.input_shape)
+    arch = space.sample(np.random.default_rng(9))
+    assert net(x, net.path_weights(arch)).shape == (2, task.num_classes)
+    alphas = [torch.zeros(len(cp.candidates), requires_grad=True) for cp in net.choice_points]
+    out = net(x, [a.softmax(0) for a in alphas])
+    out.square().sum().backward()
+    assert any(a.grad is not None and a.grad.abs().sum() > 0 for a in alphas)
+    assert net.derive([a.detach() for a in alphas]) is not None
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=80))
 def test_parse_never_crashes_on_garbage(text):

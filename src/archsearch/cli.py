@@ -216,6 +216,52 @@ def show(
         console.print(f"search curve written to {plot}")
 
 
+@app.command()
+@_guard
+def describe(
+    space: str = typer.Option(..., help="Search space name."),
+    arch: str = typer.Option(..., help="Architecture string (the space's string form)."),
+    input_shape: str = typer.Option("3,32,32", "--input-shape", help="C,H,W of one input."),
+    classes: int = typer.Option(10, help="Number of classes."),
+    set_: List[str] = typer.Option([], "--set", help="Space options: space.KEY=VALUE (repeatable)."),
+    json_: bool = typer.Option(False, "--json", help="Print a JSON object."),
+    diagram: Optional[str] = typer.Option(None, "--diagram", help="Write a diagram (.dot, .svg, .png, .pdf)."),
+    debug: bool = DebugOpt,
+) -> None:
+    """An architecture's canonical string, parameters, FLOPs, layers and diagram."""
+    import json
+
+    from archsearch.config import apply_override
+    from archsearch.core import Task
+    from archsearch.describe import describe as describe_arch
+    from archsearch.describe import describe_text, parse_input_shape
+    from archsearch.spaces import create_space
+
+    data: dict[str, Any] = {"space": {"name": space}}
+    for assignment in set_:
+        if not assignment.strip().startswith("space."):
+            raise ConfigError(f"describe --set takes space.KEY=VALUE, got {assignment!r}")
+        apply_override(data, assignment)
+    if classes < 1:
+        raise ConfigError(f"--classes must be a positive integer, got {classes}")
+    options = {k: v for k, v in data["space"].items() if k != "name"}
+    the_space = create_space(data["space"]["name"], **options)
+    the_arch = the_space.parse(arch)
+    info = describe_arch(the_space, the_arch, Task(parse_input_shape(input_shape), classes))
+    if diagram:
+        try:
+            the_space.diagram(the_arch).render(diagram)
+        except OSError as exc:
+            raise ArchsearchError(f"cannot write the diagram to {diagram}: {exc.strerror or exc}") from None
+        info["diagram"] = diagram
+    if json_:
+        print(json.dumps(info, indent=2))
+    else:
+        print(describe_text(info))
+        if diagram:
+            print(f"diagram written to {diagram}")
+
+
 @app.command("list")
 @_guard
 def list_(debug: bool = DebugOpt) -> None:

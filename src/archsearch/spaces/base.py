@@ -155,18 +155,26 @@ class SearchSpace(ABC):
             raise ParseError(f"malformed {self.name!r} architecture JSON: {exc!r}") from exc
 
     # -- search operators (defaults over the decision sequence) ------------------
+    def _choice_counts(self) -> np.ndarray:
+        """Choices per decision, cached: options are fixed once a space is built."""
+        counts = self.__dict__.get("_counts_cache")
+        if counts is None:
+            counts = np.array([len(d.choices) for d in self.decisions()], dtype=np.int64)
+            self.__dict__["_counts_cache"] = counts
+        return counts
+
     def sample(self, rng: np.random.Generator) -> Architecture:
-        return self.decode([int(rng.integers(len(d.choices))) for d in self.decisions()])
+        return self.decode(rng.integers(0, self._choice_counts()).tolist())
 
     def mutate(self, arch: Architecture, rng: np.random.Generator) -> Architecture:
         """Change exactly one decision to a different choice."""
-        decisions = self.decisions()
+        counts = self._choice_counts()
         idx = self.encode(arch)
-        mutable = [i for i, d in enumerate(decisions) if len(d.choices) > 1]
-        if not mutable:
+        mutable = np.flatnonzero(counts > 1)
+        if len(mutable) == 0:
             return arch
-        i = mutable[int(rng.integers(len(mutable)))]
-        new = int(rng.integers(len(decisions[i].choices) - 1))
+        i = int(mutable[rng.integers(len(mutable))])
+        new = int(rng.integers(counts[i] - 1))
         idx[i] = new if new < idx[i] else new + 1
         return self.decode(idx)
 

@@ -21,6 +21,7 @@ import torch.nn as nn
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
 from archsearch.spaces.base import Architecture, Decision, SearchSpace, register_space
+from archsearch.spaces.diagram import Diagram
 
 OPS = ("conv", "sep_conv", "dil_conv", "max_pool", "avg_pool", "identity")
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh, "elu": nn.ELU}
@@ -200,3 +201,19 @@ class ChainSpace(SearchSpace):
         self.validate(arch)
         assert isinstance(arch, ChainArch)
         return ChainNet(arch, task, self.stem_channels, self.reductions)
+
+    def diagram(self, arch: Architecture) -> Diagram:
+        self.validate(arch)
+        assert isinstance(arch, ChainArch)
+        d = Diagram(title=f"chain: {arch}")
+        prev = d.node("input", "input")
+        d.edge(prev, "stem", f"conv3x3 {self.stem_channels}")
+        prev = "stem"
+        for i, layer in enumerate(arch.layers):
+            label = (f"{layer.op} {layer.kernel}x{layer.kernel}" if layer.op in ("identity",) or "pool" in layer.op
+                     else f"{layer.op} {layer.kernel}x{layer.kernel}, {layer.channels}, {layer.activation}")
+            node = d.node(f"layer{i}", f"{i}: {label}")
+            d.edge(prev, node)
+            prev = node
+        d.edge(prev, d.node("head", "global pool + linear"))
+        return d
