@@ -24,6 +24,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/main_job.py
 	$(PY) benchmarks/trial_overhead.py
 	$(PY) benchmarks/parallel_speedup.py
+	$(PY) benchmarks/space_ops.py
+	$(PY) benchmarks/nb201_build.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
