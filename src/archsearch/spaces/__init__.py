@@ -4,8 +4,12 @@ from archsearch.spaces.base import (
     SPACES, Architecture, Decision, SearchSpace, create_space, list_spaces, register_space,
 )
 from archsearch.spaces.chain import ChainArch, ChainLayer, ChainSpace
+from archsearch.spaces.hierarchical import HierarchicalArch, HierarchicalSpace
+from archsearch.spaces.skip_chain import SkipChainArch, SkipChainSpace
+from archsearch.spaces.template import TemplateArch, TemplateSpace
 
 __all__ = [
-    "SPACES", "Architecture", "ChainArch", "ChainLayer", "ChainSpace", "Decision", "SearchSpace",
+    "SPACES", "Architecture", "ChainArch", "ChainLayer", "ChainSpace", "Decision", "HierarchicalArch",
+    "HierarchicalSpace", "SearchSpace", "SkipChainArch", "SkipChainSpace", "TemplateArch", "TemplateSpace",
     "create_space", "list_spaces", "register_space",
 ]
