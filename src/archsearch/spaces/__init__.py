@@ -4,12 +4,13 @@ from archsearch.spaces.base import (
     SPACES, Architecture, Decision, SearchSpace, create_space, list_spaces, register_space,
 )
 from archsearch.spaces.chain import ChainArch, ChainLayer, ChainSpace
+from archsearch.spaces.darts import DARTS_V1, DARTS_V2, DartsArch, DartsSpace
 from archsearch.spaces.hierarchical import HierarchicalArch, HierarchicalSpace
 from archsearch.spaces.skip_chain import SkipChainArch, SkipChainSpace
 from archsearch.spaces.template import TemplateArch, TemplateSpace
 
 __all__ = [
-    "SPACES", "Architecture", "ChainArch", "ChainLayer", "ChainSpace", "Decision", "HierarchicalArch",
+    "DARTS_V1", "DARTS_V2", "SPACES", "Architecture", "DartsArch", "DartsSpace", "ChainArch", "ChainLayer", "ChainSpace", "Decision", "HierarchicalArch",
     "HierarchicalSpace", "SearchSpace", "SkipChainArch", "SkipChainSpace", "TemplateArch", "TemplateSpace",
     "create_space", "list_spaces", "register_space",
 ]
