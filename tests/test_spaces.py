@@ -19,6 +19,7 @@ SMALL_OPTIONS = {
     "template": {"stages": 3, "stem_channels": 4, "depths": [1, 2], "widths": [0.25, 0.5], "se": True},
     "skip_chain": {"layers": 4, "kernels": [1, 3], "filters": [4, 8], "strides": [1, 2], "stem_channels": 4},
     "darts": {"channels": 4, "cells": 3, "nodes": 3, "final_channels": 4, "final_cells": 3},
+    "nb201": {"channels": 4, "cells_per_stage": 1},
     "hierarchical": {"motifs": 2, "motif_nodes": 3, "cell_nodes": 3, "channels": 4},
 }
 TASKS = [Task((1, 8, 8), 10), Task((3, 32, 32), 7)]
