@@ -155,12 +155,16 @@ def test_parse_never_crashes_on_garbage(text):
 
 @settings(max_examples=50, deadline=None)
 @given(st.integers(0, 2**32 - 1))
-def test_mutation_stays_in_space(seed):
+def test_mutation_and_crossover_stay_in_space_and_round_trip(seed):
     for name in list_spaces():
         space = create_space(name, **SMALL_OPTIONS.get(name, {}))
         rng = np.random.default_rng(seed)
         arch = space.mutate(space.sample(rng), rng)
         assert space.validate(arch) == arch
+        assert space.parse(str(arch)) == arch
+        assert space.from_dict(json.loads(arch.to_json())) == arch
+        child = space.crossover(arch, space.sample(rng), rng)
+        assert space.decode(space.encode(child)) == child
 
 
 # -- the chain space specifically ------------------------------------------------

@@ -43,9 +43,10 @@ def mix(ops: Sequence[nn.Module], x: torch.Tensor, w: torch.Tensor) -> torch.Ten
     """
     out: torch.Tensor | None = None
     dead = None
+    live = w.ne(0).tolist()  # one host sync per choice point, not one per candidate
     for i, op in enumerate(ops):
         wi = w[i]
-        if bool(wi == 0):
+        if not live[i]:
             dead = wi if dead is None else dead + wi
             continue
         y = wi * op(x)

@@ -164,7 +164,9 @@ class SearchSpace(ABC):
         return counts
 
     def sample(self, rng: np.random.Generator) -> Architecture:
-        return self.decode(rng.integers(0, self._choice_counts()).tolist())
+        counts = self._choice_counts()
+        # floor(u * k) is uniform on 0..k-1; one vector draw beats a call per decision
+        return self.decode((rng.random(len(counts)) * counts).astype(np.int64).tolist())
 
     def mutate(self, arch: Architecture, rng: np.random.Generator) -> Architecture:
         """Change exactly one decision to a different choice."""
