@@ -157,7 +157,7 @@ def test_any_input_shape_and_class_count(shape):
     assert out.shape == (2, 3)
     out.sum().backward()
     assert model.stem[0].weight.grad.abs().sum() > 0
-    with pytest.raises(ConfigError, match=r"needs image inputs \(C, H, W\)"):
+    with pytest.raises(ConfigError, match=r"needs input shape \(C, H, W\)"):
         space.build(space.parse(EXAMPLE), Task((10,), 3))
 
 

@@ -21,6 +21,7 @@ import torch.nn as nn
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
 from archsearch.spaces.base import Architecture, Decision, SearchSpace, register_space
+from archsearch.spaces.checks import check_int, check_ints, check_names, require_image
 from archsearch.spaces.diagram import Diagram
 
 OPS = ("conv", "sep_conv", "dil_conv", "max_pool", "avg_pool", "identity")
@@ -106,7 +107,8 @@ def _layer(spec: ChainLayer, c_in: int) -> tuple[nn.Module, int]:
 class ChainNet(nn.Module):
     def __init__(self, arch: ChainArch, task: Task, stem_channels: int, reductions: int) -> None:
         super().__init__()
-        c_in, h = task.input_shape[0], min(task.input_shape[1:])
+        c_in, *hw = require_image(task, "chain")
+        h = min(hw)
         self.stem = nn.Sequential(nn.Conv2d(c_in, stem_channels, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(stem_channels), nn.ReLU())
         n = len(arch.layers)
@@ -145,23 +147,15 @@ class ChainSpace(SearchSpace):
         stem_channels: int = 32,
         reductions: int = 2,
     ) -> None:
-        if not isinstance(layers, int) or not 1 <= layers <= 64:
-            raise ConfigError(f"space.layers must be an integer in 1..64, got {layers!r}")
-        for key, values, valid in (("ops", ops, OPS), ("activations", activations, tuple(ACTIVATIONS))):
-            if not values:
-                raise ConfigError(f"space.{key} must not be empty (valid: {', '.join(valid)})")
-            bad = [v for v in values if v not in valid]
-            if bad:
-                raise ConfigError(f"space.{key}: unknown {bad[0]!r} (valid: {', '.join(valid)})")
-        for key, values in (("kernels", kernels), ("channels", channels)):
-            if not values or any(not isinstance(v, int) or v < 1 for v in values):
-                raise ConfigError(f"space.{key} must be a non-empty list of positive integers, got {values!r}")
+        check_int("layers", layers, 1, 64)
+        check_names("ops", ops, OPS)
+        check_names("activations", activations, tuple(ACTIVATIONS))
+        check_ints("kernels", kernels, 1, 15)
+        check_ints("channels", channels, 1, 4096)
         if any(k % 2 == 0 for k in kernels):
             raise ConfigError(f"space.kernels must be odd (same padding), got {list(kernels)}")
-        if not isinstance(stem_channels, int) or stem_channels < 1:
-            raise ConfigError(f"space.stem_channels must be a positive integer, got {stem_channels!r}")
-        if not isinstance(reductions, int) or not 0 <= reductions <= layers:
-            raise ConfigError(f"space.reductions must be an integer in 0..layers, got {reductions!r}")
+        check_int("stem_channels", stem_channels, 1, 4096)
+        check_int("reductions", reductions, 0, layers)
         self.layers, self.stem_channels, self.reductions = layers, stem_channels, reductions
         self.ops, self.kernels = tuple(ops), tuple(kernels)
         self.channels, self.activations = tuple(channels), tuple(activations)

@@ -30,6 +30,7 @@ from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
 from archsearch.oneshot.supernet import ChoicePoint, Supernet, mix
 from archsearch.spaces.base import Architecture, Decision, SearchSpace, register_space
+from archsearch.spaces.checks import check_int, check_names, require_image
 from archsearch.spaces.diagram import Diagram
 from archsearch.spaces.ops import Identity, Pool, ReLUConvBN, Zero
 
@@ -167,9 +168,8 @@ class MixedCell(nn.Module):
 
 def _skeleton(task: Task, c: int, n: int, make_cell: Any) -> tuple[nn.Module, list[nn.Module], nn.Module, nn.Module]:
     """Stem, the stacked layers (cells and reduction blocks), the head activation, the classifier."""
-    if len(task.input_shape) != 3:
-        raise ConfigError(f"space 'nb201' needs image inputs (C, H, W), got input shape {tuple(task.input_shape)}")
-    stem = nn.Sequential(nn.Conv2d(task.input_shape[0], c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+    channels_in = require_image(task, "nb201")[0]
+    stem = nn.Sequential(nn.Conv2d(channels_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
     widths = (c, 2 * c, 4 * c)
     layers: list[nn.Module] = []
     for stage, w in enumerate(widths):
@@ -238,16 +238,9 @@ class NB201Space(SearchSpace):
     has_supernet = True
 
     def __init__(self, channels: int = 16, cells_per_stage: int = 5, ops: Sequence[str] = OPS) -> None:
-        for key, value, hi in (("channels", channels, 4096), ("cells_per_stage", cells_per_stage, 64)):
-            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= hi:
-                raise ConfigError(f"space.{key} must be an integer in 1..{hi}, got {value!r}")
-        if isinstance(ops, str) or not isinstance(ops, (list, tuple)) or not ops:
-            raise ConfigError(f"space.ops must be a non-empty list of op names (valid: {', '.join(OPS)}), got {ops!r}")
-        for op in ops:
-            if op not in OPS:
-                raise ConfigError(f"space.ops: unknown {op!r} (valid: {', '.join(OPS)})")
-        if len(set(ops)) != len(ops):
-            raise ConfigError(f"space.ops lists an op twice: {list(ops)}")
+        check_int("channels", channels, 1, 4096)
+        check_int("cells_per_stage", cells_per_stage, 1, 64)
+        check_names("ops", ops, OPS)
         if all(op == "none" for op in ops):
             raise ConfigError(f"space.ops needs an op besides 'none' (valid: {', '.join(OPS)})")
         self.channels, self.cells_per_stage = channels, cells_per_stage
