@@ -114,17 +114,23 @@ def test_wrong_node_count_and_restricted_ops_are_rejected_by_the_space():
 
 # -- options and "search small, train big" ----------------------------------------------
 @pytest.mark.parametrize("options, message", [
-    ({"channels": 15}, r"space.channels must be an even integer >= 2"),
-    ({"final_channels": 0}, r"space.final_channels must be an even integer"),
-    ({"cells": 0}, r"space.cells must be an integer >= 1"),
+    ({"channels": 15}, r"space.channels must be even \(FactorizedReduce halves it\), got 15"),
+    ({"channels": 2**40}, r"space.channels must be an integer in 2..4096"),
+    ({"channels": 16.0}, r"space.channels must be an integer in 2..4096, got 16.0"),
+    ({"final_channels": 0}, r"space.final_channels must be an integer in 2..4096"),
+    ({"cells": 0}, r"space.cells must be an integer in 1..100"),
+    ({"cells": 10**6}, r"space.cells must be an integer in 1..100"),
+    ({"final_cells": 101}, r"space.final_cells must be an integer in 1..100"),
     ({"nodes": 9}, r"space.nodes must be an integer in 1..8"),
     ({"nodes": True}, r"space.nodes must be an integer"),
     ({"auxiliary": "yes"}, r"space.auxiliary must be true or false"),
     ({"ops": ["sep_conv_3x3", "conv_7x7"]}, r"space.ops: unknown 'conv_7x7' \(valid: none, max_pool_3x3"),
     ({"ops": "sep_conv_3x3"}, r"space.ops must be a non-empty list"),
     ({"ops": ["none"]}, r"space.ops needs an op other than 'none'"),
-    ({"ops": ["skip_connect", "skip_connect"]}, r"space.ops lists an op twice"),
+    ({"ops": ["skip_connect", "skip_connect"]}, r"space.ops lists a value twice"),
     ({"drop_path": 1.0}, r"space.drop_path must be a probability in \[0, 1\)"),
+    ({"final_drop_path": True}, r"space.final_drop_path must be a probability in \[0, 1\)"),
+    ({"final_auxiliary": 1}, r"space.final_auxiliary must be true or false"),
     ({"width": 3}, r"unknown option 'width' .*valid: channels, cells, nodes, auxiliary, ops"),
 ])
 def test_options_are_validated(options, message):
@@ -174,6 +180,33 @@ def test_network_reduces_twice_doubles_channels_and_aux_head_works_on_small_maps
     model.eval()
     model(x)
     assert model.aux_logits is None
+
+
+def test_batch_of_one_trains_without_the_auxiliary_head():
+    """The aux head's last BatchNorm sees a 1x1 map: a batch of one is skipped, not a crash."""
+    space = small_space(cells=5, auxiliary=True)
+    model = space.build(space.sample(np.random.default_rng(1)), CIFAR).train()
+    out = model(torch.randn(1, 3, 32, 32))
+    assert out.shape == (1, 10) and model.aux_logits is None
+    out.sum().backward()
+    model(torch.randn(2, 3, 32, 32))
+    assert model.aux_logits is not None and model.aux_logits.shape == (2, 10)
+
+
+@pytest.mark.parametrize("task", [Task((16,), 2), Task((3, 32), 2)], ids=["vector", "2d"])
+def test_non_image_tasks_are_a_clear_config_error(task):
+    space = small_space()
+    with pytest.raises(ConfigError, match=r"space 'darts' builds image networks and needs input shape \(C, H, W\)"):
+        space.build(space.sample(np.random.default_rng(0)), task)
+    with pytest.raises(ConfigError, match=r"space 'darts' builds image networks"):
+        space.supernet(task)
+
+
+def test_path_features_have_path_length_entries():
+    for nodes in (1, 3, 5):
+        space = create_space("darts", nodes=nodes, ops=["none", "skip_connect", "sep_conv_3x3"])
+        arch = space.sample(np.random.default_rng(nodes))
+        assert space.features(arch, "path").shape == (space.path_length(),)
 
 
 def test_reduction_cell_edges_from_cell_inputs_have_stride_two():

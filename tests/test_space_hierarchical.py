@@ -197,9 +197,11 @@ def test_diagram_has_the_cell_and_each_used_motif():
     ({"cell_nodes": 11}, "space.cell_nodes"),
     ({"primitives": ["sep3", "conv5"]}, r"unknown 'conv5' \(valid: none, conv1, dw3"),
     ({"primitives": []}, "space.primitives must be a non-empty list"),
-    ({"primitives": ["id", "id"]}, "duplicates"),
+    ({"primitives": ["id", "id"]}, "space.primitives lists a value twice"),
+    ({"primitives": "sep3"}, "space.primitives must be a non-empty list"),
     ({"channels": 0}, "space.channels"),
-    ({"cells": True}, "space.cells"),
+    ({"cells": True}, "space.cells must be an integer in 1..32"),
+    ({"channels": 2.0}, r"space.channels must be an integer in 1\.\.4096"),
     ({"stages": 0}, "space.stages"),
     ({"levels": 3}, "unknown option 'levels'"),
 ])
@@ -215,3 +217,99 @@ def test_edge_order_is_row_major_upper_triangle():
     for _ in range(20):
         arch = space.sample(rng)
         assert isinstance(arch, HierarchicalArch) and space.decode(space.encode(arch)) == arch
+
+
+def test_decode_rejects_out_of_range_indices():
+    space = create_space("hierarchical", **SMALL)
+    good = space.encode(space.parse(EXAMPLE))
+    for pos, value, message in ((0, -1, r"m1.0-1: index -1 is out of range 0..6"),
+                                (0, 7, r"m1.0-1: index 7"),
+                                (8, 4, r"cell.1-2: index 4 is out of range 0..3"),
+                                (8, False, r"cell.1-2: index False"),
+                                (3, 1.0, r"m2.0-1: index 1.0")):
+        with pytest.raises(ParseError, match=message):
+            space.decode(good[:pos] + [value] + good[pos + 1:])
+    with pytest.raises(ParseError, match="expected 9 decisions, got 8"):
+        space.decode(good[:-1])
+    assert space.decode(np.array(good)) == space.parse(EXAMPLE)
+
+
+def test_build_needs_an_image_task():
+    space = create_space("hierarchical", **SMALL)
+    with pytest.raises(ConfigError, match="space 'hierarchical' builds image networks"):
+        space.build(space.parse(EXAMPLE), Task((16,), 2))
+
+
+def path_entries(space, text):
+    """The set entries of the path vector, decoded to primitive sequences (ints: long-path lengths)."""
+    codes = [p for p in space.primitives if p not in ("none", "id")]
+    k, out, vector = len(codes), set(), space.features(space.parse(text), "path")
+    names = [()] + [tuple(codes[(n // k ** (length - 1 - d)) % k] for d in range(length))
+                    for length in range(1, 4) for n in range(k ** length)]
+    for e in np.flatnonzero(vector):
+        out.add(names[e] if e < len(names) else e - len(names) + 4)
+    return out
+
+
+def test_path_encoding_layout_and_length():
+    space = create_space("hierarchical", **SMALL)
+    assert space.feature_kinds() == ("onehot", "path")
+    # 5 labelled primitives; longest path: 2 cell edges x 2 motif edges = 4 primitives
+    assert space.path_length() == 1 + 5 + 25 + 125 + 1
+    assert create_space("hierarchical").path_length() == 1 + 155 + (4 * 3 - 3)
+    assert create_space("hierarchical", **{**SMALL, "primitives": ["none", "id", "sep3"]}).path_length() == 1 + 3 + 1
+    # EXAMPLE: m1 has paths sep3->max3 and conv1; m2 is all-none (the identity);
+    # cell: 0->1 m1, 0->2 id, 1->2 m2
+    assert path_entries(space, EXAMPLE) == {(), ("sep3", "max3"), ("conv1",)}
+    # a 4-primitive path lands in the long-path entry
+    long = "m1=sep3,none/dw3;m2=avg3,none/max3;cell=m1,none/m2"
+    assert path_entries(space, long) == {4}
+    vectors = {space.features(space.parse(t), "path").shape for t in (EXAMPLE, long)}
+    assert vectors == {(space.path_length(),)}
+
+
+def test_path_encoding_is_deterministic_and_tells_paths_apart():
+    space = create_space("hierarchical", **SMALL)
+    rng = np.random.default_rng(0)
+    for arch in (space.sample(rng) for _ in range(20)):
+        v = space.features(arch, "path")
+        assert v.dtype == np.float32 and set(np.unique(v)) <= {0.0, 1.0}
+        np.testing.assert_array_equal(v, space.features(space.parse(str(arch)), "path"))
+    a = space.features(space.parse(EXAMPLE), "path")
+    b = space.features(space.parse(EXAMPLE.replace("m1=sep3", "m1=dw3")), "path")
+    c = space.features(space.parse(EXAMPLE.replace("cell=m1,id/m2", "cell=m1,none/m2")), "path")
+    assert not np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+def test_path_encoding_ignores_what_the_network_does_not_compute():
+    space = create_space("hierarchical", **SMALL)
+    base = space.features(space.parse(EXAMPLE), "path")
+    same = [
+        EXAMPLE.replace("m2=none,none/none", "m2=id,none/id").replace("cell=m1,id/m2", "cell=m1,id/id"),
+        # m2 unused, so its contents do not matter
+        "m1=sep3,conv1/max3;m2=dw3,dw3/dw3;cell=m1,id/id",
+        # an orphan node takes the input through an identity: node 1 here, which feeds m1 to the output
+        "m1=sep3,conv1/max3;m2=none,none/none;cell=none,id/m1",
+        # an id edge adds no primitive: m2 = one id edge is the identity, like the all-none m2
+        EXAMPLE.replace("m2=none,none/none", "m2=none,id/none"),
+    ]
+    for text in same:
+        assert space.parse(text) != space.parse(EXAMPLE)
+        np.testing.assert_array_equal(space.features(space.parse(text), "path"), base, err_msg=text)
+    # dead node: in a 4-node motif, node 2 feeds nothing, so the op on 0->2 does not matter
+    big = create_space("hierarchical", motifs=1, motif_nodes=4, cell_nodes=2, channels=4)
+    x = big.features(big.parse("m1=sep3,conv1,max3/none,avg3/none;cell=m1"), "path")
+    y = big.features(big.parse("m1=sep3,dw3,max3/none,avg3/none;cell=m1"), "path")
+    np.testing.assert_array_equal(x, y)
+
+
+def test_path_encoding_is_fast_at_default_options():
+    import time
+
+    space = create_space("hierarchical")
+    rng = np.random.default_rng(0)
+    archs = [space.sample(rng) for _ in range(100)]
+    start = time.perf_counter()
+    for arch in archs:
+        space.features(arch, "path")
+    assert (time.perf_counter() - start) / len(archs) < 5e-3  # about 0.1 ms; loose for busy machines

@@ -209,17 +209,90 @@ def test_diagram_shows_chain_skip_and_fixup_edges():
 @pytest.mark.parametrize("options, match", [
     ({"ops": ["conv", "bogus"]}, r"space.ops: unknown 'bogus' \(valid: conv, sep_conv, max_pool, avg_pool\)"),
     ({"kernels": [2]}, "space.kernels must be odd"),
-    ({"kernels": [3, 3]}, "space.kernels must not repeat"),
-    ({"filters": [0]}, "space.filters must be a non-empty list of positive integers"),
+    ({"kernels": [3, 3]}, r"space.kernels lists a value twice: \[3, 3\]"),
+    ({"filters": [0]}, r"space.filters must be a non-empty list of integers in 1..4096"),
     ({"strides": []}, "space.strides must be a non-empty list"),
+    ({"ops": "conv"}, "space.ops must be a non-empty list"),
     ({"layers": 0}, "space.layers must be an integer in 1..64"),
-    ({"reductions": 9}, "space.reductions must be an integer in 0..layers"),
+    ({"layers": True}, "space.layers must be an integer in 1..64"),
+    ({"stem_channels": 2.0}, r"space.stem_channels must be an integer in 1..4096, got 2.0"),
+    ({"reductions": 9}, "space.reductions must be at most space.layers - 1 = 3, got 9"),
+    ({"reductions": 4}, "space.reductions must be at most space.layers - 1 = 3"),
+    ({"layers": 1, "reductions": 1}, "space.reductions must be at most space.layers - 1 = 0"),
+    ({"reductions": -1}, r"space.reductions must be an integer in 0..64"),
     ({"supernet_filters": 5}, r"space.supernet_filters must be one of space.filters \(4, 8\)"),
+    ({"supernet_filters": 8.0}, r"space.supernet_filters must be one of space.filters \(4, 8\), got 8.0"),
+    ({"supernet_filters": True}, r"space.supernet_filters must be one of space.filters"),
     ({"width": 3}, "unknown option 'width'"),
 ])
 def test_options_are_validated(options, match):
     with pytest.raises(ConfigError, match=match):
         small(**options)
+
+
+def test_default_reductions_fit_short_chains():
+    assert [small(layers=n).reductions for n in (1, 2, 3, 6)] == [0, 1, 2, 2]
+    assert small(layers=4, reductions=3).reductions == 3
+    assert "reductions" not in small(layers=2).options()  # the default is not written into options
+
+
+def test_non_image_tasks_are_a_clear_config_error():
+    space = small()
+    arch = space.parse(BASE)
+    for task in (Task((16,), 2), Task((1, 8), 2)):
+        with pytest.raises(ConfigError, match=r"space 'skip_chain' builds image networks and needs input shape"):
+            space.build(arch, task)
+        with pytest.raises(ConfigError, match=r"space 'skip_chain' builds image networks"):
+            space.supernet(task)
+
+
+def _count_pools(monkeypatch):
+    import archsearch.spaces.skip_chain as mod
+
+    calls = []
+    real = mod.F.adaptive_avg_pool2d
+
+    class _F:
+        def __getattr__(self, name):
+            return getattr(F, name)
+
+        @staticmethod
+        def adaptive_avg_pool2d(x, size):
+            calls.append(size)
+            return real(x, size)
+
+    monkeypatch.setattr(mod, "F", _F())
+    return calls
+
+
+def test_each_source_is_pooled_once_per_target_size(monkeypatch):
+    """Many layers reading the same big map (the stem, an early layer) pool it once per size."""
+    space = create_space("skip_chain", layers=6, reductions=2, filters=[4], kernels=[3], stem_channels=4)
+    # every later layer reads L0 (full size) and the stem through nothing: stages 0 0 1 1 2 2
+    arch = space.parse("conv:3x3:4|conv:3x3:4<-0|conv:3x3:4<-0,1|conv:3x3:4<-0,2|conv:3x3:4<-0,3|conv:3x3:4<-0,4")
+    torch.manual_seed(0)
+    model = space.build(arch, Task((1, 16, 16), 3)).eval()
+    x = torch.randn(2, 1, 16, 16)
+    calls = _count_pools(monkeypatch)
+    out = model(x)
+    # 8x8: L0 once (read by L2 and L3) and L1; 4x4: L0 once (read by L4 and L5) and L3.
+    # Pooling per read would make it 3 and 3
+    assert sorted(calls) == [(4, 4), (4, 4), (8, 8), (8, 8)]
+    monkeypatch.undo()
+    assert torch.equal(out, model(x))
+
+
+def test_supernet_forward_syncs_once_for_all_skips(monkeypatch):
+    """The skip weights' zero mask is read with one .tolist() per forward, not a bool() per skip."""
+    space = create_space("skip_chain", layers=8, filters=[4], kernels=[3], stem_channels=4)
+    net = space.supernet(Task((1, 8, 8), 3))
+    weights = [torch.softmax(torch.randn(len(cp.candidates)), 0) for cp in net.choice_points]
+    syncs = []
+    real_bool = torch.Tensor.__bool__
+    monkeypatch.setattr(torch.Tensor, "__bool__", lambda t: syncs.append(1) or real_bool(t))
+    net(torch.randn(2, 1, 8, 8), weights)
+    monkeypatch.undo()
+    assert syncs == []
 
 
 # -- the supernet -----------------------------------------------------------------
@@ -268,6 +341,36 @@ def test_supernet_one_hot_path_runs_only_the_selected_candidates():
     net(torch.randn(2, 1, 8, 8), net.path_weights(arch))
     path = net.path(arch)
     assert ran == {(i, path[net._op_cp[i]]) for i in range(4)}
+
+
+def _reference_supernet_forward(net, x, weights):
+    """The relaxation written out term by term (every product explicit, no skipping of zeros)."""
+    s = net.stem(x)
+    outs = []
+    for i in range(len(net.cells)):
+        inp = sum(weights[net._skip_cp[i][j]][1] * outs[j] for j in range(i))
+        off = torch.stack([weights[net._skip_cp[i][j]][0] for j in range(i)]).prod() if i else 1.0
+        inp = inp + off * s
+        outs.append(sum(w * op(inp) for w, op in zip(weights[net._op_cp[i]], net.cells[i])))
+    final = outs[-1]
+    for j in range(len(outs) - 1):
+        final = final + torch.stack([weights[net._skip_cp[i][j]][0] for i in range(j + 1, len(outs))]).prod() * outs[j]
+    return net.head(final.mean(dim=(2, 3)))
+
+
+def test_supernet_soft_and_sparse_weights_match_the_written_out_relaxation():
+    torch.manual_seed(0)
+    space = small(reductions=0)
+    net = space.supernet(Task((1, 8, 8), 3)).eval()
+    x = torch.randn(2, 1, 8, 8)
+    soft = [torch.softmax(torch.randn(len(cp.candidates)), 0) for cp in net.choice_points]
+    assert torch.allclose(net(x, soft), _reference_supernet_forward(net, x, soft), atol=1e-5)
+    # some skips exactly off or on, some op weights exactly zero: the zero terms are skipped
+    sparse = [w.clone() for w in soft]
+    sparse[net._skip_cp[3][0]] = torch.tensor([1.0, 0.0])
+    sparse[net._skip_cp[2][1]] = torch.tensor([0.0, 1.0])
+    sparse[net._op_cp[1]][2:] = 0.0
+    assert torch.allclose(net(x, sparse), _reference_supernet_forward(net, x, sparse), atol=1e-5)
 
 
 def test_supernet_one_hot_path_sums_inputs_and_applies_the_fixups():

@@ -163,15 +163,22 @@ def test_diagram_shows_stem_stages_and_head():
     ({"stages": 0}, "space.stages must be an integer in 1..8"),
     ({"stages": 9}, "space.stages"),
     ({"stages": [16, [32, 3]]}, r"space.stages entry 2 .*stride 1 or 2"),
+    ({"stages": [[16, 2.0], [32, 2.0]]}, r"space.stages entry 1 .*integer stride"),
+    ({"stages": [[16, True]]}, r"space.stages entry 1 .*integer stride"),
+    ({"stages": [16.0, 32]}, r"space.stages entry 1 must be a base width"),
     ({"stages": "four"}, "space.stages"),
     ({"blocks": ["conv", "mbconv9"]}, r"unknown 'mbconv9' \(valid: conv, mbconv3"),
     ({"blocks": []}, "space.blocks must be a non-empty list"),
     ({"kernels": [3, 4]}, "must be odd"),
-    ({"depths": [0, 1]}, "space.depths must be a non-empty list of positive integers"),
+    ({"depths": [0, 1]}, r"space.depths must be a non-empty list of integers in 1\.\.32"),
+    ({"depths": [1, 33]}, r"space.depths must be a non-empty list of integers in 1\.\.32"),
+    ({"kernels": [3, 3]}, "space.kernels lists a value twice"),
     ({"widths": [0.5, -1.0]}, "space.widths must be a non-empty list of multipliers"),
-    ({"widths": [0.5, 0.5]}, "space.widths has duplicates"),
+    ({"widths": [0.5, 0.5]}, "space.widths lists a value twice"),
+    ({"widths": [1, 1.0]}, "space.widths lists a value twice"),
+    ({"widths": [float("nan")]}, "space.widths must be a non-empty list of multipliers"),
     ({"widths": [1.0], "channels": [8]}, "set only one"),
-    ({"channels": [8, 0]}, "space.channels must be a non-empty list of positive integers"),
+    ({"channels": [8, 0]}, r"space.channels must be a non-empty list of integers in 1\.\.4096"),
     ({"se": "yes"}, "space.se must be true or false"),
     ({"stem_channels": 0}, "space.stem_channels"),
     ({"width": 1}, "unknown option 'width'"),
@@ -187,3 +194,49 @@ def test_every_decision_vector_is_a_distinct_architecture():
              for w in range(2) for s in range(2)}
     assert len(archs) == space.size() == len({str(a) for a in archs})
     assert all(isinstance(a, TemplateArch) for a in archs)
+
+
+@pytest.mark.parametrize("widths", [[1 / 3, 0.5], [1.25e-05, 1.0], [0.1 + 0.2, 2.0], [1e-300, 16]])
+def test_every_width_multiplier_prints_in_a_form_that_parses_back(widths):
+    space = create_space("template", stages=2, widths=widths)
+    for w in space.widths:
+        arch = space.parse(f"conv:k3:d1:w{w!r}|conv:k3:d1:w{w!r}")
+        assert arch.stages[0].width == w and str(arch).startswith(f"conv:k3:d1:w{w!r}|")
+    for arch in (space.sample(np.random.default_rng(s)) for s in range(10)):
+        text = str(arch)
+        assert space.parse(text) == arch and str(space.parse(text)) == text
+        assert space.from_dict(json.loads(arch.to_json())) == arch
+
+
+@pytest.mark.parametrize("token, message", [
+    ("w1e999", "not a positive finite number"),   # overflows to inf
+    ("w1e-999", "not a positive finite number"),  # underflows to 0
+    ("w" + "1" * 21, "expected block:kK:dD:wW"),  # longer than any float's repr
+    ("w1.5e", "expected block:kK:dD:wW"),
+])
+def test_width_tokens_that_cannot_print_back_are_rejected(token, message):
+    with pytest.raises(ParseError, match=message):
+        TemplateArch.parse(f"conv:k3:d1:{token}")
+
+
+def test_decode_rejects_out_of_range_indices():
+    space = create_space("template", stages=1, se=True)
+    assert space.decode([0, 1, 2, 3, 1]).stages[0].se
+    for bad, message in (([-1, 0, 0, 0, 0], r"stage0.block: index -1 is out of range 0..4"),
+                         ([99, 0, 0, 0, 0], r"stage0.block: index 99"),
+                         ([0, 0, 0, 0, 2], r"stage0.se: index 2 is out of range 0..1"),
+                         ([0, 0, 0, 4, 0], r"stage0.width: index 4"),
+                         ([0, 0, 0, 0, True], "stage0.se: index True"),
+                         ([0, 0, 0, 0.0, 0], "stage0.width"),
+                         ([0, 0, 0, 0], "expected 5 decisions, got 4")):
+        with pytest.raises(ParseError, match=message):
+            space.decode(bad)
+    # numpy integers (e.g. from an encoder's argmax) are fine
+    assert space.decode(np.array([1, 0, 0, 0, 0])) == space.decode([1, 0, 0, 0, 0])
+
+
+def test_build_needs_an_image_task():
+    space = create_space("template", stages=2)
+    arch = space.sample(np.random.default_rng(0))
+    with pytest.raises(ConfigError, match=r"space 'template' builds image networks and needs input shape \(C, H, W\)"):
+        space.build(arch, Task((16,), 2))

@@ -141,6 +141,15 @@ def test_supernet_runs_paths_and_mixtures(space, task):
     assert net.derive([a.detach() for a in alphas]) is not None
 
 
+def test_non_image_tasks_are_a_clear_error(space):
+    arch = space.sample(np.random.default_rng(10))
+    with pytest.raises(ConfigError, match=r"needs input shape \(C, H, W\)"):
+        space.build(arch, Task((16,), 3))
+    if space.has_supernet:
+        with pytest.raises(ConfigError, match=r"needs input shape \(C, H, W\)"):
+            space.supernet(Task((16,), 3))
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=80))
 def test_parse_never_crashes_on_garbage(text):

@@ -172,7 +172,9 @@ class SearchSpace(ABC):
         """Change exactly one decision to a different choice."""
         counts = self._choice_counts()
         idx = self.encode(arch)
-        mutable = np.flatnonzero(counts > 1)
+        mutable = self.__dict__.get("_mutable_cache")
+        if mutable is None:
+            mutable = self.__dict__["_mutable_cache"] = np.flatnonzero(counts > 1)
         if len(mutable) == 0:
             return arch
         i = int(mutable[rng.integers(len(mutable))])

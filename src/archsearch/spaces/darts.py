@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
 from archsearch.oneshot.supernet import ChoicePoint, Supernet, mix
+from archsearch.spaces import checks
 from archsearch.spaces.base import Architecture, Decision, SearchSpace, create_space, register_space
 from archsearch.spaces.diagram import Diagram
 from archsearch.spaces.ops import DilConv, FactorizedReduce, Identity, Pool, ReLUConvBN, SepConv, Zero
@@ -46,6 +47,8 @@ OPS = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "
        "dil_conv_3x3", "dil_conv_5x5")
 CELLS = ("normal", "reduce")
 MAX_NODES = 8
+MAX_CELLS = 100
+MAX_CHANNELS = 4096
 # path encoding: paths up to this many edges are labelled by their op sequence; longer ones
 # (possible only when nodes > 3) get one indicator per (cell, input, length), as BANANAS truncates
 PATH_LABELLED_LENGTH = 3
@@ -425,7 +428,9 @@ class DartsNetwork(nn.Module):
         s0 = s1 = self.stem(x)
         for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
-            if i == self.aux_index and self.auxiliary_head is not None and self.training:
+            # the auxiliary head ends in BatchNorm on a 1x1 map: in training a batch of one gives
+            # it a single value per channel, which BatchNorm rejects, so that batch gets no aux loss
+            if i == self.aux_index and self.auxiliary_head is not None and self.training and x.shape[0] > 1:
                 self.aux_logits = self.auxiliary_head(s1)
         return self.classifier(s1.mean(dim=(2, 3)))
 
@@ -549,25 +554,10 @@ class DartsSupernet(Supernet):
 
 
 # -- the space ------------------------------------------------------------------
-def _check_int(key: str, value: Any, lo: int, hi: int | None = None) -> None:
-    if type(value) is not int or value < lo or (hi is not None and value > hi):
-        rng = f"in {lo}..{hi}" if hi is not None else f">= {lo}"
-        raise ConfigError(f"space.{key} must be an integer {rng}, got {value!r}")
-
-
 def _check_channels(key: str, value: Any) -> None:
-    if type(value) is not int or value < 2 or value % 2:
-        raise ConfigError(f"space.{key} must be an even integer >= 2 (FactorizedReduce halves it), got {value!r}")
-
-
-def _check_bool(key: str, value: Any) -> None:
-    if not isinstance(value, bool):
-        raise ConfigError(f"space.{key} must be true or false, got {value!r}")
-
-
-def _check_prob(key: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
-        raise ConfigError(f"space.{key} must be a probability in [0, 1), got {value!r}")
+    checks.check_int(key, value, 2, MAX_CHANNELS)
+    if value % 2:
+        raise ConfigError(f"space.{key} must be even (FactorizedReduce halves it), got {value!r}")
 
 
 @register_space("darts")
@@ -576,6 +566,9 @@ class DartsSpace(SearchSpace):
 
     Decisions, per cell type, node i and each of its two inputs k: ``{cell}.node{i}.op{k}``
     (the ``ops`` option) and ``{cell}.node{i}.input{k}`` (0..i+1).
+
+    Option ranges: ``channels``/``final_channels`` even, 2..4096; ``cells``/``final_cells``
+    1..100; ``nodes`` 1..8; ``drop_path``/``final_drop_path`` in [0, 1).
     """
 
     arch_type = DartsArch
@@ -596,20 +589,14 @@ class DartsSpace(SearchSpace):
     ) -> None:
         _check_channels("channels", channels)
         _check_channels("final_channels", final_channels)
-        _check_int("cells", cells, 1)
-        _check_int("final_cells", final_cells, 1)
-        _check_int("nodes", nodes, 1, MAX_NODES)
-        _check_bool("auxiliary", auxiliary)
-        _check_bool("final_auxiliary", final_auxiliary)
-        _check_prob("drop_path", drop_path)
-        _check_prob("final_drop_path", final_drop_path)
-        if isinstance(ops, str) or not isinstance(ops, (list, tuple)) or not ops:
-            raise ConfigError(f"space.ops must be a non-empty list of op names (valid: {', '.join(OPS)})")
-        for op in ops:
-            if op not in OPS:
-                raise ConfigError(f"space.ops: unknown {op!r} (valid: {', '.join(OPS)})")
-        if len(set(ops)) != len(ops):
-            raise ConfigError(f"space.ops lists an op twice: {list(ops)}")
+        checks.check_int("cells", cells, 1, MAX_CELLS)
+        checks.check_int("final_cells", final_cells, 1, MAX_CELLS)
+        checks.check_int("nodes", nodes, 1, MAX_NODES)
+        checks.check_bool("auxiliary", auxiliary)
+        checks.check_bool("final_auxiliary", final_auxiliary)
+        checks.check_prob("drop_path", drop_path)
+        checks.check_prob("final_drop_path", final_drop_path)
+        ops = checks.check_names("ops", ops, OPS)
         if all(op == "none" for op in ops):
             raise ConfigError(f"space.ops needs an op other than 'none' (valid: {', '.join(OPS)})")
         self.channels, self.cells, self.nodes, self.auxiliary = channels, cells, nodes, auxiliary
@@ -621,8 +608,6 @@ class DartsSpace(SearchSpace):
             Decision(f"{cell}.node{i}.{what}{k}", self.ops if what == "op" else tuple(range(i + 2)))
             for cell in CELLS for i in range(nodes) for k in (0, 1) for what in ("op", "input")
         ]
-        self._highs = np.array([len(d.choices) for d in self._decisions], dtype=np.int64)
-        self._mutable = [p for p, d in enumerate(self._decisions) if len(d.choices) > 1]
         self._path_ops = {op: k for k, op in enumerate(o for o in self.ops if o != "none")}
 
     def _all_options(self) -> dict[str, Any]:
@@ -668,19 +653,9 @@ class DartsSpace(SearchSpace):
             cells.append(tuple(genes))
         return DartsArch(cells[0], cells[1])
 
-    # fast paths: strategies call these in tight loops
-    def sample(self, rng: np.random.Generator) -> DartsArch:
-        return self.decode(rng.integers(0, self._highs).tolist())
-
-    def mutate(self, arch: Architecture, rng: np.random.Generator) -> DartsArch:
-        idx = self.encode(arch)
-        p = self._mutable[int(rng.integers(len(self._mutable)))]
-        new = int(rng.integers(int(self._highs[p]) - 1))
-        idx[p] = new if new < idx[p] else new + 1
-        return self.decode(idx)
-
     # -- building ----------------------------------------------------------------
     def build(self, arch: Architecture, task: Task) -> nn.Module:
+        checks.require_image(task, self.name)
         self.validate(arch)
         assert isinstance(arch, DartsArch)
         return DartsNetwork(arch, task, self.channels, self.cells, self.auxiliary, self.drop_path)
@@ -692,6 +667,7 @@ class DartsSpace(SearchSpace):
         return create_space("darts", **options)  # type: ignore[return-value]
 
     def supernet(self, task: Task) -> DartsSupernet:
+        checks.require_image(task, self.name)
         return DartsSupernet(self, task)
 
     # -- encodings for predictors and pictures -----------------------------------
@@ -716,8 +692,8 @@ class DartsSpace(SearchSpace):
         self.validate(arch)
         assert isinstance(arch, DartsArch)
         k = len(self._path_ops)
-        labelled = sum(k ** n for n in range(1, min(self.nodes, PATH_LABELLED_LENGTH) + 1))
-        block = labelled + max(0, self.nodes - PATH_LABELLED_LENGTH)
+        block = self.path_length() // 4  # per (cell type, cell input): labelled sequences, then longer lengths
+        labelled = block - max(0, self.nodes - PATH_LABELLED_LENGTH)
         out = np.zeros(4 * block, dtype=np.float32)
         for c, genes in enumerate((arch.normal, arch.reduce)):
             arriving: list[set[tuple[int, tuple[int, ...]]]] = []

@@ -19,7 +19,8 @@ unchanged, so every matrix is a valid network; an all-``none`` motif is the iden
 that do not reach the output are not built (the diagram marks them "unused").
 
 A motif that the level-3 DAG does not use is still part of the genotype (evolution keeps it
-as latent material), so every decision vector is a distinct architecture.
+as latent material), so every decision vector is a distinct *genotype*; distinct genotypes can
+still build the same network (unused motifs, edges into nodes that do not reach the output).
 
 String form: ``m1=ROWS;m2=ROWS;...;cell=ROWS``. ``ROWS`` lists the upper triangle row by row,
 rows separated by ``/`` and entries by ``,``: row ``j`` holds the edges from node ``j`` to nodes
@@ -34,10 +35,15 @@ work); global average pool, linear.
 
 Mutation follows the paper: pick a level (2 or 3), a motif of that level, a successor node
 ``i``, a predecessor ``j < i``, and replace the op on ``j -> i`` with a different one.
+
+Predictor encodings: ``onehot`` (one block per decision) and ``path`` (BANANAS-style indicators
+of the input->output paths through the cell, each motif edge expanded into the primitives on
+the paths through that motif; see :meth:`HierarchicalSpace.features`).
 """
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -47,18 +53,15 @@ import torch
 import torch.nn as nn
 
 from archsearch.core import Task
-from archsearch.errors import ConfigError, ParseError
-from archsearch.spaces import ops
+from archsearch.errors import ParseError
+from archsearch.spaces import checks, ops
 from archsearch.spaces.base import Architecture, Decision, SearchSpace, register_space
 from archsearch.spaces.diagram import Diagram
 
 PRIMITIVES = ("none", "conv1", "dw3", "sep3", "max3", "avg3", "id")
-PRIMITIVE_DESCRIPTIONS = {
-    "none": "no edge", "conv1": "1x1 conv", "dw3": "3x3 depthwise conv", "sep3": "3x3 separable conv",
-    "max3": "3x3 max pool", "avg3": "3x3 avg pool", "id": "identity",
-}
 MAX_NODES = 10
 MAX_MOTIFS = 20
+PATH_LABELLED_LENGTH = 3  # the path encoding names op sequences up to this length, longer ones by length only
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_]{1,32}", re.ASCII)
 
@@ -86,6 +89,9 @@ def _rows(entries: Sequence[str]) -> str:
         out.append(",".join(entries[k : k + width]))
         k += width
     return "/".join(r for r in out if r)
+
+
+_INT = {int}  # decode's fast path: indices that are all plain ints
 
 
 # -- the genotype ---------------------------------------------------------------
@@ -271,11 +277,35 @@ class HierarchicalNet(nn.Module):
         return self.head(x.mean(dim=(2, 3)))
 
 
+# -- the path encoding ----------------------------------------------------------
+# A path's label is the tuple of its op codes while it has at most PATH_LABELLED_LENGTH ops,
+# afterwards just its length (an int): the sets stay small however many paths there are.
+PathLabel = Any  # tuple[int, ...] | int
+
+
+def _join(a: PathLabel, b: PathLabel) -> PathLabel:
+    la = a if isinstance(a, int) else len(a)
+    lb = b if isinstance(b, int) else len(b)
+    if la + lb <= PATH_LABELLED_LENGTH:
+        return a + b  # both are tuples: each is at most as long as the sum
+    return la + lb
+
+
+def dag_paths(nodes: int, entries: Sequence[str], edge_paths: Callable[[str], set]) -> set:
+    """Labels of the input->output paths of a DAG (orphan rule included); ``edge_paths(op)``
+    gives the labels of the paths through one edge."""
+    incoming = dag_inputs(nodes, entries)
+    arriving: list[set] = [{()}]
+    for i in range(1, nodes):
+        here: set = set()
+        for j, op in incoming[i]:
+            through = edge_paths(op)
+            here |= {_join(a, b) for a in arriving[j] for b in through}
+        arriving.append(here)
+    return arriving[-1]
+
+
 # -- the space ------------------------------------------------------------------
-def _int_in(value: Any, lo: int, hi: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
-
-
 @register_space("hierarchical")
 class HierarchicalSpace(SearchSpace):
     """Level-1 primitives, level-2 motifs (DAGs of primitives), one level-3 DAG of motifs."""
@@ -295,27 +325,13 @@ class HierarchicalSpace(SearchSpace):
         """``primitives`` restricts the level-1 choices (``none`` included only if listed);
         ``channels`` is the stem width C (doubled at each downsampling); ``cells`` cells per
         stage; ``stages`` groups of cells (``stages - 1`` downsamplings)."""
-        if not _int_in(motifs, 1, MAX_MOTIFS):
-            raise ConfigError(f"space.motifs must be an integer in 1..{MAX_MOTIFS}, got {motifs!r}")
-        for key, value in (("motif_nodes", motif_nodes), ("cell_nodes", cell_nodes)):
-            if not _int_in(value, 2, MAX_NODES):
-                raise ConfigError(f"space.{key} must be an integer in 2..{MAX_NODES}, got {value!r}")
-        if isinstance(primitives, str) or not isinstance(primitives, Sequence) or not primitives:
-            raise ConfigError(f"space.primitives must be a non-empty list (valid: {', '.join(PRIMITIVES)})")
-        bad = [p for p in primitives if p not in PRIMITIVES]
-        if bad:
-            raise ConfigError(f"space.primitives: unknown {bad[0]!r} (valid: {', '.join(PRIMITIVES)})")
-        if len(set(primitives)) != len(primitives):
-            raise ConfigError(f"space.primitives has duplicates: {list(primitives)}")
-        if not _int_in(channels, 1, 4096):
-            raise ConfigError(f"space.channels must be a positive integer, got {channels!r}")
-        if not _int_in(cells, 1, 32):
-            raise ConfigError(f"space.cells must be an integer in 1..32, got {cells!r}")
-        if not _int_in(stages, 1, 8):
-            raise ConfigError(f"space.stages must be an integer in 1..8, got {stages!r}")
-        self.n_motifs, self.motif_nodes, self.cell_nodes = motifs, motif_nodes, cell_nodes
-        self.primitives = tuple(primitives)
-        self.channels, self.cells, self.stages = channels, cells, stages
+        self.n_motifs = checks.check_int("motifs", motifs, 1, MAX_MOTIFS)
+        self.motif_nodes = checks.check_int("motif_nodes", motif_nodes, 2, MAX_NODES)
+        self.cell_nodes = checks.check_int("cell_nodes", cell_nodes, 2, MAX_NODES)
+        self.primitives = checks.check_names("primitives", primitives, PRIMITIVES)
+        self.channels = checks.check_int("channels", channels, 1, 4096)
+        self.cells = checks.check_int("cells", cells, 1, 32)
+        self.stages = checks.check_int("stages", stages, 1, 8)
         self.cell_ops = ("none", "id") + tuple(f"m{k + 1}" for k in range(motifs))
         self._prim_index = {p: i for i, p in enumerate(self.primitives)}
         self._cell_index = {p: i for i, p in enumerate(self.cell_ops)}
@@ -325,7 +341,10 @@ class HierarchicalSpace(SearchSpace):
         self._decisions = [Decision(f"m{k + 1}.{j}-{i}", self.primitives)
                            for k in range(motifs) for j, i in edge_list(motif_nodes)]
         self._decisions += [Decision(f"cell.{j}-{i}", self.cell_ops) for j, i in edge_list(cell_nodes)]
-        self._sizes = np.array([len(d.choices) for d in self._decisions])
+        self._names = tuple(d.name for d in self._decisions)
+        self._count_list = self._choice_counts().tolist()
+        # path encoding: codes of the primitives that compute something (id and none carry no label)
+        self._path_ops = {p: k for k, p in enumerate(p for p in self.primitives if p not in ("none", "id"))}
         # levels a mutation can pick: level 2 only if there is a second primitive to switch to
         self._levels = (2, 3) if len(self.primitives) > 1 else (3,)
 
@@ -361,16 +380,16 @@ class HierarchicalSpace(SearchSpace):
             raise
 
     def decode(self, indices: Sequence[int]) -> HierarchicalArch:
+        counts = self._count_list
+        # plain in-range ints (what sample, mutate and encode produce) pass in a few C-level loops;
+        # anything else goes through check_indices, which names the bad decision
+        if not (len(indices) == len(counts) and set(map(type, indices)) == _INT
+                and min(indices) >= 0 and all(map(operator.lt, indices, counts))):
+            checks.check_indices(indices, self._choice_counts(), self._names)
         e2, m = self._e2, self.n_motifs
-        if len(indices) != m * e2 + self._e3:
-            raise ParseError(f"expected {m * e2 + self._e3} decisions, got {len(indices)}")
         p, c = self.primitives, self.cell_ops
         motifs = tuple(tuple([p[i] for i in indices[k * e2 : (k + 1) * e2]]) for k in range(m))
         return HierarchicalArch(motifs, tuple([c[i] for i in indices[m * e2 :]]))
-
-    def sample(self, rng: np.random.Generator) -> HierarchicalArch:
-        # one vectorised draw instead of one call per decision: strategies sample in tight loops
-        return self.decode((rng.random(len(self._sizes)) * self._sizes).astype(np.int64).tolist())
 
     def mutate(self, arch: Architecture, rng: np.random.Generator) -> HierarchicalArch:
         """The paper's mutation: a level, a motif of it, a successor i, a predecessor j < i, a new op on j -> i.
@@ -390,11 +409,76 @@ class HierarchicalSpace(SearchSpace):
         return self.decode(idx)
 
     def build(self, arch: Architecture, task: Task) -> nn.Module:
+        checks.require_image(task, self.name)
         self.validate(arch)
         assert isinstance(arch, HierarchicalArch)
         return HierarchicalNet(arch, task, self.motif_nodes, self.cell_nodes, self.channels, self.cells,
                                self.stages)
 
+    # -- encodings for predictors ------------------------------------------------------
+    def feature_kinds(self) -> tuple[str, ...]:
+        return ("onehot", "path")
+
+    def max_path_length(self) -> int:
+        """Most primitives on one input->output path: every cell edge a motif, every motif edge a primitive."""
+        return (self.cell_nodes - 1) * (self.motif_nodes - 1)
+
+    def path_length(self) -> int:
+        """Length of the ``path`` vector: 1 (the op-free path) + k + k^2 + ... + k^L for the k
+        labelled primitives and L = min(PATH_LABELLED_LENGTH, :meth:`max_path_length`), plus one
+        entry per longer length up to :meth:`max_path_length`."""
+        k, longest = len(self._path_ops), self.max_path_length()
+        labelled = sum(k ** n for n in range(1, min(longest, PATH_LABELLED_LENGTH) + 1))
+        return 1 + labelled + max(0, longest - PATH_LABELLED_LENGTH)
+
+    def features(self, arch: Architecture, kind: str = "onehot") -> np.ndarray:
+        """``onehot``: one block per decision. ``path`` (BANANAS-style): which input->output paths
+        the network computes, labelled by their primitives.
+
+        The paths run from the cell input to the cell output through the level-3 DAG; each motif
+        edge on them is expanded into the paths through that motif's DAG, so a path is a sequence
+        of primitives. The orphan rule applies at both levels (an orphan node is fed by the input
+        through an identity), and ``id`` edges, identity orphans and all-``none`` motifs add no
+        primitive: a path of only such edges is the op-free path (entry 0). Merges (concat+1x1)
+        and the stem/downsampling layers are not part of the labels, and paths are a set: two
+        paths with the same primitives set the same entry. Entry layout: 0 the op-free path; then
+        every sequence of 1..PATH_LABELLED_LENGTH labelled primitives (``conv1, dw3, sep3, max3,
+        avg3`` as far as ``space.primitives`` lists them), shorter first, each length in base-k
+        order; then one entry per longer length ("some path has this many primitives").
+        Only motifs the cell uses and nodes that reach the output matter, so genotypes that
+        differ only there get the same vector. Length :meth:`path_length`.
+        """
+        if kind != "path":
+            return super().features(arch, kind)
+        self.validate(arch)
+        assert isinstance(arch, HierarchicalArch)
+        codes, nodes2 = self._path_ops, self.motif_nodes
+        prim_paths = {p: {(codes[p],)} if p in codes else {()} for p in self.primitives}
+        prim_paths["id"] = {()}  # the orphan rule's implicit identity
+        motif_paths: dict[str, set] = {"id": {()}}
+
+        def cell_edge(op: str) -> set:
+            if op not in motif_paths:
+                motif_paths[op] = dag_paths(nodes2, arch.motifs[int(op[1:]) - 1], prim_paths.__getitem__)
+            return motif_paths[op]
+
+        k, longest = len(codes), self.max_path_length()
+        labelled = sum(k ** n for n in range(1, min(longest, PATH_LABELLED_LENGTH) + 1))
+        starts = [1]  # where the sequences of each length begin
+        for n in range(1, PATH_LABELLED_LENGTH + 1):
+            starts.append(starts[-1] + k ** n)
+        out = np.zeros(self.path_length(), dtype=np.float32)
+        for label in dag_paths(self.cell_nodes, arch.cell, cell_edge):
+            if isinstance(label, int):
+                out[1 + labelled + label - PATH_LABELLED_LENGTH - 1] = 1.0
+            else:
+                num = 0  # the sequence as a base-k number
+                for o in label:
+                    num = num * k + o
+                out[starts[len(label) - 1] + num if label else 0] = 1.0
+        return out
+
+    # -- pictures -------------------------------------------------------------------------
     def diagram(self, arch: Architecture) -> Diagram:
         """The level-3 DAG with motif-labelled edges, then every motif it uses as its own graph.
 

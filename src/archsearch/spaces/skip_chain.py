@@ -24,10 +24,13 @@ Network (widths concatenate, sizes pool down):
 * inputs of different spatial size are average-pooled (adaptively, so any size works) down to
   the smallest height and the smallest width among them. Pooling the big maps down keeps what
   a strided layer saved; Zoph & Le's zero-padding of the small ones would undo it;
-* ``reductions`` fixed 2x downsampling points, spread evenly over the depth as in the chain
-  space: layer i is in stage ``i * (reductions + 1) // layers`` and its inputs are pooled to
-  at most the stem map halved once per stage (a side below 4 pixels stops halving, so 8x8
-  digits work), so deep nets on 32x32 stay cheap whichever skips they take;
+* ``reductions`` fixed 2x downsampling points (at most ``layers - 1``): layer i is in stage
+  ``i * (reductions + 1) // layers`` (rounded down, so 5 layers with 2 reductions give stages
+  0 0 1 1 2; the chain space rounds its reduction points to the nearest layer and gives
+  0 0 1 2 2) and its inputs are pooled to at most the stem map halved once per stage (a side
+  below 4 pixels stops halving, so 8x8 digits work), so deep nets on 32x32 stay cheap whichever
+  skips they take. Each map is pooled once per target size and forward, however many layers
+  read it;
 * ``max_pool``/``avg_pool`` (kh x kw window, stride, same padding) also output ``filters``
   channels: a 1x1 conv-BN-ReLU projects the concatenated input first when its width differs.
   Without it a pool reading k layers would output their summed width and widths would grow
@@ -50,6 +53,7 @@ import torch.nn.functional as F
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
 from archsearch.oneshot.supernet import ChoicePoint, Supernet, mix
+from archsearch.spaces import checks
 from archsearch.spaces.base import Architecture, Decision, SearchSpace, register_space
 from archsearch.spaces.diagram import Diagram
 
@@ -193,11 +197,31 @@ def _stage_sizes(h: int, w: int, reductions: int) -> list[tuple[int, int]]:
     return out
 
 
-def _align(maps: Sequence[torch.Tensor], cap: tuple[int, int]) -> list[torch.Tensor]:
-    """Average-pool every map to the smallest height and width among them, and at most ``cap``."""
-    h = min(cap[0], *(m.shape[2] for m in maps))
-    w = min(cap[1], *(m.shape[3] for m in maps))
-    return [m if m.shape[2] == h and m.shape[3] == w else F.adaptive_avg_pool2d(m, (h, w)) for m in maps]
+class _Pooled:
+    """Aligns maps within one forward pass, pooling each (source, target size) only once.
+
+    Many layers read the same source (the stem through the fix-up, an early layer through its
+    skips); without the cache a 32-layer net ran ~190 adaptive pools per forward where under 100
+    distinct ones exist. Lives for one forward: the cached maps are freed when it returns.
+    """
+
+    def __init__(self) -> None:
+        self.cache: dict[tuple[int, int, int], torch.Tensor] = {}
+
+    def align(self, maps: Sequence[tuple[int, torch.Tensor]], cap: tuple[int, int]) -> list[torch.Tensor]:
+        """Average-pool every ``(source, map)`` to the smallest height and width among them, and at most ``cap``."""
+        h = min(cap[0], *(m.shape[2] for _, m in maps))
+        w = min(cap[1], *(m.shape[3] for _, m in maps))
+        out = []
+        for src, m in maps:
+            if m.shape[2] != h or m.shape[3] != w:
+                key = (src, h, w)
+                pooled = self.cache.get(key)
+                if pooled is None:
+                    pooled = self.cache[key] = F.adaptive_avg_pool2d(m, (h, w))
+                m = pooled
+            out.append(m)
+        return out
 
 
 def _stages(layers: int, reductions: int) -> list[int]:
@@ -226,11 +250,12 @@ class SkipChainNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.stem(x)  # (B, stem_channels, H, W)
         caps = _stage_sizes(s.shape[2], s.shape[3], self.reductions)
+        pooled = _Pooled()
         outs: list[torch.Tensor] = []
         for layer, src, stage in zip(self.layers, self.sources, self.stages):
-            maps = _align([s if j == STEM else outs[j] for j in src], caps[stage])
+            maps = pooled.align([(j, s if j == STEM else outs[j]) for j in src], caps[stage])
             outs.append(layer(maps[0] if len(maps) == 1 else torch.cat(maps, dim=1)))
-        final = torch.cat(_align([outs[j] for j in self.final], caps[-1]), dim=1)
+        final = torch.cat(pooled.align([(j, outs[j]) for j in self.final], caps[-1]), dim=1)
         return self.head(final.mean(dim=(2, 3)))
 
 
@@ -275,44 +300,66 @@ class SkipChainSupernet(Supernet):
             self.choice_points.append(ChoicePoint(f"layer{i}.op", tuple(f"{op}_{k}x{k}" for op, k in self.candidates)))
             self._skip_cp.append(list(range(len(self.choice_points), len(self.choice_points) + i)))
             self.choice_points += [ChoicePoint(f"layer{i}.input{j}", ("off", "on")) for j in range(i)]
+        # skip j -> i is row i * (i - 1) // 2 + j of the stacked (skips, 2) weights; layer i's rows
+        # are contiguous. _unused_rows[j]: the rows of j's readers i > j, padded with the index of
+        # an appended 1.0, so one gather + prod gives every "nobody reads j" product at once
+        self._skip_flat = [cp for row in self._skip_cp for cp in row]
+        skips = len(self._skip_flat)
+        self._row = [i * (i - 1) // 2 for i in range(n)]
+        self._unused_list = [[self._row[i] + j for i in range(j + 1, n)] for j in range(n - 1)]
+        pad = [rows + [skips] * (n - 1 - len(rows)) for rows in self._unused_list]
+        self.register_buffer("_unused_rows", torch.tensor(pad, dtype=torch.long).reshape(n - 1, max(n - 1, 0)),
+                             persistent=False)
 
     def forward(self, x: torch.Tensor, weights: Sequence[torch.Tensor]) -> torch.Tensor:
         if len(weights) != len(self.choice_points):
             raise ValueError(f"expected {len(self.choice_points)} weight vectors, got {len(weights)}")
         s = self.stem(x)  # (B, C, H, W)
         caps = _stage_sizes(s.shape[2], s.shape[3], self.reductions)
+        pooled = _Pooled()
         dead = s.new_zeros(())  # zero weights join as scalars so their gradient path exists (as in mix)
+        n = len(self.stages)
+        if self._skip_flat:
+            skip = torch.stack([weights[cp] for cp in self._skip_flat])  # (skips, 2): off, on
+            off = skip[:, 0]
+            live = skip.ne(0).tolist()  # the zero mask of every skip, one host sync per forward
         outs: list[torch.Tensor] = []
         for i, stage in enumerate(self.stages):
-            terms: list[tuple[torch.Tensor | None, torch.Tensor]] = []
-            reads_stem: torch.Tensor | None = None  # prod_j off(j, i)
+            terms: list[tuple[torch.Tensor | None, int, torch.Tensor]] = []
+            row = self._row[i]
             for j, cp in enumerate(self._skip_cp[i]):
-                off, on = weights[cp][0], weights[cp][1]
-                reads_stem = off if reads_stem is None else reads_stem * off
-                if bool(on == 0):
-                    dead = dead + on
+                on = weights[cp][1]
+                if live[row + j][1]:
+                    terms.append((on, j, outs[j]))
                 else:
-                    terms.append((on, outs[j]))
-            if reads_stem is not None and bool(reads_stem == 0) and terms:
-                dead = dead + reads_stem
+                    dead = dead + on
+            if i == 0:
+                terms.append((None, STEM, s))
             else:
-                terms.append((reads_stem, s))
-            outs.append(mix(self.cells[i], self._sum(terms, caps[stage]), weights[self._op_cp[i]]))
-        terms = [(None, outs[-1])]
-        for j in range(len(outs) - 1):
-            unused = torch.stack([weights[self._skip_cp[i][j]][0] for i in range(j + 1, len(outs))]).prod()
-            if bool(unused == 0):
-                dead = dead + unused
-            else:
-                terms.append((unused, outs[j]))
-        final = self._sum(terms, caps[-1])
+                reads_stem = off[row : row + i].prod()  # prod_j off(j, i): the chance that i reads nothing
+                if terms and not all(live[row + j][0] for j in range(i)):
+                    dead = dead + reads_stem  # a factor is exactly 0
+                else:
+                    terms.append((reads_stem, STEM, s))
+            outs.append(mix(self.cells[i], self._sum(terms, caps[stage], pooled), weights[self._op_cp[i]]))
+        terms = [(None, n - 1, outs[-1])]
+        if n > 1:
+            off1 = torch.cat([off, off.new_ones(1)])  # the pad index reads the 1.0
+            unused = off1[self._unused_rows].prod(dim=1)  # (n - 1,): prod_{i > j} off(j, i)
+            for j, rows in enumerate(self._unused_list):
+                if all(live[r][0] for r in rows):
+                    terms.append((unused[j], j, outs[j]))
+                else:
+                    dead = dead + unused[j]  # a factor is exactly 0
+        final = self._sum(terms, caps[-1], pooled)
         return self.head(final.mean(dim=(2, 3))) + dead
 
     @staticmethod
-    def _sum(terms: list[tuple[torch.Tensor | None, torch.Tensor]], cap: tuple[int, int]) -> torch.Tensor:
-        maps = _align([m for _, m in terms], cap)
+    def _sum(terms: list[tuple[torch.Tensor | None, int, torch.Tensor]], cap: tuple[int, int],
+             pooled: _Pooled) -> torch.Tensor:
+        maps = pooled.align([(src, m) for _, src, m in terms], cap)
         out = None
-        for (w, _), m in zip(terms, maps):
+        for (w, _, _), m in zip(terms, maps):
             y = m if w is None else w * m
             out = y if out is None else out + y
         assert out is not None
@@ -337,15 +384,11 @@ class SkipChainSupernet(Supernet):
 
 
 # -- the space ------------------------------------------------------------------
-def _check_ints(key: str, values: Any, odd: bool = False) -> tuple[int, ...]:
-    if (not isinstance(values, (list, tuple)) or not values
-            or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in values)):
-        raise ConfigError(f"space.{key} must be a non-empty list of positive integers, got {values!r}")
-    if len(set(values)) != len(values):
-        raise ConfigError(f"space.{key} must not repeat a value, got {list(values)}")
-    if odd and any(v % 2 == 0 for v in values):
+def _check_odd(key: str, values: Any) -> tuple[int, ...]:
+    values = checks.check_ints(key, values)
+    if any(v % 2 == 0 for v in values):
         raise ConfigError(f"space.{key} must be odd (same padding), got {list(values)}")
-    return tuple(values)
+    return values
 
 
 @register_space("skip_chain")
@@ -356,6 +399,9 @@ class SkipChainSpace(SearchSpace):
     ``layer{i}.filters``, ``layer{i}.stride`` (only when ``strides`` offers more than one), then
     the anchor: ``layer{i}.input{j}`` with choices (False, True) for every j < i (see
     :meth:`anchors`; layer 0 has none, it reads the stem).
+
+    ``reductions`` is 0..layers-1 (a reduction after the last layer would only shrink the map
+    the head averages) and defaults to 2, or ``layers - 1`` when that is smaller.
     """
 
     arch_type = SkipChainArch
@@ -369,28 +415,25 @@ class SkipChainSpace(SearchSpace):
         filters: Sequence[int] = (24, 36, 48, 64),
         strides: Sequence[int] = (1,),
         stem_channels: int = 32,
-        reductions: int = 2,
+        reductions: int | None = None,
         supernet_filters: int | None = None,
     ) -> None:
-        if not isinstance(layers, int) or isinstance(layers, bool) or not 1 <= layers <= 64:
-            raise ConfigError(f"space.layers must be an integer in 1..64, got {layers!r}")
-        if not isinstance(ops, (list, tuple)) or not ops:
-            raise ConfigError(f"space.ops must be a non-empty list (valid: {', '.join(OPS)})")
-        bad = [o for o in ops if o not in OPS]
-        if bad:
-            raise ConfigError(f"space.ops: unknown {bad[0]!r} (valid: {', '.join(OPS)})")
-        if len(set(ops)) != len(ops):
-            raise ConfigError(f"space.ops must not repeat a value, got {list(ops)}")
-        self.kernels = _check_ints("kernels", kernels, odd=True)
-        self.filters = _check_ints("filters", filters)
-        self.strides = _check_ints("strides", strides)
-        if not isinstance(stem_channels, int) or isinstance(stem_channels, bool) or stem_channels < 1:
-            raise ConfigError(f"space.stem_channels must be a positive integer, got {stem_channels!r}")
-        if not isinstance(reductions, int) or isinstance(reductions, bool) or not 0 <= reductions <= layers:
-            raise ConfigError(f"space.reductions must be an integer in 0..layers, got {reductions!r}")
+        checks.check_int("layers", layers, 1, 64)
+        ops = checks.check_names("ops", ops, OPS)
+        self.kernels = _check_odd("kernels", kernels)
+        self.filters = checks.check_ints("filters", filters)
+        self.strides = checks.check_ints("strides", strides)
+        checks.check_int("stem_channels", stem_channels, 1, 4096)
+        if reductions is None:
+            reductions = min(2, layers - 1)
+        checks.check_int("reductions", reductions, 0, 64)
+        if reductions > layers - 1:
+            raise ConfigError(f"space.reductions must be at most space.layers - 1 = {layers - 1}, got {reductions} "
+                              "(a reduction after the last layer would only shrink the map the head averages)")
         if supernet_filters is None:
             supernet_filters = max(self.filters)
-        if supernet_filters not in self.filters or isinstance(supernet_filters, bool):
+        if (not isinstance(supernet_filters, int) or isinstance(supernet_filters, bool)
+                or supernet_filters not in self.filters):
             raise ConfigError(f"space.supernet_filters must be one of space.filters "
                               f"({', '.join(map(str, self.filters))}), got {supernet_filters!r}")
         self.layers, self.ops, self.stem_channels = layers, tuple(ops), stem_channels
@@ -401,9 +444,7 @@ class SkipChainSpace(SearchSpace):
         self._stride_index = {v: i for i, v in enumerate(self.strides)}
         self._strided = len(self.strides) > 1
         self._decisions = self._make_decisions()
-        self._sizes = np.array([len(d.choices) for d in self._decisions])
-        self._size_list = self._sizes.tolist()
-        self._mutable = [i for i, d in enumerate(self._decisions) if len(d.choices) > 1]
+        self._size_list = [len(d.choices) for d in self._decisions]
 
     # -- the canonical encoding --------------------------------------------------
     def _make_decisions(self) -> list[Decision]:
@@ -490,28 +531,15 @@ class SkipChainSpace(SearchSpace):
                              f"0..{self._size_list[pos] - 1}") from None
         return SkipChainArch(tuple(layers))
 
-    # -- search operators (the defaults, without per-call overhead) --------------
-    def sample(self, rng: np.random.Generator) -> SkipChainArch:
-        # floor(u * k) is uniform on 0..k-1, and one vector draw is cheaper than rng.integers(0, sizes)
-        return self.decode((rng.random(len(self._size_list)) * self._sizes).astype(np.int64).tolist())
-
-    def mutate(self, arch: Architecture, rng: np.random.Generator) -> Architecture:
-        """Change exactly one decision to a different choice."""
-        idx = self.encode(arch)
-        if not self._mutable:
-            return arch
-        i = self._mutable[int(rng.integers(len(self._mutable)))]
-        new = int(rng.integers(self._size_list[i] - 1))
-        idx[i] = new if new < idx[i] else new + 1
-        return self.decode(idx)
-
     # -- building ----------------------------------------------------------------
     def build(self, arch: Architecture, task: Task) -> nn.Module:
+        checks.require_image(task, self.name)
         self.validate(arch)
         assert isinstance(arch, SkipChainArch)
         return SkipChainNet(arch, task, self.stem_channels, self.reductions)
 
     def supernet(self, task: Task) -> SkipChainSupernet:
+        checks.require_image(task, self.name)
         return SkipChainSupernet(self, task)
 
     # -- encodings for predictors and pictures -----------------------------------

@@ -10,7 +10,9 @@ String form, one ``block:kK:dD:wW[:se]`` token per stage joined by ``|``::
 
     mbconv6:k3:d2:w1.0|conv:k5:d1:w0.75|resblock:k3:d3:w1.25:se|sep_conv:k5:d1:w0.5
 
-``wW`` is a multiplier of the stage's base width (option ``widths``); with the option
+``wW`` is a multiplier of the stage's base width (option ``widths``), written as Python's
+shortest round-tripping float (``w0.3333333333333333``, ``w1.25e-05``), so every width prints in
+a form that parses back to the same number; with the option
 ``channels`` the token is ``cC``, an absolute channel count (e.g. ``conv:k3:d1:c32``).
 ``:se`` marks a stage with squeeze-and-excite (only possible with ``se=True``).
 
@@ -24,6 +26,7 @@ shrink below 2x2: digits (8x8) with 4 stages run at 8, 4, 2, 2; CIFAR (32x32) at
 
 from __future__ import annotations
 
+import operator
 import re
 from dataclasses import dataclass
 from typing import Any, Sequence, Union
@@ -34,6 +37,7 @@ import torch.nn as nn
 
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
+from archsearch.spaces import checks
 from archsearch.spaces.base import Architecture, Decision, SearchSpace, register_space
 from archsearch.spaces.diagram import Diagram
 
@@ -49,6 +53,9 @@ DEFAULT_WIDTHS = (0.5, 0.75, 1.0, 1.25)
 MAX_STAGES = 8
 
 Width = Union[float, int]  # float: multiplier of the stage's base width; int: absolute channels
+
+
+_INT = {int}  # decode's fast path: indices that are all plain ints
 
 
 # -- the genotype ---------------------------------------------------------------
@@ -71,8 +78,11 @@ def _is_absolute(width: Any) -> bool:
     return isinstance(width, int) and not isinstance(width, bool)
 
 
+# ``w``: any plain decimal number, optionally with an exponent, so every float's repr parses back
+# (length-capped: repr never needs more than 17 significant digits and a 3-digit exponent)
 _STAGE_RE = re.compile(
-    r"([a-z0-9_]+):k([0-9]{1,4}):d([0-9]{1,4}):(?:w([0-9]{1,6}(?:\.[0-9]{1,6})?)|c([0-9]{1,6}))(:se)?",
+    r"([a-z0-9_]+):k([0-9]{1,4}):d([0-9]{1,4}):"
+    r"(?:w([0-9]{1,20}(?:\.[0-9]{1,20})?(?:[eE][-+]?[0-9]{1,3})?)|c([0-9]{1,6}))(:se)?",
     re.ASCII,
 )
 
@@ -132,7 +142,10 @@ class TemplateArch(Architecture):
                 raise ParseError(f"stage {i + 1} {tok[:40]!r}: expected block:kK:dD:wW[:se] or block:kK:dD:cC[:se], "
                                  f"e.g. mbconv6:k3:d2:w1.0")
             block, k, d, w, c, se = m.groups()
-            out.append(TemplateStage(block, int(k), int(d), int(c) if c is not None else float(w), se is not None))
+            width = int(c) if c is not None else float(w)
+            if width in (0.0, float("inf")):  # 1e999 overflows, 1e-999 underflows: neither prints back
+                raise ParseError(f"stage {i + 1}: width multiplier w{w} is not a positive finite number")
+            out.append(TemplateStage(block, int(k), int(d), width, se is not None))
         return cls(tuple(out))
 
 
@@ -236,10 +249,6 @@ def stage_channels(spec: TemplateStage, base: int) -> int:
 
 
 # -- the space ------------------------------------------------------------------
-def _positive_int(value: Any) -> bool:
-    return _is_absolute(value) and value >= 1
-
-
 @register_space("template")
 class TemplateSpace(SearchSpace):
     """A fixed skeleton of stages, each choosing block, kernel, depth, width (and SE)."""
@@ -258,48 +267,34 @@ class TemplateSpace(SearchSpace):
         se: bool = False,
     ) -> None:
         """``stages``: a count (base widths 16, 32, 64, ... doubling; stride 2 from the second stage on)
-        or a list with one entry per stage, either a base width or ``[base_width, stride]`` (stride 1 or 2;
+        or a list with one entry per stage, either a base width or ``[base_width, stride]`` (an integer stride 1 or 2;
         a bare width gets stride 1 for the first stage and 2 after). ``widths`` are multipliers of the base
         width; ``channels`` instead gives absolute channel counts (one of the two). ``se=True`` adds a
         per-stage squeeze-and-excite yes/no decision."""
         self.skeleton = self._skeleton(stages)
-        if not _positive_int(stem_channels):
-            raise ConfigError(f"space.stem_channels must be a positive integer, got {stem_channels!r}")
-        if isinstance(blocks, str) or not blocks:
-            raise ConfigError(f"space.blocks must be a non-empty list (valid: {', '.join(BLOCKS)})")
-        bad = [b for b in blocks if b not in BLOCKS]
-        if bad:
-            raise ConfigError(f"space.blocks: unknown {bad[0]!r} (valid: {', '.join(BLOCKS)})")
-        for key, values in (("kernels", kernels), ("depths", depths)):
-            if isinstance(values, str) or not values or not all(_positive_int(v) for v in values):
-                raise ConfigError(f"space.{key} must be a non-empty list of positive integers, got {values!r}")
-        if any(k % 2 == 0 for k in kernels):
+        self.stem_channels = checks.check_int("stem_channels", stem_channels)
+        self.blocks = checks.check_names("blocks", blocks, BLOCKS)
+        self.kernels = checks.check_ints("kernels", kernels)
+        if any(k % 2 == 0 for k in self.kernels):
             raise ConfigError(f"space.kernels must be odd (same padding), got {list(kernels)}")
-        if any(d > 32 for d in depths):
-            raise ConfigError(f"space.depths must be at most 32, got {list(depths)}")
+        self.depths = checks.check_ints("depths", depths, 1, 32)
         if widths is not None and channels is not None:
             raise ConfigError("space.widths (multipliers) and space.channels (absolute counts) "
                               "are alternatives: set only one")
         width_choices: tuple[Width, ...]
         if channels is not None:
-            if isinstance(channels, str) or not channels or not all(_positive_int(c) for c in channels):
-                raise ConfigError(f"space.channels must be a non-empty list of positive integers, got {channels!r}")
-            width_choices = tuple(channels)
+            width_choices = checks.check_ints("channels", channels)
         else:
             widths = DEFAULT_WIDTHS if widths is None else widths
-            if (isinstance(widths, str) or not widths
+            if (isinstance(widths, str) or not isinstance(widths, (list, tuple)) or not widths
                     or not all(isinstance(w, (int, float)) and not isinstance(w, bool)
                                and np.isfinite(w) and 0 < w <= 16 for w in widths)):
                 raise ConfigError(f"space.widths must be a non-empty list of multipliers in (0, 16], got {widths!r}")
+            # floats print as their repr, which the string form parses back exactly
             width_choices = tuple(float(w) for w in widths)
-        if not isinstance(se, bool):
-            raise ConfigError(f"space.se must be true or false, got {se!r}")
-        for key, values in (("blocks", blocks), ("kernels", kernels), ("depths", depths),
-                            ("widths" if channels is None else "channels", width_choices)):
-            if len(set(values)) != len(values):
-                raise ConfigError(f"space.{key} has duplicates: {list(values)}")
-        self.stem_channels, self.se = stem_channels, se
-        self.blocks, self.kernels, self.depths = tuple(blocks), tuple(kernels), tuple(depths)
+            if len(set(width_choices)) != len(width_choices):
+                raise ConfigError(f"space.widths lists a value twice: {list(widths)}")
+        self.se = checks.check_bool("se", se)
         self.widths, self.absolute = width_choices, channels is not None
         self._choices: tuple[tuple[Any, ...], ...] = (
             self.blocks, self.kernels, self.depths, self.widths) + (((False, True),) if se else ())
@@ -308,29 +303,31 @@ class TemplateSpace(SearchSpace):
         fields = ("block", "kernel", "depth", width_key, "se")
         self._decisions = [Decision(f"stage{s}.{f}", ch) for s in range(len(self.skeleton))
                            for f, ch in zip(fields, self._choices)]
-        self._sizes = np.array([len(d.choices) for d in self._decisions])
-        self._mutable = [i for i, d in enumerate(self._decisions) if len(d.choices) > 1]
+        self._names = tuple(d.name for d in self._decisions)
+        self._count_list = self._choice_counts().tolist()
 
     @staticmethod
     def _skeleton(stages: Any) -> list[tuple[int, int]]:
         """(base width, stride) per stage."""
         if _is_absolute(stages):
-            if not 1 <= stages <= MAX_STAGES:
-                raise ConfigError(f"space.stages must be an integer in 1..{MAX_STAGES} or a list, got {stages!r}")
+            checks.check_int("stages", stages, 1, MAX_STAGES)
             return [(16 * 2**i, 1 if i == 0 else 2) for i in range(stages)]
         if isinstance(stages, (str, bytes)) or not isinstance(stages, Sequence) or not 1 <= len(stages) <= MAX_STAGES:
             raise ConfigError(f"space.stages must be an integer in 1..{MAX_STAGES} or a list of 1..{MAX_STAGES} "
                               f"entries (base width, or [base_width, stride]), got {stages!r}")
+        def base_width(value: Any) -> bool:
+            return _is_absolute(value) and 1 <= value <= 4096
+
         out = []
         for i, entry in enumerate(stages):
-            if _positive_int(entry):
+            if base_width(entry):
                 out.append((entry, 1 if i == 0 else 2))
             elif (isinstance(entry, Sequence) and not isinstance(entry, str) and len(entry) == 2
-                  and _positive_int(entry[0]) and entry[1] in (1, 2) and not isinstance(entry[1], bool)):
-                out.append((entry[0], entry[1]))
+                  and base_width(entry[0]) and _is_absolute(entry[1]) and entry[1] in (1, 2)):
+                out.append((entry[0], entry[1]))  # an int stride: 2.0 would reach conv2d and fail there
             else:
-                raise ConfigError(f"space.stages entry {i + 1} must be a positive base width or "
-                                  f"[base_width, stride] with stride 1 or 2, got {entry!r}")
+                raise ConfigError(f"space.stages entry {i + 1} must be a base width in 1..4096 or "
+                                  f"[base_width, stride] with an integer stride 1 or 2, got {entry!r}")
         return out
 
     def decisions(self) -> list[Decision]:
@@ -364,9 +361,13 @@ class TemplateSpace(SearchSpace):
         return f"stage {i + 1}: {field} {value!r} is not in the space (valid: {', '.join(map(str, choices))})"
 
     def decode(self, indices: Sequence[int]) -> TemplateArch:
+        counts = self._count_list
+        # plain in-range ints (what sample, mutate and encode produce) pass in a few C-level loops;
+        # anything else goes through check_indices, which names the bad decision
+        if not (len(indices) == len(counts) and set(map(type, indices)) == _INT
+                and min(indices) >= 0 and all(map(operator.lt, indices, counts))):
+            checks.check_indices(indices, self._choice_counts(), self._names)
         n = len(self._choices)
-        if len(indices) != n * len(self.skeleton):
-            raise ParseError(f"expected {n * len(self.skeleton)} decisions, got {len(indices)}")
         b, k, d, w = self.blocks, self.kernels, self.depths, self.widths
         stages = []
         for s in range(len(self.skeleton)):
@@ -374,22 +375,8 @@ class TemplateSpace(SearchSpace):
             stages.append(TemplateStage(b[i[0]], k[i[1]], d[i[2]], w[i[3]], n == 5 and i[4] == 1))
         return TemplateArch(tuple(stages))
 
-    def sample(self, rng: np.random.Generator) -> TemplateArch:
-        # one vectorised draw instead of one call per decision: strategies sample in tight loops
-        return self.decode((rng.random(len(self._sizes)) * self._sizes).astype(np.int64).tolist())
-
-    def mutate(self, arch: Architecture, rng: np.random.Generator) -> TemplateArch:
-        """Change exactly one decision (uniform over decisions with a choice, then over the other values)."""
-        idx = self.encode(arch)
-        if not self._mutable:
-            return arch  # type: ignore[return-value]
-        u = rng.random(2)
-        i = self._mutable[int(u[0] * len(self._mutable))]
-        new = int(u[1] * (self._sizes[i] - 1))
-        idx[i] = new + 1 if new >= idx[i] else new
-        return self.decode(idx)
-
     def build(self, arch: Architecture, task: Task) -> nn.Module:
+        checks.require_image(task, self.name)
         self.validate(arch)
         assert isinstance(arch, TemplateArch)
         return TemplateNet(arch, task, self.stem_channels, self.skeleton)
