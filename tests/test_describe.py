@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -63,3 +64,17 @@ def test_layer_summary_covers_every_parameter(name):
     model = space.build(space.sample(np.random.default_rng(0)), Task((3, 16, 16), 5))
     rows = layer_summary(model, (3, 16, 16))
     assert sum(r["params"] for r in rows) == sum(p.numel() for p in model.parameters())
+
+
+def test_diagram_uses_graphviz_when_installed(tmp_path, monkeypatch):
+    """With a `dot` on PATH the DOT text goes to it (a fake here that records what it got)."""
+    fake = tmp_path / "bin" / "dot"
+    fake.parent.mkdir()
+    fake.write_text('#!/bin/sh\n# args: -Tsvg -o FILE\ncat > "$3.input"\necho "<svg/>" > "$3"\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake.parent}:{os.environ['PATH']}")
+    space = create_space("chain")
+    diagram = space.diagram(space.parse(CHAIN))
+    out = diagram.render(tmp_path / "a.svg")
+    assert out.read_text() == "<svg/>\n"
+    assert (tmp_path / "a.svg.input").read_text() == diagram.to_dot()
