@@ -100,6 +100,9 @@ def search(
     space: Optional[str] = typer.Option(None, help="Search space name."),
     strategy: Optional[str] = typer.Option(None, help="Search strategy name."),
     dataset: Optional[str] = typer.Option(None, help="Dataset name, NAME:PATH, or a path."),
+    evaluator: Optional[str] = typer.Option(None, help="Evaluator name (train, tabular)."),
+    table: Optional[str] = typer.Option(None, help="Results table (CSV) for --evaluator tabular."),
+    reward: Optional[str] = typer.Option(None, help="The table column to maximise (--evaluator tabular)."),
     budget: Optional[int] = typer.Option(None, help="Number of complete trials."),
     seed: Optional[int] = typer.Option(None, help="Seed of every random choice."),
     executor: Optional[str] = typer.Option(None, help="inline, process or ray."),
@@ -123,6 +126,11 @@ def search(
         _set_name(data, "strategy", strategy)
     if dataset:
         data["dataset"] = _dataset_section(dataset)
+    if evaluator or table or reward:
+        _set_name(data, "evaluator", evaluator or ("tabular" if table or reward else "train"))
+        for key, value in (("table", table), ("reward", reward)):
+            if value is not None:
+                data["evaluator"][key] = value
     for key, value in (("seed", seed),):
         if value is not None:
             data[key] = value
@@ -260,6 +268,79 @@ def describe(
         print(describe_text(info))
         if diagram:
             print(f"diagram written to {diagram}")
+
+
+def _csv_list(flag: str, text: str, cast: Callable[[str], Any] = str) -> list[Any]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        return [cast(t) for t in items]
+    except ValueError:
+        raise ConfigError(f"{flag} expects a comma-separated list of integers, got {text!r}") from None
+
+
+@app.command()
+@_guard
+def benchmark(
+    space: str = typer.Option("nb201", help="Search space whose string form the table's arch column holds."),
+    table: str = typer.Option(..., help="Results table (CSV): an arch column and metric columns."),
+    reward: str = typer.Option(..., help="The column strategies maximise (e.g. cifar10_valid_acc)."),
+    strategies: str = typer.Option("random,evolution,local_search", help="Comma-separated strategy names."),
+    budgets: str = typer.Option("50,100,150", help="Comma-separated numbers of queries."),
+    seeds: int = typer.Option(10, help="Runs per strategy (seeds 0..N-1)."),
+    out: str = typer.Option("benchmark.csv", "--out", "-o", help="CSV with one row per run and budget."),
+    workers: int = typer.Option(1, help="Runs at once (processes)."),
+    report: Optional[str] = typer.Option(None, help="Column summarised for the picked architecture "
+                                                    "(default: the reward's test column, e.g. cifar10_test_acc)."),
+    set_: List[str] = typer.Option([], "--set", help="space.KEY=VALUE or STRATEGY.KEY=VALUE (repeatable)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    debug: bool = DebugOpt,
+) -> None:
+    """Run strategies × seeds × budgets against a results table; a CSV and a summary table."""
+    from archsearch.benchmark import benchmark as run_benchmark
+    from archsearch.benchmark import default_report_column, summarise
+    from archsearch.config import apply_override
+    from archsearch.estimation.tabular import load_table
+
+    names = _csv_list("--strategies", strategies)
+    sizes = _csv_list("--budgets", budgets, int)
+    options: dict[str, Any] = {}
+    for assignment in set_:
+        apply_override(options, assignment)
+    space_options = options.pop("space", {}) or {}
+    loaded = load_table(table)
+    column = report or default_report_column(reward, loaded.columns) or reward
+    if column not in loaded.columns:
+        raise ConfigError(f"--report: the table has no numeric column {column!r} (valid: {', '.join(loaded.columns)})")
+
+    tty = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if quiet:
+            return
+        if tty:
+            print(f"\r{done}/{total} runs", end="" if done < total else "\n", file=sys.stderr, flush=True)
+        elif done == total or done % max(total // 4, 1) == 0:
+            print(f"{done}/{total} runs", file=sys.stderr, flush=True)
+
+    rows = run_benchmark(space, table, reward, names, sizes, seeds, out, workers, space_options, options,
+                         progress=progress)
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
+    best_arch, best_row = loaded.best(reward)
+    top = RichTable(title=f"{space}: picked architecture's {column} (reward {reward}), {seeds} seeds")
+    for col in ("strategy", "queries", f"{column} mean ± std", "± s.e.", f"{reward} mean", "ms/query"):
+        top.add_column(col, justify="right" if col != "strategy" else "left")
+    by_reward = {(r["strategy"], r["budget"]): r for r in summarise(rows, "reward")}
+    for r in summarise(rows, column):
+        top.add_row(r["strategy"], str(r["budget"]), f"{r['mean']:.3f} ± {r['std']:.3f}", f"{r['sem']:.3f}",
+                    f"{by_reward[(r['strategy'], r['budget'])]['mean']:.3f}", f"{r['ms_per_query']:.2f}")
+    console = Console()
+    console.print(top)
+    console.print(f"reference: best {reward} in the table {best_row[reward]:.3f} "
+                  f"(its {column} {best_row[column]:.3f}); best {column} {max(v[column] for v in loaded.rows.values()):.3f}",
+                  highlight=False)
+    console.print(f"{len(rows)} rows written to {out}", highlight=False)
 
 
 @app.command("list")

@@ -245,7 +245,7 @@ class Experiment:
         record: dict[str, Any] = {"trial": best.number, "arch": str(best.arch), "arch_json": best.arch.to_dict(),
                                   "search_metrics": best.metrics, "metrics": dict(best.metrics)}
         fcfg = self.config.final
-        if fcfg.enabled:
+        if fcfg.enabled and self.evaluator.trains_models:
             if not self.quiet:
                 import sys
 

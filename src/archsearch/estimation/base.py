@@ -42,6 +42,7 @@ class FinalResult:
 class Evaluator(ABC):
     name: ClassVar[str] = ""
     objective: str = "valid_acc"  # the metric strategies maximise
+    trains_models: ClassVar[bool] = True  # False: no final training (tables, proxies)
 
     @abstractmethod
     def task(self) -> Task:
