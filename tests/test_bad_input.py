@@ -25,7 +25,7 @@ def assert_one_line_error(code: int, err: str, *needles: str) -> None:
     (["--strategy", "anneal"], ["unknown strategy 'anneal'", "valid: evolution, random"]),
     (["--executor", "slurm"], ["unknown executor 'slurm'", "valid: inline, process, ray"]),
     (["--dataset", "imagenet"], ["unknown dataset 'imagenet'", "digits"]),
-    (["--set", "evaluator.name=oracle"], ["unknown evaluator 'oracle'", "valid: train"]),
+    (["--set", "evaluator.name=oracle"], ["unknown evaluator 'oracle'", "valid: tabular, train"]),
 ])
 def test_unknown_names_list_the_valid_ones(run_cli, tmp_path, args, needles):
     code, _, err = run_cli("search", "--out", str(tmp_path / "o"), *args)
