@@ -18,6 +18,16 @@ def fake_reward(space, arch) -> float:
     return -float(sum(idx)) + 0.001 * (hash(str(arch)) % 7)
 
 
+def make(strategy_name, space, seed, **options):
+    """A strategy may refuse a space it cannot search (grid: too many points to enumerate): skip."""
+    try:
+        return create_strategy(strategy_name, space, seed=seed, **options)
+    except ConfigError as exc:
+        if "cannot enumerate" in str(exc):
+            pytest.skip(str(exc))
+        raise
+
+
 def drive(strategy, space, n: int, fail_every: int = 0) -> list[Trial]:
     trials = []
     for i in range(n):
@@ -35,17 +45,17 @@ def drive(strategy, space, n: int, fail_every: int = 0) -> list[Trial]:
 @pytest.mark.parametrize("strategy_name", list_strategies())
 def test_every_strategy_runs_on_every_space_and_is_seeded(strategy_name, space_name):
     space = create_space(space_name, **SMALL_OPTIONS.get(space_name, {}))
-    a = drive(create_strategy(strategy_name, space, seed=3), space, 25, fail_every=4)
-    b = drive(create_strategy(strategy_name, space, seed=3), space, 25, fail_every=4)
+    a = drive(make(strategy_name, space, 3), space, 25, fail_every=4)
+    b = drive(make(strategy_name, space, 3), space, 25, fail_every=4)
     assert [str(t.arch) for t in a] == [str(t.arch) for t in b]
-    c = drive(create_strategy(strategy_name, space, seed=4), space, 25, fail_every=4)
+    c = drive(make(strategy_name, space, 4), space, 25, fail_every=4)
     assert [str(t.arch) for t in a] != [str(t.arch) for t in c]
 
 
 @pytest.mark.parametrize("strategy_name", list_strategies())
 def test_replaying_calls_restores_the_state(strategy_name):
     """Resume rebuilds a strategy by replaying ask/tell in order; the next asks must match."""
-    space = create_space("chain", **SMALL_OPTIONS["chain"])
+    space = create_space("nb201", **SMALL_OPTIONS["nb201"])  # small enough for every strategy, grid included
     original = create_strategy(strategy_name, space, seed=9)
     history = drive(original, space, 15)
     replayed = create_strategy(strategy_name, space, seed=9)
@@ -102,5 +112,5 @@ def test_evolution_ignores_failed_trials_and_validates_options():
         create_strategy("evolution", space, population_size=3, sample_size=5)
     with pytest.raises(ConfigError, match="survivor must be one of: aging, fitness"):
         create_strategy("evolution", space, survivor="oldest")
-    with pytest.raises(ConfigError, match=r"unknown strategy 'annealing' \(valid: evolution, random"):
+    with pytest.raises(ConfigError, match=r"unknown strategy 'annealing' \(valid: .*evolution.*random"):
         create_strategy("annealing", space)

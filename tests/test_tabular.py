@@ -139,3 +139,15 @@ def test_nb201_table_random_search_matches_the_published_reference():
     rows = benchmark("nb201", str(NB201_CSV), "cifar10_valid_acc", ["random"], [100], 40, "")
     mean = np.mean([r["cifar10_test_acc"] for r in rows])
     assert 87.7 < mean < 88.4  # the reference: about 88.06 at 100 queries
+
+
+def test_an_exhausted_grid_ends_the_search_normally(run_cli, tmp_path):
+    write_table(tmp_path / "t.csv")
+    code, _, err = run_cli("search", *SPACE_ARGS, "--set", 'space.ops=["none", "skip_connect"]', "--table",
+                           str(tmp_path / "t.csv"), "--reward", "valid", "--strategy", "grid", "--budget", "100",
+                           "--out", str(tmp_path / "g"), "--quiet")
+    assert code == 0, err
+    db = sqlite3.connect(tmp_path / "g" / "journal.sqlite")
+    archs = [a for (a,) in db.execute("SELECT arch FROM trials WHERE state = 'complete'")]
+    assert len(archs) == len(set(archs)) == 64  # every cell of the 2-op space once, then a clean stop
+    assert json.loads((tmp_path / "g" / "best.json").read_text())["arch"] in archs

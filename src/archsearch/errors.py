@@ -32,3 +32,7 @@ class JournalError(ArchsearchError):
 
 class SearchAborted(Exception):
     """The search stopped on purpose (too many failed trials). Exit code 1, not a bug."""
+
+
+class SpaceExhausted(SearchAborted):
+    """The strategy has nothing left to propose (a grid fully enumerated): the search ends normally."""

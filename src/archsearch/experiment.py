@@ -20,7 +20,7 @@ import torch
 from archsearch.config import Config, apply_override
 from archsearch.core import EvalResult, Fidelity, Proposal, Trial, TrialState
 from archsearch.data.base import Splits
-from archsearch.errors import ArchsearchError, ConfigError, JournalError, SearchAborted
+from archsearch.errors import ArchsearchError, ConfigError, JournalError, SearchAborted, SpaceExhausted
 from archsearch.estimation.base import EVALUATORS, Evaluator
 from archsearch.execution.base import Executor, TrialCall, create_executor
 from archsearch.progress import Progress
@@ -169,6 +169,7 @@ class Experiment:
         elapsed0 = float(self.journal.get_meta("elapsed", 0.0))
         start = time.monotonic()
         in_flight: dict[int, Trial] = {}
+        exhausted = False
         own_executor = executor is None
         if executor is None:
             executor = self.executor
@@ -184,8 +185,13 @@ class Experiment:
                                         f"{cfg.budget.max_failures}); last error: {first_line}")
                 time_up = cfg.budget.time is not None and elapsed0 + time.monotonic() - start >= cfg.budget.time
                 while len(in_flight) < executor.workers and complete + len(in_flight) < cfg.budget.trials \
-                        and not time_up:
-                    trial = rerun.pop(0) if rerun else self._ask()
+                        and not time_up and not exhausted:
+                    try:
+                        trial = rerun.pop(0) if rerun else self._ask()
+                    except SpaceExhausted as exc:  # nothing left to propose: finish what runs, then stop
+                        progress.message(str(exc))
+                        exhausted = True
+                        break
                     self._submit(executor, trial)
                     in_flight[trial.number] = trial
                 if not in_flight:

@@ -2,7 +2,9 @@
 
 from archsearch.strategies.base import STRATEGIES, Strategy, create_strategy, list_strategies, register_strategy
 from archsearch.strategies.evolution import RegularizedEvolution
+from archsearch.strategies.grid import GridSearch
+from archsearch.strategies.local_search import LocalSearch
 from archsearch.strategies.random import RandomSearch
 
-__all__ = ["STRATEGIES", "RandomSearch", "RegularizedEvolution", "Strategy", "create_strategy",
-           "list_strategies", "register_strategy"]
+__all__ = ["STRATEGIES", "GridSearch", "LocalSearch", "RandomSearch", "RegularizedEvolution", "Strategy",
+           "create_strategy", "list_strategies", "register_strategy"]
