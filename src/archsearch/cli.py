@@ -328,6 +328,7 @@ def benchmark(
     from rich.table import Table as RichTable
 
     best_arch, best_row = loaded.best(reward)
+    console = Console(width=None if sys.stdout.isatty() else 120)  # files and pipes get whole column names
     top = RichTable(title=f"{space}: picked architecture's {column} (reward {reward}), {seeds} seeds")
     for col in ("strategy", "queries", f"{column} mean ± std", "± s.e.", f"{reward} mean", "ms/query"):
         top.add_column(col, justify="right" if col != "strategy" else "left")
@@ -335,7 +336,6 @@ def benchmark(
     for r in summarise(rows, column):
         top.add_row(r["strategy"], str(r["budget"]), f"{r['mean']:.3f} ± {r['std']:.3f}", f"{r['sem']:.3f}",
                     f"{by_reward[(r['strategy'], r['budget'])]['mean']:.3f}", f"{r['ms_per_query']:.2f}")
-    console = Console()
     console.print(top)
     console.print(f"reference: best {reward} in the table {best_row[reward]:.3f} "
                   f"(its {column} {best_row[column]:.3f}); best {column} {max(v[column] for v in loaded.rows.values()):.3f}",
