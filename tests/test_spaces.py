@@ -20,6 +20,9 @@ SMALL_OPTIONS = {
     "skip_chain": {"layers": 4, "kernels": [1, 3], "filters": [4, 8], "strides": [1, 2], "stem_channels": 4},
     "darts": {"channels": 4, "cells": 3, "nodes": 3, "final_channels": 4, "final_cells": 3},
     "nb201": {"channels": 4, "cells_per_stage": 1},
+    "hyperparams": {"space": {"name": "chain", "layers": 2, "channels": [4, 8], "stem_channels": 4},
+                    "params": {"lr": {"type": "float", "low": 1.0e-3, "high": 0.1, "log": True, "steps": 3},
+                               "batch_size": [16, 32]}},
     "hierarchical": {"motifs": 2, "motif_nodes": 3, "cell_nodes": 3, "channels": 4},
 }
 TASKS = [Task((1, 8, 8), 10), Task((3, 32, 32), 7)]

@@ -3,6 +3,10 @@
 The loop is deliberately plain (tensors held in memory, index batches, one optimiser,
 cosine schedule) so that its overhead over a hand-written PyTorch loop stays near zero
 (benchmarks/trial_overhead.py measures it).
+
+An architecture may carry its own training hyper-parameters (the ``hyperparams`` space, for
+HPO and joint architecture + hyper-parameter search): :func:`training_overrides` reads them
+and :meth:`TrainingEvaluator.settings` applies them over the evaluator's options.
 """
 
 from __future__ import annotations
@@ -24,6 +28,50 @@ from archsearch.estimation.base import (
 from archsearch.spaces.base import Architecture, SearchSpace
 
 OPTIMIZERS = ("adamw", "sgd")
+# training settings an architecture may override for its own trials (see training_overrides)
+TRAINING_KEYS = ("lr", "weight_decay", "batch_size", "optimizer", "label_smoothing", "epochs")
+
+
+def check_training_option(key: str, value: Any, where: str = "evaluator") -> Any:
+    """Validate one training setting with the evaluator's rules; ConfigError names ``where.key``."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if key == "batch_size":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 2:
+            raise ConfigError(f"{where}.batch_size must be an integer >= 2, got {value!r}")
+    elif key == "lr":
+        if not number or not value > 0 or not math.isfinite(value):
+            raise ConfigError(f"{where}.lr must be a positive number, got {value!r}")
+    elif key == "weight_decay":
+        if not number or not 0 <= value < math.inf:
+            raise ConfigError(f"{where}.weight_decay must be >= 0, got {value!r}")
+    elif key == "optimizer":
+        if value not in OPTIMIZERS:
+            raise ConfigError(f"{where}.optimizer must be one of: {', '.join(OPTIMIZERS)} (got {value!r})")
+    elif key == "label_smoothing":
+        if not number or not 0 <= value < 1:
+            raise ConfigError(f"{where}.label_smoothing must be in [0, 1), got {value!r}")
+    elif key == "epochs":
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"{where}.epochs must be an integer >= 1, got {value!r}")
+    else:
+        raise ConfigError(f"{where}: unknown training setting {key!r} (valid: {', '.join(TRAINING_KEYS)})")
+    return value
+
+
+def training_overrides(arch: Architecture) -> dict[str, Any]:
+    """Training settings an architecture carries for itself (validated), else ``{}``.
+
+    The hook: an architecture with a ``training_overrides()`` method (the ``hyperparams``
+    space's) returns a mapping over :data:`TRAINING_KEYS`; the evaluator applies it to that
+    architecture's search trials and its final training, over its own options.
+    """
+    method = getattr(arch, "training_overrides", None)
+    if method is None:
+        return {}
+    overrides = dict(method())
+    for key, value in overrides.items():
+        check_training_option(key, value, "architecture hyper-parameter")
+    return overrides
 
 
 def resolve_device(device: str) -> torch.device:
@@ -158,16 +206,9 @@ class TrainingEvaluator(Evaluator):
         timeout: Optional[float] = None,
         device: str = "auto",
     ) -> None:
-        if not isinstance(batch_size, int) or batch_size < 2:
-            raise ConfigError(f"evaluator.batch_size must be an integer >= 2, got {batch_size!r}")
-        if not isinstance(lr, (int, float)) or not lr > 0:
-            raise ConfigError(f"evaluator.lr must be a positive number, got {lr!r}")
-        if not isinstance(weight_decay, (int, float)) or weight_decay < 0:
-            raise ConfigError(f"evaluator.weight_decay must be >= 0, got {weight_decay!r}")
-        if optimizer not in OPTIMIZERS:
-            raise ConfigError(f"evaluator.optimizer must be one of: {', '.join(OPTIMIZERS)} (got {optimizer!r})")
-        if not isinstance(label_smoothing, (int, float)) or not 0 <= label_smoothing < 1:
-            raise ConfigError(f"evaluator.label_smoothing must be in [0, 1), got {label_smoothing!r}")
+        for key, value in (("batch_size", batch_size), ("lr", lr), ("weight_decay", weight_decay),
+                           ("optimizer", optimizer), ("label_smoothing", label_smoothing)):
+            check_training_option(key, value)
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
             raise ConfigError(f"evaluator.timeout must be a positive number of seconds or null, got {timeout!r}")
         _check_device(device)
@@ -189,8 +230,20 @@ class TrainingEvaluator(Evaluator):
             task = Task((task.input_shape[0], fidelity.resolution, fidelity.resolution), task.num_classes)
         return task
 
+    def settings(self, arch: Architecture, fidelity: Fidelity) -> dict[str, Any]:
+        """The training settings for ``arch``: this evaluator's options and the fidelity's epochs,
+        overridden by the hyper-parameters the architecture carries (:func:`training_overrides`).
+        An ``epochs`` hyper-parameter replaces the fidelity's epochs, in search and final training."""
+        settings: dict[str, Any] = {
+            "lr": self.lr, "weight_decay": self.weight_decay, "batch_size": self.batch_size,
+            "optimizer": self.optimizer, "label_smoothing": self.label_smoothing, "epochs": fidelity.epochs,
+        }
+        settings.update(training_overrides(arch))
+        return settings
+
     def _train(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
                train: Split, valid: Optional[Split]) -> tuple[nn.Module, list[dict[str, float]], float]:
+        hp = self.settings(arch, fidelity)
         device = resolve_device(self.device)
         generator = torch.Generator().manual_seed(seed)
         cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
@@ -200,9 +253,10 @@ class TrainingEvaluator(Evaluator):
         deadline = time.monotonic() + self.timeout if self.timeout else None
         start = time.perf_counter()
         curve = train_model(
-            model, train, fidelity.epochs, batch_size=self.batch_size, lr=self.lr,
-            weight_decay=self.weight_decay, optimizer=self.optimizer, label_smoothing=self.label_smoothing,
-            generator=generator, device=device, valid=valid, deadline=deadline,
+            model, train, hp["epochs"], batch_size=hp["batch_size"], lr=float(hp["lr"]),
+            weight_decay=float(hp["weight_decay"]), optimizer=hp["optimizer"],
+            label_smoothing=float(hp["label_smoothing"]), generator=generator, device=device, valid=valid,
+            deadline=deadline,
         )
         return model, curve, time.perf_counter() - start
 
@@ -217,7 +271,7 @@ class TrainingEvaluator(Evaluator):
         metrics = {
             "valid_acc": last["valid_acc"], "valid_loss": last["valid_loss"], "train_loss": last["train_loss"],
             "params": float(count_params(model)), "flops": float(count_flops(model, tuple(train.x.shape[1:]))),
-            "train_time": train_time, "epochs": float(fidelity.epochs),
+            "train_time": train_time, "epochs": float(len(curve)),
         }
         return EvalResult(TrialState.COMPLETE, metrics, time.perf_counter() - start, None, curve)
 
@@ -237,7 +291,7 @@ class TrainingEvaluator(Evaluator):
         test_acc, test_loss = evaluate_model(model, test, device)
         metrics = {"test_acc": test_acc, "test_loss": test_loss, "train_loss": curve[-1]["train_loss"],
                    "params": float(count_params(model)), "train_time": train_time,
-                   "epochs": float(fidelity.epochs), "train_samples": float(len(train))}
+                   "epochs": float(len(curve)), "train_samples": float(len(train))}
         if not train_on_valid:
             metrics["valid_acc"], metrics["valid_loss"] = evaluate_model(model, _prepare(splits.valid, fidelity, generator, False), device)
         result = EvalResult(TrialState.COMPLETE, metrics, time.perf_counter() - start, None, curve)

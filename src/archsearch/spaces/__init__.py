@@ -6,13 +6,14 @@ from archsearch.spaces.base import (
 from archsearch.spaces.chain import ChainArch, ChainLayer, ChainSpace
 from archsearch.spaces.darts import DARTS_V1, DARTS_V2, DartsArch, DartsSpace
 from archsearch.spaces.hierarchical import HierarchicalArch, HierarchicalSpace
+from archsearch.spaces.hyperparams import HyperArch, HyperparamSpace
 from archsearch.spaces.nb201 import NB201Arch, NB201Space
 from archsearch.spaces.skip_chain import SkipChainArch, SkipChainSpace
 from archsearch.spaces.template import TemplateArch, TemplateSpace
 
 __all__ = [
     "DARTS_V1", "DARTS_V2", "SPACES", "Architecture", "ChainArch", "ChainLayer", "ChainSpace", "DartsArch",
-    "DartsSpace", "Decision", "HierarchicalArch", "HierarchicalSpace", "NB201Arch", "NB201Space", "SearchSpace",
+    "DartsSpace", "Decision", "HierarchicalArch", "HierarchicalSpace", "HyperArch", "HyperparamSpace", "NB201Arch", "NB201Space", "SearchSpace",
     "SkipChainArch", "SkipChainSpace", "TemplateArch", "TemplateSpace", "create_space", "list_spaces",
     "register_space",
 ]

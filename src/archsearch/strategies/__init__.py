@@ -5,6 +5,7 @@ from archsearch.strategies.evolution import RegularizedEvolution
 from archsearch.strategies.grid import GridSearch
 from archsearch.strategies.local_search import LocalSearch
 from archsearch.strategies.random import RandomSearch
+from archsearch.strategies.tpe import TPE
 
 __all__ = ["STRATEGIES", "GridSearch", "LocalSearch", "RandomSearch", "RegularizedEvolution", "Strategy",
-           "create_strategy", "list_strategies", "register_strategy"]
+           "TPE", "create_strategy", "list_strategies", "register_strategy"]

@@ -42,7 +42,7 @@ register_strategy = STRATEGIES.register
 
 
 def create_strategy(name: str, space: SearchSpace, seed: int = 0, **options: Any) -> Strategy:
-    return STRATEGIES.create(name, space, seed, **options)
+    return STRATEGIES.create(name, space, seed, skip=("space", "seed"), **options)
 
 
 def list_strategies() -> list[str]:
