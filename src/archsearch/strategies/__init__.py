@@ -5,7 +5,8 @@ from archsearch.strategies.evolution import RegularizedEvolution
 from archsearch.strategies.grid import GridSearch
 from archsearch.strategies.local_search import LocalSearch
 from archsearch.strategies.random import RandomSearch
+from archsearch.strategies.reinforce import Reinforce
 from archsearch.strategies.tpe import TPE
 
-__all__ = ["STRATEGIES", "GridSearch", "LocalSearch", "RandomSearch", "RegularizedEvolution", "Strategy",
+__all__ = ["STRATEGIES", "GridSearch", "LocalSearch", "RandomSearch", "RegularizedEvolution", "Reinforce", "Strategy",
            "TPE", "create_strategy", "list_strategies", "register_strategy"]
