@@ -80,6 +80,14 @@ def run_one(spec: RunSpec) -> RunResult:
     return out
 
 
+def _one_thread() -> None:
+    """Pool initializer. Strategies run tiny torch models (REINFORCE's controller); with several
+    runs in parallel on few cores, torch's thread pool makes every small op wait: one thread each."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def default_report_column(reward: str, columns: Sequence[str]) -> Optional[str]:
     """``cifar10_valid_acc`` -> ``cifar10_test_acc`` when the table has it (what papers report)."""
     for a, b in (("valid", "test"), ("val", "test")):
@@ -131,7 +139,7 @@ def benchmark(space: str, table: str, reward: str, strategies: Sequence[str], bu
     else:
         import multiprocessing as mp
 
-        with mp.get_context("spawn").Pool(workers) as pool:
+        with mp.get_context("spawn").Pool(workers, initializer=_one_thread) as pool:
             for result in pool.imap(run_one, specs):
                 results.append(result)
                 if progress:
