@@ -22,7 +22,7 @@ def assert_one_line_error(code: int, err: str, *needles: str) -> None:
 
 @pytest.mark.parametrize("args, needles", [
     (["--space", "resnet"], ["unknown space 'resnet'", "valid: chain"]),
-    (["--strategy", "anneal"], ["unknown strategy 'anneal'", "valid: evolution, grid, local_search, random"]),
+    (["--strategy", "anneal"], ["unknown strategy 'anneal'", "valid: bananas, evolution, grid, local_search, random"]),
     (["--executor", "slurm"], ["unknown executor 'slurm'", "valid: inline, process, ray"]),
     (["--dataset", "imagenet"], ["unknown dataset 'imagenet'", "digits"]),
     (["--set", "evaluator.name=oracle"], ["unknown evaluator 'oracle'", "valid: tabular, train"]),

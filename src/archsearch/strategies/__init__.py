@@ -1,6 +1,7 @@
 """Search strategies (ask/tell), registered by name."""
 
 from archsearch.strategies.base import STRATEGIES, Strategy, create_strategy, list_strategies, register_strategy
+from archsearch.strategies.bananas import Bananas
 from archsearch.strategies.evolution import RegularizedEvolution
 from archsearch.strategies.grid import GridSearch
 from archsearch.strategies.local_search import LocalSearch
@@ -8,5 +9,5 @@ from archsearch.strategies.random import RandomSearch
 from archsearch.strategies.reinforce import Reinforce
 from archsearch.strategies.tpe import TPE
 
-__all__ = ["STRATEGIES", "GridSearch", "LocalSearch", "RandomSearch", "RegularizedEvolution", "Reinforce", "Strategy",
+__all__ = ["STRATEGIES", "Bananas", "GridSearch", "LocalSearch", "RandomSearch", "RegularizedEvolution", "Reinforce", "Strategy",
            "TPE", "create_strategy", "list_strategies", "register_strategy"]

@@ -1,0 +1,286 @@
+"""BANANAS (White et al., 2021): Bayesian optimisation with an ensemble of neural predictors.
+
+The first ``initial`` proposals are random. After that the search runs in iterations: fit
+an ensemble of ``ensemble`` small MLPs on the feature vectors (``space.features``; the
+``path`` encoding where the space has one, which is what makes BANANAS work on cells) of
+every completed trial, generate ``candidates`` architectures by mutating the ``parents``
+best ones (1..``mutations`` mutations each), score them with the acquisition function and
+queue the best ``batch``. Asks consume the queue; an empty queue starts the next iteration
+with whatever results have arrived by then, so parallel asks never wait for tells.
+
+Acquisitions (``acquisition``): ``its`` (independent Thompson sampling, the paper's choice:
+one draw per candidate from N(mean, std) of the ensemble), ``ei`` (expected improvement
+over the best reward so far) and ``ucb`` (mean + std).
+
+The predictor is plain numpy (the members are trained together as one batched network):
+a few hundred points of a few dozen features train in milliseconds, faster than torch's
+per-call overhead. Every random choice comes from ``self.rng`` inside ``ask``, so
+replaying the ask/tell sequence rebuilds the same queue and the same predictor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from archsearch.core import Proposal, Trial, TrialState
+from archsearch.errors import ConfigError
+from archsearch.spaces.base import Architecture, SearchSpace
+from archsearch.strategies.base import Strategy, register_strategy
+
+ACQUISITIONS = ("its", "ei", "ucb")
+
+
+class MLPEnsemble:
+    """``members`` ReLU MLPs trained jointly with full-batch Adam on the mean squared error.
+
+    Parameters are stacked along a leading member axis, so one matmul steps every member;
+    members differ by initialisation and by a bootstrap weighting of the points, which
+    keeps their disagreement a usable uncertainty estimate.
+    """
+
+    def __init__(self, members: int, hidden: Sequence[int], epochs: int, lr: float = 0.01,
+                 weight_decay: float = 1e-4, loss: str = "mse", bootstrap: bool = True) -> None:
+        self.members, self.hidden, self.epochs = members, tuple(hidden), epochs
+        self.lr, self.weight_decay, self.loss, self.bootstrap = lr, weight_decay, loss, bootstrap
+        self.weights: list[np.ndarray] = []
+        self.biases: list[np.ndarray] = []
+
+    def fit(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> "MLPEnsemble":
+        n, e = len(x), self.members
+        sizes = (x.shape[1], *self.hidden, 1)
+        self.weights = [rng.standard_normal((e, a, b)) * math.sqrt(2.0 / a) for a, b in zip(sizes, sizes[1:])]
+        self.biases = [np.zeros((e, 1, b)) for b in sizes[1:]]
+        params = self.weights + self.biases
+        m = [np.zeros_like(p) for p in params]
+        v = [np.zeros_like(p) for p in params]
+        boot = rng.multinomial(n, np.full(n, 1.0 / n), size=e).astype(np.float64) if e > 1 and self.bootstrap else np.ones((e, n))
+        boot = (boot / boot.sum(axis=1, keepdims=True))[:, :, None]  # (E, N, 1), rows sum to 1
+        target = y.reshape(1, n, 1)
+        b1, b2 = 0.9, 0.999
+        for step in range(1, self.epochs + 1):
+            acts, pre = self._forward(x)
+            grad = (2.0 * (acts[-1] - target) if self.loss == "mse" else np.sign(acts[-1] - target)) * boot
+            grads_w: list[np.ndarray] = [np.empty(0)] * len(self.weights)
+            grads_b: list[np.ndarray] = [np.empty(0)] * len(self.biases)
+            for layer in range(len(self.weights) - 1, -1, -1):
+                inp = acts[layer]
+                grads_w[layer] = (inp.T @ grad if inp.ndim == 2 else np.swapaxes(inp, 1, 2) @ grad)
+                grads_w[layer] += self.weight_decay * self.weights[layer]
+                grads_b[layer] = grad.sum(axis=1, keepdims=True)
+                if layer:
+                    grad = (grad @ np.swapaxes(self.weights[layer], 1, 2)) * (pre[layer - 1] > 0)
+            c1, c2 = 1.0 - b1 ** step, 1.0 - b2 ** step
+            for p, g, mp, vp in zip(params, grads_w + grads_b, m, v):
+                mp *= b1
+                mp += (1.0 - b1) * g
+                vp *= b2
+                vp += (1.0 - b2) * g * g
+                p -= self.lr * (mp / c1) / (np.sqrt(vp / c2) + 1e-8)
+        return self
+
+    def _forward(self, x: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        acts: list[np.ndarray] = [x]
+        pre: list[np.ndarray] = []
+        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
+            z = acts[-1] @ w + b
+            if layer < len(self.weights) - 1:
+                pre.append(z)
+                z = np.maximum(z, 0.0)
+            acts.append(z)
+        return acts, pre
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predictions of every member, shape (members, len(x))."""
+        return self._forward(x)[0][-1][:, :, 0]
+
+
+def _check_int(key: str, value: Any, low: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ConfigError(f"strategy.{key} must be an integer >= {low}, got {value!r}")
+    return value
+
+
+@register_strategy("bananas")
+class Bananas(Strategy):
+    _clip = None
+    _lr = 0.01
+    _loss = "mse"
+    _wd = 1e-4
+    _local = 0
+    _rand = 0.0
+    _boot = True
+    def __init__(
+        self,
+        space: SearchSpace,
+        seed: int = 0,
+        initial: int = 10,
+        batch: int = 10,
+        candidates: int = 100,
+        ensemble: int = 5,
+        acquisition: str = "its",
+        encoding: str = "auto",
+        parents: int = 5,
+        mutations: int = 2,
+        hidden: Sequence[int] = (32, 32),
+        epochs: int = 300,
+    ) -> None:
+        super().__init__(space, seed)
+        self.initial = _check_int("initial", initial, 1)
+        self.batch = _check_int("batch", batch, 1)
+        self.candidates = _check_int("candidates", candidates, 1)
+        self.ensemble = _check_int("ensemble", ensemble, 1)
+        self.parents = _check_int("parents", parents, 1)
+        self.mutations = _check_int("mutations", mutations, 1)
+        self.epochs = _check_int("epochs", epochs, 1)
+        if acquisition not in ACQUISITIONS:
+            raise ConfigError(f"strategy.acquisition must be one of: {', '.join(ACQUISITIONS)} (got {acquisition!r})")
+        kinds = space.feature_kinds()
+        if encoding != "auto" and encoding not in kinds:
+            raise ConfigError(f"strategy.encoding must be one of: auto, {', '.join(kinds)} "
+                              f"(space {space.name!r}; got {encoding!r})")
+        if (not isinstance(hidden, (list, tuple)) or not hidden
+                or any(not isinstance(h, int) or isinstance(h, bool) or h < 1 for h in hidden)):
+            raise ConfigError(f"strategy.hidden must be a non-empty list of positive integers, got {hidden!r}")
+        self.acquisition = acquisition
+        self.encoding = encoding if encoding != "auto" else ("path" if "path" in kinds else "onehot")
+        self.hidden = tuple(hidden)
+        self.predictor: Optional[MLPEnsemble] = None
+        self._asked = 0
+        self._results: dict[str, tuple[Architecture, Optional[float]]] = {}  # str(arch) -> reward (None: failed)
+        self._pending: Counter[str] = Counter()
+        self._queue: list[tuple[Architecture, Optional[str]]] = []
+        self._features: dict[str, np.ndarray] = {}
+        self._fitted_on = -1  # number of completed trials the predictor was fitted on
+
+    # -- ask/tell ---------------------------------------------------------------------
+    def ask(self) -> Proposal:
+        self._asked += 1
+        arch, parent = self._next()
+        self._pending[str(arch)] += 1
+        return Proposal(arch, parent=parent)
+
+    def tell(self, trial: Trial) -> None:
+        key = str(trial.arch)
+        if self._pending[key] > 0:
+            self._pending[key] -= 1
+            if not self._pending[key]:
+                del self._pending[key]
+        complete = trial.state is TrialState.COMPLETE and trial.reward is not None
+        if complete or key not in self._results:  # a failure never hides an earlier result
+            self._results[key] = (trial.arch, float(trial.reward) if complete else None)  # type: ignore[arg-type]
+
+    # -- internals --------------------------------------------------------------------
+    def _seen(self, key: str) -> bool:
+        return key in self._results or key in self._pending
+
+    def _next(self) -> tuple[Architecture, Optional[str]]:
+        while self._queue:  # a queued arch may have been told meanwhile (e.g. a re-told journal row)
+            arch, parent = self._queue.pop(0)
+            if not self._seen(str(arch)):
+                return arch, parent
+        completed = self._completed()
+        if self._asked > self.initial and len(completed) >= 2:
+            self._queue = self._iteration(completed)
+            if self._queue:
+                return self._queue.pop(0)
+        return self._random(), None
+
+    def _completed(self) -> list[tuple[str, Architecture, float]]:
+        return [(k, a, r) for k, (a, r) in self._results.items() if r is not None]
+
+    def _random(self) -> Architecture:
+        """A random architecture not evaluated or pending, if a few tries find one."""
+        arch = self.space.sample(self.rng)
+        for _ in range(20):
+            if not self._seen(str(arch)):
+                break
+            arch = self.space.sample(self.rng)
+        return arch
+
+    def _feature(self, key: str, arch: Architecture) -> np.ndarray:
+        f = self._features.get(key)
+        if f is None:
+            f = self._features[key] = self.space.features(arch, self.encoding).astype(np.float64)
+        return f
+
+    def _iteration(self, completed: list[tuple[str, Architecture, float]]) -> list[tuple[Architecture, Optional[str]]]:
+        """Fit the predictor (if new results arrived), then rank mutated candidates."""
+        rewards = np.array([r for _, _, r in completed])
+        mu, sd = float(rewards.mean()), float(rewards.std()) or 1.0
+        if self._fitted_on != len(completed):
+            x = np.stack([self._feature(k, a) for k, a, _ in completed])
+            yy = (rewards - mu) / sd
+            if self._clip is not None:
+                yy = np.maximum(yy, self._clip)
+            self.predictor = MLPEnsemble(self.ensemble, self.hidden, self.epochs, lr=self._lr, loss=self._loss, weight_decay=self._wd,
+                                         bootstrap=self._boot).fit(x, yy, self.rng)
+            self._fitted_on = len(completed)
+        pool = self._candidates(completed)
+        if not pool:
+            return []
+        assert self.predictor is not None
+        preds = self.predictor.predict(np.stack([self._feature(str(a), a) for a, _ in pool]))
+        score = self._acquire(preds, (float(rewards.max()) - mu) / sd)
+        order = np.argsort(-score, kind="stable")
+        picked: list = []
+        keys: set = set()
+        if self._local:
+            inc = completed[max(range(len(completed)), key=lambda i: completed[i][2])][1]
+            nbr = {str(b) for b in self.space.neighbours(inc)}
+            for i in order:
+                if len(picked) >= self._local:
+                    break
+                k = str(pool[int(i)][0])
+                if k in nbr:
+                    keys.add(k); picked.append(pool[int(i)])
+        for i in order:
+            if len(picked) >= self.batch:
+                break
+            k = str(pool[int(i)][0])
+            if k not in keys:
+                keys.add(k); picked.append(pool[int(i)])
+        return picked
+
+    def _candidates(self, completed: list[tuple[str, Architecture, float]]) -> list[tuple[Architecture, Optional[str]]]:
+        """Distinct, unseen mutations of the best ``parents`` architectures (round-robin over them)."""
+        order = sorted(range(len(completed)), key=lambda i: -completed[i][2])  # stable: ties keep tell order
+        top = [completed[i][1] for i in order[: self.parents]]
+        pool: dict[str, tuple[Architecture, Optional[str]]] = {}
+        for attempt in range(20 * self.candidates):
+            if len(pool) >= self.candidates:
+                break
+            parent = top[attempt % len(top)]
+            child = parent
+            for _ in range(int(self.rng.integers(1, self.mutations + 1))):
+                child = self.space.mutate(child, self.rng)
+            key = str(child)
+            if key not in pool and not self._seen(key):
+                pool[key] = (child, parent.id)
+        if self._local:
+            inc = top[0]
+            for c in self.space.neighbours(inc):
+                k = str(c)
+                if k not in pool and not self._seen(k):
+                    pool[k] = (c, inc.id)
+        for _ in range(int(self._rand * self.candidates)):
+            c = self.space.sample(self.rng)
+            k = str(c)
+            if k not in pool and not self._seen(k):
+                pool[k] = (c, None)
+        return list(pool.values())
+
+    def _acquire(self, preds: np.ndarray, best: float) -> np.ndarray:
+        """Acquisition values (higher is better) from member predictions (members, candidates)."""
+        mean, std = preds.mean(axis=0), preds.std(axis=0)
+        if self.acquisition == "its":
+            return mean + std * self.rng.standard_normal(len(mean))
+        if self.acquisition == "ucb":
+            return mean + std
+        std = np.maximum(std, 1e-9)
+        z = (mean - best) / std
+        cdf = 0.5 * (1.0 + np.array([math.erf(v / math.sqrt(2.0)) for v in z]))
+        return std * (z * cdf + np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi))
