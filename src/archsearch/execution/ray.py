@@ -59,7 +59,8 @@ class RayExecutor(Executor):
                                           configure_logging=False)
             if self.ray_address:
                 kwargs["address"] = self.ray_address
-            else:
+            else:  # "local": always a fresh private instance, never a cluster left running on this machine
+                kwargs["address"] = "local"
                 kwargs["num_cpus"] = max(self.workers, int(self.cpus_per_trial * self.workers + 0.999))
             try:
                 ray.init(**kwargs)
