@@ -11,7 +11,8 @@ from archsearch.core import Fidelity, Trial, TrialState
 from archsearch.errors import ConfigError
 from archsearch.spaces import create_space
 from archsearch.strategies import create_strategy
-from archsearch.strategies.bananas import Bananas, MLPEnsemble
+from archsearch.strategies.bananas import Bananas
+from archsearch.strategies.predictor import MLPEnsemble, transform_rewards
 
 SMALL = {"initial": 5, "batch": 4, "candidates": 40, "epochs": 100}
 
@@ -166,3 +167,23 @@ def test_failures_fall_back_to_random_until_two_results_arrive(nb201):
         assert p.parent is None
         s.tell(trial(i, p.arch, None))
     assert s.predictor is None
+
+
+def test_reward_transforms_keep_the_order_and_log_gap_stretches_the_top():
+    y = np.array([10.0, 60.0, 80.0, 84.0, 84.5, 84.9])
+    z = transform_rewards(y, "standard")
+    assert np.allclose(z, (y - y.mean()) / y.std())
+    g = transform_rewards(y, "log_gap")
+    assert list(np.argsort(g)) == list(np.argsort(y))  # monotone
+    assert np.allclose(g, transform_rewards(y / 100.0, "log_gap"))  # scale-free: percent or fraction
+    assert abs(g.mean()) < 1e-9 and np.isclose(g.std(), 1.0)
+    # the top three are 0.9 apart out of a range of 75: log_gap spreads them far more than the z-score
+    assert (g[5] - g[3]) > 5 * (z[5] - z[3])
+
+
+def test_bananas_accepts_the_log_gap_target_and_rejects_unknown_ones(nb201):
+    s = create_strategy("bananas", nb201, seed=0, target="log_gap", **SMALL)
+    history = drive(s, nb201, 20)
+    assert len({str(t.arch) for t in history}) == 20
+    with pytest.raises(ConfigError, match="strategy.target must be one of: standard, log_gap"):
+        create_strategy("bananas", nb201, target="rank")

@@ -12,10 +12,12 @@ Acquisitions (``acquisition``): ``its`` (independent Thompson sampling, the pape
 one draw per candidate from N(mean, std) of the ensemble), ``ei`` (expected improvement
 over the best reward so far) and ``ucb`` (mean + std).
 
-The predictor is plain numpy (the members are trained together as one batched network):
-a few hundred points of a few dozen features train in milliseconds, faster than torch's
-per-call overhead. Every random choice comes from ``self.rng`` inside ``ask``, so
-replaying the ask/tell sequence rebuilds the same queue and the same predictor.
+The predictor (``strategies/predictor.py``) is a numpy MLP ensemble trained on the
+rewards transformed by ``target`` (``standard`` z-scores, or ``log_gap``, which stretches
+the top of the distribution). Defaults (3 hidden layers of 20, 300 candidates from the 10
+best) came from a sweep on NAS-Bench-201 CIFAR-10 (docs/benchmarks.md). Every random
+choice comes from ``self.rng`` inside ``ask``, so replaying the ask/tell sequence rebuilds
+the same queue and the same predictor.
 """
 
 from __future__ import annotations
@@ -30,72 +32,9 @@ from archsearch.core import Proposal, Trial, TrialState
 from archsearch.errors import ConfigError
 from archsearch.spaces.base import Architecture, SearchSpace
 from archsearch.strategies.base import Strategy, register_strategy
+from archsearch.strategies.predictor import TARGETS, MLPEnsemble, transform_rewards
 
 ACQUISITIONS = ("its", "ei", "ucb")
-
-
-class MLPEnsemble:
-    """``members`` ReLU MLPs trained jointly with full-batch Adam on the mean squared error.
-
-    Parameters are stacked along a leading member axis, so one matmul steps every member;
-    members differ by initialisation and by a bootstrap weighting of the points, which
-    keeps their disagreement a usable uncertainty estimate.
-    """
-
-    def __init__(self, members: int, hidden: Sequence[int], epochs: int, lr: float = 0.01,
-                 weight_decay: float = 1e-4, loss: str = "mse", bootstrap: bool = True) -> None:
-        self.members, self.hidden, self.epochs = members, tuple(hidden), epochs
-        self.lr, self.weight_decay, self.loss, self.bootstrap = lr, weight_decay, loss, bootstrap
-        self.weights: list[np.ndarray] = []
-        self.biases: list[np.ndarray] = []
-
-    def fit(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> "MLPEnsemble":
-        n, e = len(x), self.members
-        sizes = (x.shape[1], *self.hidden, 1)
-        self.weights = [rng.standard_normal((e, a, b)) * math.sqrt(2.0 / a) for a, b in zip(sizes, sizes[1:])]
-        self.biases = [np.zeros((e, 1, b)) for b in sizes[1:]]
-        params = self.weights + self.biases
-        m = [np.zeros_like(p) for p in params]
-        v = [np.zeros_like(p) for p in params]
-        boot = rng.multinomial(n, np.full(n, 1.0 / n), size=e).astype(np.float64) if e > 1 and self.bootstrap else np.ones((e, n))
-        boot = (boot / boot.sum(axis=1, keepdims=True))[:, :, None]  # (E, N, 1), rows sum to 1
-        target = y.reshape(1, n, 1)
-        b1, b2 = 0.9, 0.999
-        for step in range(1, self.epochs + 1):
-            acts, pre = self._forward(x)
-            grad = (2.0 * (acts[-1] - target) if self.loss == "mse" else np.sign(acts[-1] - target)) * boot
-            grads_w: list[np.ndarray] = [np.empty(0)] * len(self.weights)
-            grads_b: list[np.ndarray] = [np.empty(0)] * len(self.biases)
-            for layer in range(len(self.weights) - 1, -1, -1):
-                inp = acts[layer]
-                grads_w[layer] = (inp.T @ grad if inp.ndim == 2 else np.swapaxes(inp, 1, 2) @ grad)
-                grads_w[layer] += self.weight_decay * self.weights[layer]
-                grads_b[layer] = grad.sum(axis=1, keepdims=True)
-                if layer:
-                    grad = (grad @ np.swapaxes(self.weights[layer], 1, 2)) * (pre[layer - 1] > 0)
-            c1, c2 = 1.0 - b1 ** step, 1.0 - b2 ** step
-            for p, g, mp, vp in zip(params, grads_w + grads_b, m, v):
-                mp *= b1
-                mp += (1.0 - b1) * g
-                vp *= b2
-                vp += (1.0 - b2) * g * g
-                p -= self.lr * (mp / c1) / (np.sqrt(vp / c2) + 1e-8)
-        return self
-
-    def _forward(self, x: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        acts: list[np.ndarray] = [x]
-        pre: list[np.ndarray] = []
-        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
-            z = acts[-1] @ w + b
-            if layer < len(self.weights) - 1:
-                pre.append(z)
-                z = np.maximum(z, 0.0)
-            acts.append(z)
-        return acts, pre
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Predictions of every member, shape (members, len(x))."""
-        return self._forward(x)[0][-1][:, :, 0]
 
 
 def _check_int(key: str, value: Any, low: int) -> int:
@@ -106,27 +45,21 @@ def _check_int(key: str, value: Any, low: int) -> int:
 
 @register_strategy("bananas")
 class Bananas(Strategy):
-    _clip = None
-    _lr = 0.01
-    _loss = "mse"
-    _wd = 1e-4
-    _local = 0
-    _rand = 0.0
-    _boot = True
     def __init__(
         self,
         space: SearchSpace,
         seed: int = 0,
         initial: int = 10,
         batch: int = 10,
-        candidates: int = 100,
+        candidates: int = 300,
         ensemble: int = 5,
         acquisition: str = "its",
         encoding: str = "auto",
-        parents: int = 5,
+        parents: int = 10,
         mutations: int = 2,
-        hidden: Sequence[int] = (32, 32),
+        hidden: Sequence[int] = (20, 20, 20),
         epochs: int = 300,
+        target: str = "standard",
     ) -> None:
         super().__init__(space, seed)
         self.initial = _check_int("initial", initial, 1)
@@ -145,7 +78,9 @@ class Bananas(Strategy):
         if (not isinstance(hidden, (list, tuple)) or not hidden
                 or any(not isinstance(h, int) or isinstance(h, bool) or h < 1 for h in hidden)):
             raise ConfigError(f"strategy.hidden must be a non-empty list of positive integers, got {hidden!r}")
-        self.acquisition = acquisition
+        if target not in TARGETS:
+            raise ConfigError(f"strategy.target must be one of: {', '.join(TARGETS)} (got {target!r})")
+        self.acquisition, self.target = acquisition, target
         self.encoding = encoding if encoding != "auto" else ("path" if "path" in kinds else "onehot")
         self.hidden = tuple(hidden)
         self.predictor: Optional[MLPEnsemble] = None
@@ -210,40 +145,19 @@ class Bananas(Strategy):
     def _iteration(self, completed: list[tuple[str, Architecture, float]]) -> list[tuple[Architecture, Optional[str]]]:
         """Fit the predictor (if new results arrived), then rank mutated candidates."""
         rewards = np.array([r for _, _, r in completed])
-        mu, sd = float(rewards.mean()), float(rewards.std()) or 1.0
         if self._fitted_on != len(completed):
             x = np.stack([self._feature(k, a) for k, a, _ in completed])
-            yy = (rewards - mu) / sd
-            if self._clip is not None:
-                yy = np.maximum(yy, self._clip)
-            self.predictor = MLPEnsemble(self.ensemble, self.hidden, self.epochs, lr=self._lr, loss=self._loss, weight_decay=self._wd,
-                                         bootstrap=self._boot).fit(x, yy, self.rng)
+            yy = transform_rewards(rewards, self.target)
+            self.predictor = MLPEnsemble(self.ensemble, self.hidden, self.epochs).fit(x, yy, self.rng)
             self._fitted_on = len(completed)
         pool = self._candidates(completed)
         if not pool:
             return []
         assert self.predictor is not None
         preds = self.predictor.predict(np.stack([self._feature(str(a), a) for a, _ in pool]))
-        score = self._acquire(preds, (float(rewards.max()) - mu) / sd)
+        score = self._acquire(preds, float(transform_rewards(rewards, self.target).max()))
         order = np.argsort(-score, kind="stable")
-        picked: list = []
-        keys: set = set()
-        if self._local:
-            inc = completed[max(range(len(completed)), key=lambda i: completed[i][2])][1]
-            nbr = {str(b) for b in self.space.neighbours(inc)}
-            for i in order:
-                if len(picked) >= self._local:
-                    break
-                k = str(pool[int(i)][0])
-                if k in nbr:
-                    keys.add(k); picked.append(pool[int(i)])
-        for i in order:
-            if len(picked) >= self.batch:
-                break
-            k = str(pool[int(i)][0])
-            if k not in keys:
-                keys.add(k); picked.append(pool[int(i)])
-        return picked
+        return [pool[int(i)] for i in order[: self.batch]]
 
     def _candidates(self, completed: list[tuple[str, Architecture, float]]) -> list[tuple[Architecture, Optional[str]]]:
         """Distinct, unseen mutations of the best ``parents`` architectures (round-robin over them)."""
@@ -260,17 +174,6 @@ class Bananas(Strategy):
             key = str(child)
             if key not in pool and not self._seen(key):
                 pool[key] = (child, parent.id)
-        if self._local:
-            inc = top[0]
-            for c in self.space.neighbours(inc):
-                k = str(c)
-                if k not in pool and not self._seen(k):
-                    pool[k] = (c, inc.id)
-        for _ in range(int(self._rand * self.candidates)):
-            c = self.space.sample(self.rng)
-            k = str(c)
-            if k not in pool and not self._seen(k):
-                pool[k] = (c, None)
         return list(pool.values())
 
     def _acquire(self, preds: np.ndarray, best: float) -> np.ndarray:

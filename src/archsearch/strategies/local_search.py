@@ -10,6 +10,15 @@ it spends fewer queries per step and finds better cells at 50-150 queries). A po
 neighbour beats is a local optimum: the search restarts from the best of
 ``restart_samples`` fresh random samples.
 
+``order="predicted"`` visits each neighbourhood best-first as judged by a neural predictor
+(the MLP ensemble of BANANAS, ``strategies/predictor.py``) refitted on every result so far
+at each step, on the space's features (``encoding``: ``auto`` takes ``path`` where the space
+has it, else ``onehot``) and on the ``log_gap``
+target (which resolves the top of the reward distribution). With first-improvement moves
+the climb then spends fewer queries per step: on NAS-Bench-201 CIFAR-10 it lifts the
+picked cell's test accuracy by about 0.1 at 100 queries (docs/benchmarks.md), for a
+predictor fit per step (~0.1 s). With ``neighbours=K`` it evaluates the K best-predicted.
+
 No architecture is proposed twice: one already evaluated in this run counts with its
 known reward and costs no query. When several asks come before their tells (parallel
 workers), further neighbours of the current point are handed out; once none is left,
@@ -20,12 +29,16 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
+import numpy as np
+
 from archsearch.core import Proposal, Trial, TrialState
 from archsearch.errors import ConfigError
 from archsearch.spaces.base import Architecture, SearchSpace
 from archsearch.strategies.base import Strategy, register_strategy
+from archsearch.strategies.predictor import MLPEnsemble, transform_rewards
 
 MOVES = ("first", "best")
+ORDERS = ("random", "predicted")
 SAMPLE_TRIES = 100  # draws for an unseen random sample before settling for a repeat (a nearly exhausted space)
 
 
@@ -44,16 +57,35 @@ class LocalSearch(Strategy):
         move: str = "first",
         neighbours: Union[str, int] = "all",
         restart_samples: int = 10,
+        order: str = "random",
+        encoding: str = "auto",
+        ensemble: int = 5,
+        hidden: tuple[int, ...] = (20, 20, 20),
+        epochs: int = 300,
     ) -> None:
         super().__init__(space, seed)
-        for key, value in (("initial", initial), ("restart_samples", restart_samples)):
+        for key, value in (("initial", initial), ("restart_samples", restart_samples), ("ensemble", ensemble),
+                           ("epochs", epochs)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"strategy.{key} must be an integer >= 1, got {value!r}")
         if move not in MOVES:
             raise ConfigError(f"strategy.move must be one of: {', '.join(MOVES)} (got {move!r})")
         if neighbours != "all" and (not isinstance(neighbours, int) or isinstance(neighbours, bool) or neighbours < 1):
             raise ConfigError(f"strategy.neighbours must be 'all' or an integer >= 1, got {neighbours!r}")
+        if order not in ORDERS:
+            raise ConfigError(f"strategy.order must be one of: {', '.join(ORDERS)} (got {order!r})")
+        if (not isinstance(hidden, (list, tuple)) or not hidden
+                or any(not isinstance(h, int) or isinstance(h, bool) or h < 1 for h in hidden)):
+            raise ConfigError(f"strategy.hidden must be a non-empty list of positive integers, got {hidden!r}")
         self.initial, self.move, self.restart_samples = initial, move, restart_samples
+        self.order, self.ensemble, self.hidden, self.epochs = order, ensemble, tuple(hidden), epochs
+        kinds = space.feature_kinds()
+        if encoding != "auto" and encoding not in kinds:
+            raise ConfigError(f"strategy.encoding must be one of: auto, {', '.join(kinds)} "
+                              f"(space {space.name!r}; got {encoding!r})")
+        self.encoding = encoding if encoding != "auto" else ("path" if "path" in kinds else "onehot")
+        self._archs: dict[str, Architecture] = {}  # id -> architecture of every completed trial (predictor data)
+        self._features: dict[str, np.ndarray] = {}
         self.subset: Optional[int] = None if neighbours == "all" else neighbours
         self.known: dict[str, Optional[float]] = {}  # id -> reward of every told trial (None: failed)
         self.proposed: set[str] = set()  # ids handed out (pending or told)
@@ -91,6 +123,8 @@ class LocalSearch(Strategy):
         key = arch.id
         reward = float(trial.reward) if trial.state is TrialState.COMPLETE and trial.reward is not None else None
         self.known[key] = reward
+        if reward is not None and self.order == "predicted":
+            self._archs[key] = arch
         self.proposed.add(key)
         pending = self._pending_samples.get(key, 0)
         if pending:
@@ -126,11 +160,12 @@ class LocalSearch(Strategy):
         while True:
             self.current, self._current_reward, self._best_nb = arch, reward, None
             neighbours = self.space.neighbours(arch)
-            order = self.rng.permutation(len(neighbours))
-            if self.subset is not None:
-                order = order[: self.subset]
-            chosen = [neighbours[int(i)] for i in order]
+            chosen = [neighbours[int(i)] for i in self.rng.permutation(len(neighbours))]
             ids = [a.id for a in chosen]  # hashing is the costly part: once per neighbour
+            if self.order == "predicted":
+                chosen, ids = self._best_first(chosen, ids)
+            if self.subset is not None:
+                chosen, ids = chosen[: self.subset], ids[: self.subset]
             self._nbhd = set(ids)
             self._queue = [(a, key) for a, key in zip(reversed(chosen), reversed(ids)) if key not in self.proposed]
             self._waiting = {key for key in ids if key in self.proposed and key not in self.known}
@@ -143,6 +178,26 @@ class LocalSearch(Strategy):
             if better is None:
                 return
             arch, reward = better[0], float(better[1])  # type: ignore[arg-type]
+
+    def _feature(self, key: str, arch: Architecture) -> np.ndarray:
+        f = self._features.get(key)
+        if f is None:
+            f = self._features[key] = self.space.features(arch, self.encoding).astype(np.float64)
+        return f
+
+    def _best_first(self, chosen: list[Architecture], ids: list[str]) -> tuple[list[Architecture], list[str]]:
+        """Neighbours not yet evaluated sorted by predicted reward, best first (evaluated ones keep their place
+        at the end: they cost no query). The predictor is fitted on every completed trial so far."""
+        model = self._fit()
+        if model is None:
+            return chosen, ids
+        new = [i for i, key in enumerate(ids) if key not in self.known]
+        if not new:
+            return chosen, ids
+        score = model.predict(np.stack([self._feature(ids[i], chosen[i]) for i in new])).mean(axis=0)
+        ranked = [new[int(j)] for j in np.argsort(-score, kind="stable")]
+        ranked += [i for i, key in enumerate(ids) if key in self.known]
+        return [chosen[i] for i in ranked], [ids[i] for i in ranked]
 
     def _drop_handed_out(self) -> None:
         """Pop queued neighbours that were handed out meanwhile (as random samples); track the pending ones."""
@@ -171,6 +226,14 @@ class LocalSearch(Strategy):
             self.restarts += 1
             self.current, self._current_reward, self._nbhd = None, None, set()
             self._need = self.restart_samples
+
+    def _fit(self) -> Optional[MLPEnsemble]:
+        keys = [k for k in self._archs if self.known.get(k) is not None]  # a later failure of a re-run hides it
+        if len(keys) < 2:
+            return None
+        x = np.stack([self._feature(k, self._archs[k]) for k in keys])
+        y = transform_rewards(np.array([self.known[k] for k in keys], dtype=np.float64), "log_gap")
+        return MLPEnsemble(self.ensemble, self.hidden, self.epochs).fit(x, y, self.rng)
 
     def _fresh_sample(self) -> tuple[Architecture, str]:
         for _ in range(SAMPLE_TRIES):
