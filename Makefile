@@ -26,6 +26,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/parallel_speedup.py
 	$(PY) benchmarks/space_ops.py
 	$(PY) benchmarks/nb201_build.py
+	$(PY) benchmarks/rnn_cell_speed.py
+	$(PY) benchmarks/rnn_search.py --threads 1
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

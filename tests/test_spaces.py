@@ -24,6 +24,7 @@ SMALL_OPTIONS = {
                     "params": {"lr": {"type": "float", "low": 1.0e-3, "high": 0.1, "log": True, "steps": 3},
                                "batch_size": [16, 32]}},
     "hierarchical": {"motifs": 2, "motif_nodes": 3, "cell_nodes": 3, "channels": 4},
+    "rnn_cell": {"leaves": 2, "hidden": 8},
 }
 TASKS = [Task((1, 8, 8), 10), Task((3, 32, 32), 7)]
 

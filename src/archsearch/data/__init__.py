@@ -1,4 +1,4 @@
-"""Data sources: the built-in digits, arrays, and local files (CIFAR, MNIST idx, image folders)."""
+"""Data sources: the built-in digits, arrays, local files (CIFAR, MNIST idx, image folders) and text corpora."""
 
 from archsearch.data.base import (
     DATASETS,
@@ -14,6 +14,7 @@ from archsearch.data.base import (
     register_dataset,
 )
 from archsearch.data import files as _files  # noqa: F401  (registers the file formats)
+from archsearch.data import text as _text  # noqa: F401  (registers the text corpora)
 from archsearch.data.files import detect_format
 
 __all__ = [

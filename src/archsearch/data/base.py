@@ -22,8 +22,8 @@ from archsearch.registry import Registry
 
 @dataclass
 class Split:
-    x: torch.Tensor  # (N, C, H, W) float32, normalised
-    y: torch.Tensor  # (N,) int64
+    x: torch.Tensor  # (N, C, H, W) float32, normalised; (N, T) int64 token ids for text
+    y: torch.Tensor  # (N,) int64; (N, T) int64 next-token targets for text
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
@@ -36,10 +36,11 @@ class Splits:
     test: Split
     num_classes: int
     name: str = "arrays"
+    kind: str = "classification"  # the Task kind: "language_model" for token windows (data/text.py)
 
     @property
     def task(self) -> Task:
-        return Task(tuple(self.train.x.shape[1:]), self.num_classes)
+        return Task(tuple(self.train.x.shape[1:]), self.num_classes, self.kind)
 
 
 @dataclass

@@ -490,8 +490,18 @@ class ImageFolder(DatasetSource):
 
 _EXPECTED = (
     "expected CIFAR-10/100 batches (python or binary version), MNIST idx files, "
-    "a folder of class sub-folders with images, or an .npz file"
+    "a folder of class sub-folders with images, a folder of train/valid/test .txt files, or an .npz file"
 )
+
+
+def _looks_like_text(path: str) -> bool:
+    from archsearch.data.text import find_split_files  # text registers itself; imported late to keep this module light
+
+    try:
+        find_split_files(path)
+    except DataError:
+        return False
+    return True
 
 
 def _looks_like_image_folder(path: str) -> bool:
@@ -518,6 +528,7 @@ def detect_format(path: str) -> str:
         ("cifar100", lambda p: _find_cifar(p, _CIFAR100_LAYOUTS) is not None),
         ("mnist", lambda p: _find_idx_folder(p, Mnist.subdirs) is not None),
         ("fashion_mnist", lambda p: _find_idx_folder(p, FashionMnist.subdirs) is not None),
+        ("text", _looks_like_text),
         ("image_folder", _looks_like_image_folder),
     )
     for name, matches in checks:

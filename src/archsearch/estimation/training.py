@@ -1,4 +1,5 @@
-"""The training evaluator: train a built network at a fidelity, report validation accuracy.
+"""The training evaluator: train a built network at a fidelity, report validation accuracy
+(or, for language-model tasks, validation perplexity: see estimation/language.py).
 
 The loop is deliberately plain (tensors held in memory, index batches, one optimiser,
 cosine schedule) so that its overhead over a hand-written PyTorch loop stays near zero
@@ -24,6 +25,9 @@ from archsearch.data.base import Split, Splits, load_splits
 from archsearch.errors import ConfigError
 from archsearch.estimation.base import (
     Evaluator, FinalResult, TrialError, TrialTimeout, count_flops, count_params, register_evaluator,
+)
+from archsearch.estimation.language import (
+    LM_GRAD_CLIP, LM_OBJECTIVE, flatten_tokens, is_language_model, lm_metrics,
 )
 from archsearch.spaces.base import Architecture, SearchSpace
 
@@ -107,22 +111,23 @@ def _prepare(split: Split, fidelity: Fidelity, generator: torch.Generator, subse
         k = max(2, int(round(len(y) * fidelity.data_fraction)))
         idx = torch.randperm(len(y), generator=generator)[:k]
         x, y = x[idx], y[idx]
-    if fidelity.resolution is not None and tuple(x.shape[2:]) != (fidelity.resolution,) * 2:
+    if fidelity.resolution is not None and x.dim() == 4 and tuple(x.shape[2:]) != (fidelity.resolution,) * 2:
         x = F.interpolate(x, size=(fidelity.resolution,) * 2, mode="bilinear", align_corners=False)
     return Split(x, y)
 
 
 @torch.no_grad()
 def evaluate_model(model: nn.Module, split: Split, device: torch.device, batch_size: int = 1024) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) of ``model`` on ``split``."""
+    """(accuracy, mean cross-entropy) of ``model`` on ``split``; per token for a language model."""
     model.eval()
-    correct, loss_sum = 0, 0.0
+    correct, loss_sum, count = 0, 0.0, 0
     for i in range(0, len(split), batch_size):
         xb, yb = split.x[i : i + batch_size].to(device), split.y[i : i + batch_size].to(device)
-        logits = model(xb)
+        logits, yb = flatten_tokens(model(xb), yb)
         loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
         correct += (logits.argmax(1) == yb).sum().item()
-    return correct / len(split), loss_sum / len(split)
+        count += len(yb)
+    return correct / count, loss_sum / count
 
 
 AUX_WEIGHT = 0.4  # weight of an auxiliary head's loss, as in NASNet/DARTS
@@ -142,8 +147,13 @@ def train_model(
     device: torch.device,
     valid: Optional[Split] = None,
     deadline: Optional[float] = None,
+    grad_clip: Optional[float] = None,
 ) -> list[dict[str, float]]:
-    """Train in place; returns the learning curve (one dict per epoch)."""
+    """Train in place; returns the learning curve (one dict per epoch).
+
+    Language models ((B, T, V) logits against (B, T) targets) train on the mean per-token loss;
+    ``grad_clip`` clips the gradient norm before each step.
+    """
     model.to(device)
     x_all, y_all = train.x.to(device), train.y.to(device)
     params = model.parameters()
@@ -162,12 +172,15 @@ def train_model(
             idx = perm[i : i + batch_size]
             if len(idx) < 2:  # batch norm cannot train on a single sample
                 continue
-            loss = F.cross_entropy(model(x_all[idx]), y_all[idx], label_smoothing=label_smoothing)
+            logits, targets = flatten_tokens(model(x_all[idx]), y_all[idx])
+            loss = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
             aux = getattr(model, "aux_logits", None)  # auxiliary head (DARTS-style), set in train mode
             if aux is not None:
                 loss = loss + AUX_WEIGHT * F.cross_entropy(aux, y_all[idx], label_smoothing=label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if grad_clip:
+                nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
             opt.step()
             loss_val = loss.item()
             if not math.isfinite(loss_val):
@@ -180,6 +193,8 @@ def train_model(
         point = {"epoch": float(epoch), "train_loss": loss_sum / max(seen, 1)}
         if valid is not None:
             point["valid_acc"], point["valid_loss"] = evaluate_model(model, valid, device)
+            if valid.y.dim() == 2:  # token targets: a language model
+                point.update(lm_metrics("valid", point["valid_loss"]))
         curve.append(point)
     return curve
 
@@ -190,9 +205,11 @@ class TrainingEvaluator(Evaluator):
 
     ``data`` is a dataset spec (``{"name": "digits", ...}``) loaded in each worker, or an
     in-memory :class:`Splits` (shipped to workers with every trial; fine for small data).
-    """
 
-    objective = "valid_acc"
+    The objective follows the task: ``valid_acc`` for classification, ``neg_valid_ppl`` (the
+    negated validation perplexity) for language models. ``grad_clip`` is the gradient-norm limit
+    (0: none; null: 0.25 for language models, none for classification).
+    """
 
     def __init__(
         self,
@@ -205,6 +222,7 @@ class TrainingEvaluator(Evaluator):
         label_smoothing: float = 0.0,
         timeout: Optional[float] = None,
         device: str = "auto",
+        grad_clip: Optional[float] = None,
     ) -> None:
         for key, value in (("batch_size", batch_size), ("lr", lr), ("weight_decay", weight_decay),
                            ("optimizer", optimizer), ("label_smoothing", label_smoothing)):
@@ -212,6 +230,10 @@ class TrainingEvaluator(Evaluator):
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
             raise ConfigError(f"evaluator.timeout must be a positive number of seconds or null, got {timeout!r}")
         _check_device(device)
+        if grad_clip is not None and (not isinstance(grad_clip, (int, float)) or isinstance(grad_clip, bool)
+                                      or not 0 <= grad_clip < math.inf):
+            raise ConfigError(f"evaluator.grad_clip must be a number >= 0 (0: no clipping) or null, got {grad_clip!r}")
+        self.grad_clip = grad_clip
         self.data = data if data is not None else {"name": "digits"}
         self.data_seed = data_seed
         self.batch_size, self.lr, self.weight_decay = batch_size, float(lr), float(weight_decay)
@@ -224,9 +246,20 @@ class TrainingEvaluator(Evaluator):
     def splits(self) -> Splits:
         return self.data if isinstance(self.data, Splits) else load_splits(self.data, self.data_seed)
 
+    @property
+    def objective(self) -> str:  # type: ignore[override]
+        """The metric strategies maximise: it depends on the task (loads the data if needed)."""
+        return LM_OBJECTIVE if is_language_model(self.splits().task) else "valid_acc"
+
+    def clip_norm(self) -> Optional[float]:
+        """The gradient-norm limit for this task (None: no clipping)."""
+        if self.grad_clip is None:
+            return LM_GRAD_CLIP if is_language_model(self.splits().task) else None
+        return float(self.grad_clip) or None
+
     def task(self, fidelity: Optional[Fidelity] = None) -> Task:
         task = self.splits().task
-        if fidelity is not None and fidelity.resolution is not None:
+        if fidelity is not None and fidelity.resolution is not None and len(task.input_shape) == 3:
             task = Task((task.input_shape[0], fidelity.resolution, fidelity.resolution), task.num_classes)
         return task
 
@@ -256,7 +289,7 @@ class TrainingEvaluator(Evaluator):
             model, train, hp["epochs"], batch_size=hp["batch_size"], lr=float(hp["lr"]),
             weight_decay=float(hp["weight_decay"]), optimizer=hp["optimizer"],
             label_smoothing=float(hp["label_smoothing"]), generator=generator, device=device, valid=valid,
-            deadline=deadline,
+            deadline=deadline, grad_clip=self.clip_norm(),
         )
         return model, curve, time.perf_counter() - start
 
@@ -273,6 +306,8 @@ class TrainingEvaluator(Evaluator):
             "params": float(count_params(model)), "flops": float(count_flops(model, tuple(train.x.shape[1:]))),
             "train_time": train_time, "epochs": float(len(curve)),
         }
+        if is_language_model(splits.task):
+            metrics.update(lm_metrics("valid", last["valid_loss"]))
         return EvalResult(TrialState.COMPLETE, metrics, time.perf_counter() - start, None, curve)
 
     def final(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
@@ -294,5 +329,9 @@ class TrainingEvaluator(Evaluator):
                    "epochs": float(len(curve)), "train_samples": float(len(train))}
         if not train_on_valid:
             metrics["valid_acc"], metrics["valid_loss"] = evaluate_model(model, _prepare(splits.valid, fidelity, generator, False), device)
+        if is_language_model(splits.task):
+            metrics.update(lm_metrics("test", test_loss))
+            if not train_on_valid:
+                metrics.update(lm_metrics("valid", metrics["valid_loss"]))
         result = EvalResult(TrialState.COMPLETE, metrics, time.perf_counter() - start, None, curve)
         return FinalResult(result, model.cpu())

@@ -8,12 +8,13 @@ from archsearch.spaces.darts import DARTS_V1, DARTS_V2, DartsArch, DartsSpace
 from archsearch.spaces.hierarchical import HierarchicalArch, HierarchicalSpace
 from archsearch.spaces.hyperparams import HyperArch, HyperparamSpace
 from archsearch.spaces.nb201 import NB201Arch, NB201Space
+from archsearch.spaces.rnn_cell import LSTM, NASCELL, RNNCellArch, RNNCellSpace
 from archsearch.spaces.skip_chain import SkipChainArch, SkipChainSpace
 from archsearch.spaces.template import TemplateArch, TemplateSpace
 
 __all__ = [
-    "DARTS_V1", "DARTS_V2", "SPACES", "Architecture", "ChainArch", "ChainLayer", "ChainSpace", "DartsArch",
-    "DartsSpace", "Decision", "HierarchicalArch", "HierarchicalSpace", "HyperArch", "HyperparamSpace", "NB201Arch", "NB201Space", "SearchSpace",
-    "SkipChainArch", "SkipChainSpace", "TemplateArch", "TemplateSpace", "create_space", "list_spaces",
-    "register_space",
+    "DARTS_V1", "DARTS_V2", "LSTM", "NASCELL", "SPACES", "Architecture", "ChainArch", "ChainLayer", "ChainSpace",
+    "DartsArch", "DartsSpace", "Decision", "HierarchicalArch", "HierarchicalSpace", "HyperArch", "HyperparamSpace",
+    "NB201Arch", "NB201Space", "RNNCellArch", "RNNCellSpace", "SearchSpace", "SkipChainArch", "SkipChainSpace",
+    "TemplateArch", "TemplateSpace", "create_space", "list_spaces", "register_space",
 ]
