@@ -28,6 +28,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/nb201_build.py
 	$(PY) benchmarks/rnn_cell_speed.py
 	$(PY) benchmarks/rnn_search.py --threads 1
+	$(PY) benchmarks/synflow_nb201.py --threads 1
+	$(PY) benchmarks/latency.py --threads 1
+	$(PY) benchmarks/multi_fidelity.py --threads 1
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -22,10 +22,10 @@ def assert_one_line_error(code: int, err: str, *needles: str) -> None:
 
 @pytest.mark.parametrize("args, needles", [
     (["--space", "resnet"], ["unknown space 'resnet'", "valid: chain"]),
-    (["--strategy", "anneal"], ["unknown strategy 'anneal'", "valid: bananas, evolution, grid, local_search, random"]),
+    (["--strategy", "anneal"], ["unknown strategy 'anneal'", "valid: bananas, bohb, evolution, grid, hyperband, local_search, nsga2, prefilter, random, reinforce, successive_halving, tpe"]),
     (["--executor", "slurm"], ["unknown executor 'slurm'", "valid: inline, process, ray"]),
     (["--dataset", "imagenet"], ["unknown dataset 'imagenet'", "digits"]),
-    (["--set", "evaluator.name=oracle"], ["unknown evaluator 'oracle'", "valid: tabular, train"]),
+    (["--set", "evaluator.name=oracle"], ["unknown evaluator 'oracle'", "valid: proxy, tabular, train"]),
 ])
 def test_unknown_names_list_the_valid_ones(run_cli, tmp_path, args, needles):
     code, _, err = run_cli("search", "--out", str(tmp_path / "o"), *args)

@@ -18,8 +18,16 @@ def fake_reward(space, arch) -> float:
     return -float(sum(idx)) + 0.001 * (hash(str(arch)) % 7)
 
 
+# options that keep a strategy cheap in these tests (prefilter scores 1,000 candidates by default)
+SMALL_STRATEGY_OPTIONS = {
+    "prefilter": {"candidates": 12, "keep": 4, "input_shape": [3, 8, 8],
+                  "inner": {"name": "evolution", "population_size": 4, "sample_size": 2}},
+}
+
+
 def make(strategy_name, space, seed, **options):
     """A strategy may refuse a space it cannot search (grid: too many points to enumerate): skip."""
+    options = {**SMALL_STRATEGY_OPTIONS.get(strategy_name, {}), **options}
     try:
         return create_strategy(strategy_name, space, seed=seed, **options)
     except ConfigError as exc:
@@ -56,9 +64,9 @@ def test_every_strategy_runs_on_every_space_and_is_seeded(strategy_name, space_n
 def test_replaying_calls_restores_the_state(strategy_name):
     """Resume rebuilds a strategy by replaying ask/tell in order; the next asks must match."""
     space = create_space("nb201", **SMALL_OPTIONS["nb201"])  # small enough for every strategy, grid included
-    original = create_strategy(strategy_name, space, seed=9)
+    original = make(strategy_name, space, 9)
     history = drive(original, space, 15)
-    replayed = create_strategy(strategy_name, space, seed=9)
+    replayed = make(strategy_name, space, 9)
     for t in history:
         assert replayed.ask().arch == t.arch
         replayed.tell(t)

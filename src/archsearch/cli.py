@@ -100,7 +100,7 @@ def search(
     space: Optional[str] = typer.Option(None, help="Search space name."),
     strategy: Optional[str] = typer.Option(None, help="Search strategy name."),
     dataset: Optional[str] = typer.Option(None, help="Dataset name, NAME:PATH, or a path."),
-    evaluator: Optional[str] = typer.Option(None, help="Evaluator name (train, tabular)."),
+    evaluator: Optional[str] = typer.Option(None, help="Evaluator name (train, tabular, proxy)."),
     table: Optional[str] = typer.Option(None, help="Results table (CSV) for --evaluator tabular."),
     reward: Optional[str] = typer.Option(None, help="The table column to maximise (--evaluator tabular)."),
     budget: Optional[int] = typer.Option(None, help="Number of complete trials."),
@@ -188,9 +188,13 @@ def show(
     directory: str = typer.Argument(..., help="A search directory."),
     json_: bool = typer.Option(False, "--json", help="Print a JSON object instead of a table."),
     plot: Optional[str] = typer.Option(None, "--plot", help="Write the search curve to this PNG."),
+    pareto: Optional[str] = typer.Option(None, "--pareto", help="Pareto front objectives METRIC:max|min,... "
+                                         "(default: nsga2's own, else valid_acc:max,params:min)."),
+    pareto_plot: Optional[str] = typer.Option(None, "--pareto-plot", help="Write the trials and the Pareto front "
+                                              "(first two objectives) to this PNG."),
     debug: bool = DebugOpt,
 ) -> None:
-    """The trials and the best architecture of a search."""
+    """The trials and the best architecture of a search (and its Pareto front)."""
     import json
 
     from archsearch import report
@@ -204,14 +208,19 @@ def show(
         data = report.summary(journal)
     finally:
         journal.close()
-    if plot:
-        if not plot.lower().endswith((".png", ".svg", ".pdf")):
-            raise ArchsearchError(f"--plot {plot}: the file name must end in .png, .svg or .pdf")
-        try:
-            report.plot_search(data, plot)
-        except OSError as exc:
-            raise ArchsearchError(f"cannot write the plot to {plot}: {exc.strerror or exc}") from None
+    front = report.pareto(data, pareto.split(",") if pareto is not None else None)
+    for flag, path in (("--plot", plot), ("--pareto-plot", pareto_plot)):
+        if path and not path.lower().endswith((".png", ".svg", ".pdf")):
+            raise ArchsearchError(f"{flag} {path}: the file name must end in .png, .svg or .pdf")
+    for path, draw in ((plot, lambda p: report.plot_search(data, p)),
+                       (pareto_plot, lambda p: report.plot_pareto(data, front, p))):
+        if path:
+            try:
+                draw(path)
+            except OSError as exc:
+                raise ArchsearchError(f"cannot write the plot to {path}: {exc.strerror or exc}") from None
     if json_:
+        data["pareto"] = front
         data.pop("config", None)
         print(json.dumps(data, indent=2))
         return
@@ -220,8 +229,12 @@ def show(
     console = Console()
     console.print(report.trials_table(data))
     console.print(report.best_text(data), highlight=False)
+    if pareto is not None or pareto_plot or report.is_multi_objective(data):
+        console.print(report.pareto_text(front), highlight=False)
     if plot:
         console.print(f"search curve written to {plot}")
+    if pareto_plot:
+        console.print(f"pareto front written to {pareto_plot}")
 
 
 @app.command()
@@ -341,6 +354,73 @@ def benchmark(
                   f"(its {column} {best_row[column]:.3f}); best {column} {max(v[column] for v in loaded.rows.values()):.3f}",
                   highlight=False)
     console.print(f"{len(rows)} rows written to {out}", highlight=False)
+
+
+@app.command()
+@_guard
+def score(
+    space: str = typer.Option(..., help="Search space name."),
+    proxies: str = typer.Option("synflow,params", help="Comma-separated proxies (synflow, snip, grad_norm, "
+                                                       "jacob_cov, params, flops)."),
+    archs: Optional[str] = typer.Option(None, "--archs", help="File: one architecture string per line (# comments)."),
+    sample: Optional[int] = typer.Option(None, "--sample", help="Score N seeded random architectures instead."),
+    out: str = typer.Option("scores.csv", "--out", "-o", help="CSV: arch plus one column per proxy."),
+    input_shape: str = typer.Option("3,32,32", "--input-shape", help="C,H,W of one input."),
+    classes: int = typer.Option(10, help="Number of classes."),
+    set_: List[str] = typer.Option([], "--set", help="Space options: space.KEY=VALUE (repeatable)."),
+    seed: int = typer.Option(0, help="Seed of the weights, the random minibatch and --sample."),
+    threads: int = typer.Option(1, help="Torch threads (1 is fastest for batch-1 scoring on a busy machine)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    debug: bool = DebugOpt,
+) -> None:
+    """Zero-cost proxy scores (higher = better) of architectures from a file or sampled, to a CSV."""
+    from archsearch.config import apply_override
+    from archsearch.core import Task
+    from archsearch.describe import parse_input_shape
+    from archsearch.estimation.proxies import check_proxies
+    from archsearch.score import read_archs, sample_archs, score_archs, write_scores
+    from archsearch.spaces import create_space
+
+    names = check_proxies(_csv_list("--proxies", proxies))
+    shape = parse_input_shape(input_shape)
+    if classes < 1:
+        raise ConfigError(f"--classes must be a positive integer, got {classes}")
+    if threads < 1:
+        raise ConfigError(f"--threads must be a positive integer, got {threads}")
+    if seed < 0:
+        raise ConfigError(f"--seed must be a non-negative integer, got {seed}")
+    if (archs is None) == (sample is None):
+        raise ConfigError("give either --archs FILE or --sample N")
+    data: dict[str, Any] = {"space": {"name": space}}
+    for assignment in set_:
+        if not assignment.strip().startswith("space."):
+            raise ConfigError(f"score --set takes space.KEY=VALUE, got {assignment!r}")
+        apply_override(data, assignment)
+    the_space = create_space(space, **{k: v for k, v in data["space"].items() if k != "name"})
+    the_archs = read_archs(the_space, archs) if archs is not None else sample_archs(the_space, sample, seed)
+    task = Task(shape, classes)
+    import torch
+
+    try:  # a shape the space cannot build or run fails here, as one line
+        with torch.no_grad():
+            the_space.build(the_archs[0], task).eval()(torch.zeros(1, *shape))
+    except (RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"space {space!r} cannot run input shape {input_shape} ({classes} classes): {first}") from None
+
+    torch.set_num_threads(threads)
+    if quiet or not sys.stderr.isatty():
+        rows = score_archs(the_space, the_archs, task, names, seed)
+    else:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        with Progress(console=Console(stderr=True), transient=True) as bar:
+            job = bar.add_task("scoring", total=len(the_archs))
+            rows = score_archs(the_space, the_archs, task, names, seed, lambda done: bar.update(job, completed=done))
+    write_scores(out, the_archs, rows, names)
+    if not quiet:
+        print(f"{len(rows)} architectures scored with {', '.join(names)}; written to {out}")
 
 
 @app.command("list")

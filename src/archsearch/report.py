@@ -37,6 +37,92 @@ def summary(journal: Journal) -> dict[str, Any]:
     return out
 
 
+MULTI_OBJECTIVE_METRICS = ("latency_b1", "mnas_reward", "violation")
+
+
+def default_objectives(data: dict[str, Any]) -> list[str]:
+    """The objectives a Pareto report uses by default: an ``nsga2`` search's own, else
+    ``valid_acc:max, params:min``."""
+    strategy = (data.get("config") or {}).get("strategy") or {}
+    if isinstance(strategy, dict) and strategy.get("name") == "nsga2":
+        from archsearch.strategies.nsga2 import DEFAULT_OBJECTIVES
+
+        objectives = strategy.get("objectives", DEFAULT_OBJECTIVES)
+        return [t.strip() for t in objectives.split(",")] if isinstance(objectives, str) else list(objectives)
+    return ["valid_acc:max", "params:min"]
+
+
+def is_multi_objective(data: dict[str, Any]) -> bool:
+    """Whether the search itself was multi-objective (nsga2, latency, MnasNet reward, constraints)."""
+    strategy = (data.get("config") or {}).get("strategy") or {}
+    if isinstance(strategy, dict) and strategy.get("name") == "nsga2":
+        return True
+    return any(k in t["metrics"] for t in data["trials"] for k in MULTI_OBJECTIVE_METRICS)
+
+
+def pareto(data: dict[str, Any], objectives: Optional[list[str]] = None) -> dict[str, Any]:
+    """The non-dominated complete trials for ``objectives`` (``METRIC:max|min``; default
+    :func:`default_objectives`): ``{"objectives": [...], "trials": [{number, arch, metric: value, ...}]}``,
+    best first on the first objective. Trials that break a constraint (``violation`` > 0) or lack
+    a metric are left out."""
+    from archsearch.estimation.objectives import as_minimised, pareto_front, parse_objectives
+
+    parsed = parse_objectives(objectives if objectives is not None else default_objectives(data), "--pareto")
+    rows, points = [], []
+    for t in data["trials"]:
+        if t["state"] != "complete" or t["metrics"].get("violation", 0.0) > 0:
+            continue
+        point = as_minimised(t["metrics"], parsed)
+        if point is not None:
+            rows.append(t)
+            points.append(point)
+    front = sorted(pareto_front(points), key=lambda i: (points[i], rows[i]["number"]))
+    return {"objectives": [str(o) for o in parsed],
+            "trials": [{"number": rows[i]["number"], "arch": rows[i]["arch"],
+                        **{o.metric: rows[i]["metrics"][o.metric] for o in parsed}} for i in front]}
+
+
+def pareto_text(front: dict[str, Any]) -> str:
+    names = [o.split(":")[0] for o in front["objectives"]]
+    lines = [f"pareto front ({', '.join(front['objectives'])}): {len(front['trials'])} trial(s)"]
+    for t in front["trials"]:
+        values = "  ".join(f"{n} {t[n]:.4g}" for n in names)
+        lines.append(f"  trial {t['number']}  {values}  {t['arch']}")
+    return "\n".join(lines)
+
+
+def plot_pareto(data: dict[str, Any], front: dict[str, Any], path: str) -> None:
+    """Every complete trial on the first two objectives, the front highlighted and joined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x_name, y_name = (o.split(":")[0] for o in front["objectives"][:2])
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
+    pts = [(t["metrics"][x_name], t["metrics"][y_name], t["metrics"].get("violation", 0.0) > 0)
+           for t in data["trials"] if t["state"] == "complete" and x_name in t["metrics"] and y_name in t["metrics"]]
+    ok = [(x, y) for x, y, bad in pts if not bad]
+    bad = [(x, y) for x, y, b in pts if b]
+    if ok:
+        ax.scatter(*zip(*ok), s=14, alpha=0.5, color="C0", label="trials")
+    if bad:
+        ax.scatter(*zip(*bad), s=14, marker="x", color="red", label="infeasible")
+    if front["trials"]:
+        fx = [t[x_name] for t in front["trials"]]
+        fy = [t[y_name] for t in front["trials"]]
+        order = sorted(range(len(fx)), key=lambda i: (fx[i], fy[i]))
+        ax.plot([fx[i] for i in order], [fy[i] for i in order], "-o", color="C1", ms=5, label="pareto front")
+    ax.set_xlabel(front["objectives"][0])
+    ax.set_ylabel(front["objectives"][1])
+    ax.set_title("pareto front")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def trials_table(data: dict[str, Any], limit: Optional[int] = None) -> Any:
     from rich.table import Table
 

@@ -29,9 +29,13 @@ from archsearch.estimation.base import (
 from archsearch.estimation.language import (
     LM_GRAD_CLIP, LM_OBJECTIVE, flatten_tokens, is_language_model, lm_metrics,
 )
+from archsearch.estimation.objectives import (
+    MNAS_SOFT, check_constraints, measure_latency, mnas_reward, penalised, violation,
+)
 from archsearch.spaces.base import Architecture, SearchSpace
 
 OPTIMIZERS = ("adamw", "sgd")
+REWARDS = ("valid_acc", "mnas")
 # training settings an architecture may override for its own trials (see training_overrides)
 TRAINING_KEYS = ("lr", "weight_decay", "batch_size", "optimizer", "label_smoothing", "epochs")
 
@@ -209,6 +213,18 @@ class TrainingEvaluator(Evaluator):
     The objective follows the task: ``valid_acc`` for classification, ``neg_valid_ppl`` (the
     negated validation perplexity) for language models. ``grad_clip`` is the gradient-norm limit
     (0: none; null: 0.25 for language models, none for classification).
+
+    Multiple objectives (estimation/objectives.py), all off by default:
+
+    * ``latency: true`` measures, after training, the median forward time in seconds at batch 1
+      and at ``latency_batch`` (metrics ``latency_b1`` and ``latency_b{latency_batch}``);
+    * ``reward: mnas`` makes the objective MnasNet's ``valid_acc * (latency_b1 / target_latency) ** w``
+      (metric ``mnas_reward``; w = ``alpha`` at or under the target, ``beta`` over it; -0.07/-0.07
+      is the paper's soft constraint, 0/-1 its hard one);
+    * ``constraints: {max_params, max_flops, max_latency}`` adds ``feasible`` (1/0) and
+      ``violation`` (summed relative excess) metrics; the objective becomes ``constrained_reward``:
+      the base reward when feasible, ``-1 - violation`` otherwise. A violating trial completes
+      rather than fails, so that NSGA-II can rank it by constrained domination.
     """
 
     def __init__(
@@ -223,6 +239,14 @@ class TrainingEvaluator(Evaluator):
         timeout: Optional[float] = None,
         device: str = "auto",
         grad_clip: Optional[float] = None,
+        latency: bool = False,
+        latency_batch: int = 64,
+        latency_repeats: int = 10,
+        reward: str = "valid_acc",
+        target_latency: Optional[float] = None,
+        alpha: float = MNAS_SOFT[0],
+        beta: float = MNAS_SOFT[1],
+        constraints: Optional[dict[str, Any]] = None,
     ) -> None:
         for key, value in (("batch_size", batch_size), ("lr", lr), ("weight_decay", weight_decay),
                            ("optimizer", optimizer), ("label_smoothing", label_smoothing)):
@@ -234,11 +258,37 @@ class TrainingEvaluator(Evaluator):
                                       or not 0 <= grad_clip < math.inf):
             raise ConfigError(f"evaluator.grad_clip must be a number >= 0 (0: no clipping) or null, got {grad_clip!r}")
         self.grad_clip = grad_clip
+        self._check_objectives(latency, latency_batch, latency_repeats, reward, target_latency, alpha, beta)
+        self.latency, self.latency_batch, self.latency_repeats = latency, latency_batch, latency_repeats
+        self.reward, self.target_latency, self.alpha, self.beta = reward, target_latency, float(alpha), float(beta)
+        self.constraints = check_constraints(constraints)
         self.data = data if data is not None else {"name": "digits"}
         self.data_seed = data_seed
         self.batch_size, self.lr, self.weight_decay = batch_size, float(lr), float(weight_decay)
         self.optimizer, self.label_smoothing = optimizer, float(label_smoothing)
         self.timeout, self.device = timeout, device
+
+    @staticmethod
+    def _check_objectives(latency: Any, latency_batch: Any, latency_repeats: Any, reward: Any,
+                          target_latency: Any, alpha: Any, beta: Any) -> None:
+        if not isinstance(latency, bool):
+            raise ConfigError(f"evaluator.latency must be true or false, got {latency!r}")
+        for key, value in (("latency_batch", latency_batch), ("latency_repeats", latency_repeats)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"evaluator.{key} must be an integer >= 1, got {value!r}")
+        if reward not in REWARDS:
+            raise ConfigError(f"evaluator.reward must be one of: {', '.join(REWARDS)} (got {reward!r})")
+        if reward == "mnas" and (not isinstance(target_latency, (int, float)) or isinstance(target_latency, bool)
+                                 or not 0 < target_latency < math.inf):
+            raise ConfigError(f"evaluator.target_latency must be a positive number of seconds with reward mnas, "
+                              f"got {target_latency!r}")
+        for key, value in (("alpha", alpha), ("beta", beta)):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ConfigError(f"evaluator.{key} must be a number (MnasNet: -0.07 soft, 0 and -1 hard), got {value!r}")
+
+    def measures_latency(self) -> bool:
+        """Latency is measured when asked, or when the reward or a constraint needs it."""
+        return self.latency or self.reward == "mnas" or "max_latency" in self.constraints
 
     def prepare(self) -> None:
         self.splits()  # cached per process
@@ -248,7 +298,15 @@ class TrainingEvaluator(Evaluator):
 
     @property
     def objective(self) -> str:  # type: ignore[override]
-        """The metric strategies maximise: it depends on the task (loads the data if needed)."""
+        """The metric strategies maximise: it depends on the task (loads the data if needed) and on
+        the ``reward`` and ``constraints`` options."""
+        if self.constraints:
+            return "constrained_reward"
+        return self._base_objective()
+
+    def _base_objective(self) -> str:
+        if self.reward == "mnas":
+            return "mnas_reward"
         return LM_OBJECTIVE if is_language_model(self.splits().task) else "valid_acc"
 
     def clip_norm(self) -> Optional[float]:
@@ -259,6 +317,10 @@ class TrainingEvaluator(Evaluator):
 
     def task(self, fidelity: Optional[Fidelity] = None) -> Task:
         task = self.splits().task
+        if is_language_model(task) and (self.constraints or self.reward == "mnas"):
+            # the penalty -1 - violation sits below rewards >= 0 only; a negated perplexity is < -1
+            raise ConfigError("evaluator.constraints and evaluator.reward=mnas need a classification task "
+                              "(rewards >= 0); this dataset is a language-model task")
         if fidelity is not None and fidelity.resolution is not None and len(task.input_shape) == 3:
             task = Task((task.input_shape[0], fidelity.resolution, fidelity.resolution), task.num_classes)
         return task
@@ -308,7 +370,33 @@ class TrainingEvaluator(Evaluator):
         }
         if is_language_model(splits.task):
             metrics.update(lm_metrics("valid", last["valid_loss"]))
+        if self.measures_latency() or self.constraints:
+            metrics.update(self._objective_metrics(model, splits.task, tuple(train.x.shape[1:]), metrics))
         return EvalResult(TrialState.COMPLETE, metrics, time.perf_counter() - start, None, curve)
+
+    def _latency(self, model: nn.Module, task: Task, input_shape: tuple[int, ...]) -> dict[str, float]:
+        """``latency_b1`` and ``latency_b{latency_batch}``: median forward seconds on the evaluator's device."""
+        dtype = torch.long if is_language_model(task) else None  # token inputs
+        lat = measure_latency(model, input_shape, (1, self.latency_batch), repeats=self.latency_repeats,
+                              warmup=2, device=resolve_device(self.device), dtype=dtype)
+        return {"latency_b1": lat[1], f"latency_b{self.latency_batch}": lat[self.latency_batch]}
+
+    def _objective_metrics(self, model: nn.Module, task: Task, input_shape: tuple[int, ...],
+                           metrics: dict[str, float]) -> dict[str, float]:
+        """Latency, the MnasNet reward and the constraint metrics, as the options ask."""
+        out: dict[str, float] = {}
+        if self.measures_latency():
+            out.update(self._latency(model, task, input_shape))
+        if self.reward == "mnas":
+            assert self.target_latency is not None
+            out["mnas_reward"] = mnas_reward(metrics["valid_acc"], out["latency_b1"], float(self.target_latency),
+                                             self.alpha, self.beta)
+        if self.constraints:
+            excess = violation({**metrics, **out}, self.constraints)
+            out["feasible"], out["violation"] = float(excess == 0.0), excess
+            base = {**metrics, **out}[self._base_objective()]
+            out["constrained_reward"] = base if excess == 0.0 else penalised(excess)
+        return out
 
     def final(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
               train_on_valid: bool = True) -> FinalResult:
@@ -327,6 +415,8 @@ class TrainingEvaluator(Evaluator):
         metrics = {"test_acc": test_acc, "test_loss": test_loss, "train_loss": curve[-1]["train_loss"],
                    "params": float(count_params(model)), "train_time": train_time,
                    "epochs": float(len(curve)), "train_samples": float(len(train))}
+        if self.measures_latency():  # the deployed model's latency (the final space may be larger)
+            metrics.update(self._latency(model, splits.task, tuple(test.x.shape[1:])))
         if not train_on_valid:
             metrics["valid_acc"], metrics["valid_loss"] = evaluate_model(model, _prepare(splits.valid, fidelity, generator, False), device)
         if is_language_model(splits.task):

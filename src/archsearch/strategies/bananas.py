@@ -32,7 +32,7 @@ from archsearch.core import Proposal, Trial, TrialState
 from archsearch.errors import ConfigError
 from archsearch.spaces.base import Architecture, SearchSpace
 from archsearch.strategies.base import Strategy, register_strategy
-from archsearch.strategies.predictor import TARGETS, MLPEnsemble, transform_rewards
+from archsearch.strategies.predictor import TARGETS, MLPEnsemble, check_hidden, transform_rewards
 
 ACQUISITIONS = ("its", "ei", "ucb")
 
@@ -75,9 +75,7 @@ class Bananas(Strategy):
         if encoding != "auto" and encoding not in kinds:
             raise ConfigError(f"strategy.encoding must be one of: auto, {', '.join(kinds)} "
                               f"(space {space.name!r}; got {encoding!r})")
-        if (not isinstance(hidden, (list, tuple)) or not hidden
-                or any(not isinstance(h, int) or isinstance(h, bool) or h < 1 for h in hidden)):
-            raise ConfigError(f"strategy.hidden must be a non-empty list of positive integers, got {hidden!r}")
+        check_hidden(hidden)
         if target not in TARGETS:
             raise ConfigError(f"strategy.target must be one of: {', '.join(TARGETS)} (got {target!r})")
         self.acquisition, self.target = acquisition, target

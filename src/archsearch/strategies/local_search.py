@@ -35,7 +35,7 @@ from archsearch.core import Proposal, Trial, TrialState
 from archsearch.errors import ConfigError
 from archsearch.spaces.base import Architecture, SearchSpace
 from archsearch.strategies.base import Strategy, register_strategy
-from archsearch.strategies.predictor import MLPEnsemble, transform_rewards
+from archsearch.strategies.predictor import MLPEnsemble, check_hidden, transform_rewards
 
 MOVES = ("first", "best")
 ORDERS = ("random", "predicted")
@@ -74,9 +74,7 @@ class LocalSearch(Strategy):
             raise ConfigError(f"strategy.neighbours must be 'all' or an integer >= 1, got {neighbours!r}")
         if order not in ORDERS:
             raise ConfigError(f"strategy.order must be one of: {', '.join(ORDERS)} (got {order!r})")
-        if (not isinstance(hidden, (list, tuple)) or not hidden
-                or any(not isinstance(h, int) or isinstance(h, bool) or h < 1 for h in hidden)):
-            raise ConfigError(f"strategy.hidden must be a non-empty list of positive integers, got {hidden!r}")
+        check_hidden(hidden)
         self.initial, self.move, self.restart_samples = initial, move, restart_samples
         self.order, self.ensemble, self.hidden, self.epochs = order, ensemble, tuple(hidden), epochs
         kinds = space.feature_kinds()

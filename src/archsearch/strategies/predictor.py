@@ -12,7 +12,16 @@ from typing import Sequence
 
 import numpy as np
 
+from archsearch.errors import ConfigError
+
 TARGETS = ("standard", "log_gap")
+
+
+def check_hidden(hidden: object) -> None:
+    """``strategy.hidden``: the predictor's hidden layer widths."""
+    if (not isinstance(hidden, (list, tuple)) or not hidden
+            or any(not isinstance(h, int) or isinstance(h, bool) or h < 1 for h in hidden)):
+        raise ConfigError(f"strategy.hidden must be a non-empty list of positive integers, got {hidden!r}")
 
 
 def transform_rewards(rewards: np.ndarray, target: str = "standard", eps: float = 0.05) -> np.ndarray:
