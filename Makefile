@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/rnn_search.py --threads 1
 	$(PY) benchmarks/synflow_nb201.py --threads 1
 	$(PY) benchmarks/latency.py --threads 1
+	$(PY) benchmarks/calibrate_digits.py --threads 1
 	$(PY) benchmarks/multi_fidelity.py --threads 1
 
 clean:

@@ -112,6 +112,15 @@ def search(
     data_fraction: Optional[float] = typer.Option(None, "--data-fraction", help="Share of training data per trial."),
     set_: List[str] = typer.Option([], "--set", help="Override any config key: KEY=VALUE (repeatable)."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Directory for the journal and results."),
+    warm_start: Optional[str] = typer.Option(None, "--warm-start", help="Start from the best architectures of "
+                                             "this finished search (same space)."),
+    warm_start_top: int = typer.Option(10, "--warm-start-top", help="How many of them (--warm-start)."),
+    calibrate: Optional[int] = typer.Option(None, "--calibrate", help="First train K sampled architectures at the "
+                                            "search fidelity and at --calibrate-epochs and report their rank "
+                                            "correlation (a warning when below --calibrate-threshold)."),
+    calibrate_epochs: Optional[int] = typer.Option(None, "--calibrate-epochs", help="The high fidelity's epochs "
+                                                   "(default: final.epochs)."),
+    calibrate_threshold: float = typer.Option(0.6, "--calibrate-threshold", help="Spearman rho to trust the fidelity."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
     debug: bool = DebugOpt,
 ) -> None:
@@ -145,10 +154,77 @@ def search(
     for assignment in set_:
         apply_override(data, assignment)
     cfg = Config.from_dict(data)
+    if warm_start is not None:
+        cfg = _warm_started(cfg, warm_start, warm_start_top)
     out_dir = out or os.path.join(
         "runs", f"{cfg.space['name']}-{cfg.strategy['name']}-{time.strftime('%Y%m%d-%H%M%S')}")
+    fidelities = _calibration_fidelities(cfg, calibrate, calibrate_epochs) if calibrate is not None else None
     experiment = Experiment.create(cfg, out_dir, quiet=quiet)
+    if fidelities is not None:
+        _calibrate_first(experiment, calibrate, *fidelities, calibrate_threshold, quiet)  # type: ignore[arg-type]
     _run(experiment, quiet)
+
+
+def _calibration_fidelities(cfg: Any, k: int, epochs: Optional[int]) -> tuple[Any, Any]:
+    """(low, high) for ``search --calibrate``: the search's fidelity and full data at ``epochs``
+    (default final.epochs); checked before anything is written."""
+    from archsearch.core import Fidelity
+
+    if not isinstance(k, int) or k < 3:
+        raise ConfigError(f"--calibrate must be an integer >= 3 (architectures to train twice), got {k!r}")
+    if cfg.evaluator["name"] != "train":
+        raise ConfigError(f"--calibrate trains architectures at two fidelities: it needs --evaluator train, "
+                          f"not {cfg.evaluator['name']!r} (archsearch calibrate compares tables and proxies)")
+    if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
+        raise ConfigError(f"--calibrate-epochs must be an integer >= 1, got {epochs!r}")
+    high = Fidelity(epochs=epochs if epochs is not None else cfg.final.epochs, data_fraction=1.0,
+                    resolution=cfg.fidelity.resolution)
+    if cfg.fidelity == high:
+        raise ConfigError(f"--calibrate compares the search fidelity with a higher one, but both are "
+                          f"{high.epochs} epochs on all the data: set --calibrate-epochs")
+    return cfg.fidelity, high
+
+
+def _calibrate_first(experiment: Any, k: int, low: Any, high: Any, threshold: float, quiet: bool) -> None:
+    """The trust meter before a search: does the search fidelity rank architectures like a higher one?
+    The result goes in the journal (``calibration``, shown by ``show``); a failed check warns but
+    does not stop the search."""
+    from archsearch.calibrate import calibrate as run_calibration
+    from archsearch.calibrate import summary_table
+    from archsearch.errors import SearchAborted
+
+    cfg = experiment.config
+    try:
+        result = run_calibration(experiment.space, experiment.evaluator, low, high, k, cfg.seed,
+                                 threshold=threshold)
+    except SearchAborted as exc:
+        experiment.journal.set_meta("calibration", {"verdict": f"undetermined: {exc}", "passed": False})
+        typer.echo(f"warning: calibration failed: {exc}", err=True)
+        return
+    experiment.journal.set_meta("calibration", result.to_dict())
+    if not quiet:
+        from rich.console import Console
+
+        Console().print(summary_table(result))
+    if not result.passed:
+        typer.echo(f"warning: {result.verdict}", err=True)
+    elif not quiet:
+        typer.echo(result.verdict)
+
+
+def _warm_started(cfg: Any, directory: str, top: int) -> Any:
+    """``cfg`` with its strategy wrapped in ``warm_start``, seeded with ``directory``'s best architectures."""
+    from archsearch.config import Config
+    from archsearch.spaces import create_space
+    from archsearch.strategies.warm_start import best_architectures
+
+    if not isinstance(top, int) or top < 1:
+        raise ConfigError(f"--warm-start-top must be an integer >= 1, got {top!r}")
+    space = create_space(cfg.space["name"], **cfg.options("space"))
+    data = cfg.to_dict()
+    data["strategy"] = {"name": "warm_start", "inner": data["strategy"],
+                        "archs": best_architectures(directory, space, top)}
+    return Config.from_dict(data)
 
 
 def _run(experiment: Any, quiet: bool) -> None:
@@ -229,6 +305,10 @@ def show(
     console = Console()
     console.print(report.trials_table(data))
     console.print(report.best_text(data), highlight=False)
+    calibration = data.get("calibration")
+    if calibration is not None:
+        prefix = "calibration" if calibration.get("passed") else "warning: calibration"
+        console.print(f"{prefix}: {calibration.get('verdict')}", highlight=False)
     if pareto is not None or pareto_plot or report.is_multi_objective(data):
         console.print(report.pareto_text(front), highlight=False)
     if plot:
@@ -421,6 +501,111 @@ def score(
     write_scores(out, the_archs, rows, names)
     if not quiet:
         print(f"{len(rows)} architectures scored with {', '.join(names)}; written to {out}")
+
+
+@app.command()
+@_guard
+def calibrate(
+    space: str = typer.Option("chain", help="Search space name."),
+    dataset: str = typer.Option("digits", help="Dataset name, NAME:PATH, or a path (training evaluator)."),
+    k: int = typer.Option(10, "--k", help="Architectures to sample (distinct; table rows with --evaluator tabular)."),
+    low_epochs: int = typer.Option(1, "--low-epochs", help="Epochs of the low fidelity."),
+    low_data_fraction: float = typer.Option(1.0, "--low-data-fraction", help="Share of training data, low fidelity."),
+    high_epochs: int = typer.Option(10, "--high-epochs", help="Epochs of the high fidelity."),
+    high_data_fraction: float = typer.Option(1.0, "--high-data-fraction", help="Share of training data, high fidelity."),
+    proxy: Optional[str] = typer.Option(None, help="Score with this zero-cost proxy instead of the low fidelity."),
+    evaluator: str = typer.Option("train", help="train, or tabular (compare table columns)."),
+    table: Optional[str] = typer.Option(None, help="Results table (CSV) for --evaluator tabular."),
+    reward: Optional[str] = typer.Option(None, help="The table column taken as the truth (--evaluator tabular)."),
+    low_column: Optional[str] = typer.Option(None, "--low-column", help="The table column taken as the cheap estimate."),
+    seed: int = typer.Option(0, help="Seed of the sample, the weights and the bootstrap."),
+    threshold: float = typer.Option(0.6, help="Spearman rho at or above which the low estimate is trusted."),
+    resamples: int = typer.Option(1000, help="Bootstrap resamples for the confidence intervals."),
+    workers: int = typer.Option(1, help="Trainings at once (a process pool when > 1)."),
+    set_: List[str] = typer.Option([], "--set", help="space.KEY=VALUE or evaluator.KEY=VALUE (repeatable)."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Write the report (JSON) here."),
+    plot: Optional[str] = typer.Option(None, "--plot", help="Write a low-vs-high scatter to this PNG."),
+    json_: bool = typer.Option(False, "--json", help="Print a JSON object instead of a table."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    debug: bool = DebugOpt,
+) -> None:
+    """The trust meter: rank correlation of a low fidelity (or proxy, or table column) with a high one.
+
+    Exit 0 whatever the correlation (it is a measurement); 2 on bad input; 1 when fewer than 3
+    architectures complete both ends."""
+    import json
+
+    from archsearch.calibrate import calibrate as run_calibration
+    from archsearch.calibrate import plot as plot_calibration
+    from archsearch.calibrate import summary_table
+    from archsearch.config import apply_override
+    from archsearch.core import Fidelity
+    from archsearch.estimation.base import EVALUATORS
+    from archsearch.spaces import create_space
+
+    if evaluator not in ("train", "tabular"):
+        raise ConfigError(f"calibrate --evaluator must be one of: train, tabular (got {evaluator!r})")
+    for flag, value in (("--low-epochs", low_epochs), ("--high-epochs", high_epochs)):
+        if value < 1:
+            raise ConfigError(f"{flag} must be an integer >= 1, got {value}")
+    for flag, fraction in (("--low-data-fraction", low_data_fraction), ("--high-data-fraction", high_data_fraction)):
+        if not 0.0 < fraction <= 1.0:
+            raise ConfigError(f"{flag} must be in (0, 1], got {fraction}")
+    if plot and not plot.lower().endswith((".png", ".svg", ".pdf")):
+        raise ArchsearchError(f"--plot {plot}: the file name must end in .png, .svg or .pdf")
+    if evaluator == "train" and (table or reward):
+        raise ConfigError("--table and --reward need --evaluator tabular")
+    data: dict[str, Any] = {"space": {"name": space}, "evaluator": {}}
+    for assignment in set_:
+        if not assignment.strip().startswith(("space.", "evaluator.")):
+            raise ConfigError(f"calibrate --set takes space.KEY=VALUE or evaluator.KEY=VALUE, got {assignment!r}")
+        apply_override(data, assignment)
+    options = {key: value for key, value in data["evaluator"].items() if key != "name"}
+    if evaluator == "tabular":
+        options.update({key: value for key, value in (("table", table), ("reward", reward)) if value is not None})
+    the_space = create_space(space, **{key: v for key, v in data["space"].items() if key != "name"})
+    the_evaluator = EVALUATORS.create(evaluator, _dataset_section(dataset), seed, skip=("data", "data_seed"),
+                                      **options)
+    the_evaluator.task()  # load and check the data here: bad data is one line, before any training
+    low = Fidelity(epochs=low_epochs, data_fraction=low_data_fraction)
+    high = Fidelity(epochs=high_epochs, data_fraction=high_data_fraction)
+    tty = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if quiet:
+            return
+        if tty:
+            print(f"\r{done}/{total} evaluations", end="" if done < total else "\n", file=sys.stderr, flush=True)
+        elif done == total or done % max(total // 4, 1) == 0:
+            print(f"{done}/{total} evaluations", file=sys.stderr, flush=True)
+
+    result = run_calibration(the_space, the_evaluator, low, high, k, seed, proxy=proxy, workers=workers,
+                             low_column=low_column, threshold=threshold, resamples=resamples, progress=progress)
+    report = result.to_dict()
+    if out:
+        try:
+            with open(out, "w", encoding="utf-8") as fh:
+                json.dump(report, fh, indent=2)
+        except OSError as exc:
+            raise ArchsearchError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
+    if plot:
+        try:
+            plot_calibration(result, plot)
+        except OSError as exc:
+            raise ArchsearchError(f"cannot write the plot to {plot}: {exc.strerror or exc}") from None
+    if json_:
+        print(json.dumps(report, indent=2))
+        return
+    from rich.console import Console
+
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    console.print(summary_table(result))
+    for error in result.errors[:3]:
+        console.print(f"dropped: {error}", highlight=False)
+    console.print(f"verdict: {result.verdict}", highlight=False)
+    for flag, path in (("report", out), ("plot", plot)):
+        if path:
+            console.print(f"{flag} written to {path}", highlight=False)
 
 
 @app.command("list")

@@ -34,6 +34,9 @@ def summary(journal: Journal) -> dict[str, Any]:
                        "metrics": best["metrics"]}
         if final is not None and final.get("trial") == best["number"]:
             out["best"]["final_metrics"] = final.get("final_metrics", {})
+    calibration = journal.get_meta("calibration")  # search --calibrate K: the trust meter's result
+    if calibration is not None:
+        out["calibration"] = calibration
     return out
 
 

@@ -11,6 +11,7 @@ from archsearch.strategies.nsga2 import NSGA2
 from archsearch.strategies.random import RandomSearch
 from archsearch.strategies.reinforce import Reinforce
 from archsearch.strategies.tpe import TPE
+from archsearch.strategies.warm_start import WarmStart
 
 __all__ = ["STRATEGIES", "Bananas", "GridSearch", "LocalSearch", "NSGA2", "Prefilter", "RandomSearch", "RegularizedEvolution", "Reinforce", "Strategy",
-           "TPE", "BOHB", "Hyperband", "SuccessiveHalving", "create_strategy", "list_strategies", "register_strategy"]
+           "TPE", "WarmStart", "BOHB", "Hyperband", "SuccessiveHalving", "create_strategy", "list_strategies", "register_strategy"]

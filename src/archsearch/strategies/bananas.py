@@ -96,6 +96,10 @@ class Bananas(Strategy):
         self._pending[str(arch)] += 1
         return Proposal(arch, parent=parent)
 
+    def adopt(self, proposal: Proposal) -> None:
+        self._asked += 1  # counts towards the ``initial`` random phase
+        self._pending[str(proposal.arch)] += 1
+
     def tell(self, trial: Trial) -> None:
         key = str(trial.arch)
         if self._pending[key] > 0:

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from archsearch.core import Proposal, Trial
+from archsearch.errors import ConfigError
 from archsearch.registry import Registry
 from archsearch.spaces.base import SearchSpace
 
@@ -36,6 +37,12 @@ class Strategy(ABC):
     def tell(self, trial: Trial) -> None:
         """A finished trial (complete or failed). Default: nothing to learn."""
 
+    def adopt(self, proposal: Proposal) -> None:
+        """A proposal made on this strategy's behalf (a warm start: proxy-scored samples, a finished
+        search's best), asked in place of one of its own initial random samples; its trial is told
+        like any other. Strategies with a random start phase count it towards that phase, so a warm
+        start replaces random samples instead of adding to them. Default: nothing to count."""
+
 
 STRATEGIES: Registry[Strategy] = Registry("strategy")
 register_strategy = STRATEGIES.register
@@ -43,6 +50,22 @@ register_strategy = STRATEGIES.register
 
 def create_strategy(name: str, space: SearchSpace, seed: int = 0, **options: Any) -> Strategy:
     return STRATEGIES.create(name, space, seed, skip=("space", "seed"), **options)
+
+
+def create_inner(space: SearchSpace, seed: int, inner: Any, wrapper: str) -> Strategy:
+    """The strategy a wrapper strategy (``prefilter``, ``warm_start``) delegates to, from its
+    ``inner`` option: a name or ``{name: ..., **options}`` (default: evolution, population 20)."""
+    inner = {"name": "evolution", "population_size": 20} if inner is None else inner
+    if isinstance(inner, str):
+        inner = {"name": inner}
+    if not isinstance(inner, dict) or not isinstance(inner.get("name"), str):
+        raise ConfigError(f"strategy.inner must be a mapping with a strategy 'name', got {inner!r}")
+    if inner["name"] == wrapper:
+        raise ConfigError(f"strategy.inner cannot be {wrapper!r} itself")
+    try:
+        return create_strategy(inner["name"], space, seed, **{k: v for k, v in inner.items() if k != "name"})
+    except ConfigError as exc:
+        raise ConfigError(f"strategy.inner: {exc}") from None
 
 
 def list_strategies() -> list[str]:

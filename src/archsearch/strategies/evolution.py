@@ -56,6 +56,9 @@ class RegularizedEvolution(Strategy):
         child = self.space.mutate(child, self.rng)
         return Proposal(child, parent=parent.id)
 
+    def adopt(self, proposal: Proposal) -> None:
+        self._asked += 1  # one fewer random member to fill the population with
+
     def tell(self, trial: Trial) -> None:
         if trial.state is not TrialState.COMPLETE or trial.reward is None:
             return

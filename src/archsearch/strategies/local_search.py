@@ -116,6 +116,12 @@ class LocalSearch(Strategy):
         self._pending_samples[key] = self._pending_samples.get(key, 0) + 1
         return Proposal(arch)
 
+    def adopt(self, proposal: Proposal) -> None:
+        """A warm-start architecture counts as one of the samples the next climb starts from."""
+        key = proposal.arch.id
+        self.proposed.add(key)
+        self._pending_samples[key] = self._pending_samples.get(key, 0) + 1
+
     def tell(self, trial: Trial) -> None:
         arch = trial.arch
         key = arch.id

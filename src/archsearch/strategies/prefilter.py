@@ -29,8 +29,8 @@ Inner strategies and trials they did not ask for (read from their ``tell``):
   from its own random samples; each warm-start ask is registered as one of its samples, so the
   climb starts from the best warm-start architecture once ``initial`` of them are told.
 
-These adaptations (:func:`_adopt`) use the inner strategies' internal counters: a public hook
-on :class:`~archsearch.strategies.base.Strategy` (``adopt(proposal)``) would be the clean way.
+These adaptations are each strategy's :meth:`~archsearch.strategies.base.Strategy.adopt`,
+called for every warm-start proposal.
 """
 
 from __future__ import annotations
@@ -45,20 +45,7 @@ from archsearch.core import Proposal, Task, Trial
 from archsearch.errors import ConfigError
 from archsearch.estimation.proxies import list_proxies, score_architecture
 from archsearch.spaces.base import Architecture, SearchSpace
-from archsearch.strategies.base import Strategy, create_strategy, register_strategy
-
-
-def _adopt(inner: Strategy, arch: Architecture) -> None:
-    """Make ``inner`` count a warm-start ask as one of its own initial random samples."""
-    from archsearch.strategies.bananas import Bananas
-    from archsearch.strategies.evolution import RegularizedEvolution
-    from archsearch.strategies.local_search import LocalSearch
-
-    if isinstance(inner, (RegularizedEvolution, Bananas)):
-        inner._asked += 1
-    elif isinstance(inner, LocalSearch):
-        inner.proposed.add(arch.id)
-        inner._pending_samples[arch.id] = inner._pending_samples.get(arch.id, 0) + 1
+from archsearch.strategies.base import Strategy, create_inner, register_strategy
 
 
 def _positive_int(key: str, value: Any) -> int:
@@ -82,13 +69,6 @@ class Prefilter(Strategy):
         threads: Optional[int] = 1,
     ) -> None:
         super().__init__(space, seed)
-        inner = {"name": "evolution", "population_size": 20} if inner is None else inner
-        if isinstance(inner, str):
-            inner = {"name": inner}
-        if not isinstance(inner, dict) or not isinstance(inner.get("name"), str):
-            raise ConfigError(f"strategy.inner must be a mapping with a strategy 'name', got {inner!r}")
-        if inner["name"] == "prefilter":
-            raise ConfigError("strategy.inner cannot be 'prefilter' itself")
         if proxy not in list_proxies():
             raise ConfigError(f"strategy.proxy must be one of: {', '.join(list_proxies())} (got {proxy!r})")
         self.candidates = _positive_int("candidates", candidates)
@@ -101,11 +81,7 @@ class Prefilter(Strategy):
         self.classes = _positive_int("classes", classes)
         self.threads = None if threads is None else _positive_int("threads", threads)
         self.proxy, self.task = proxy, Task(tuple(input_shape), classes)
-        options = {k: v for k, v in inner.items() if k != "name"}
-        try:
-            self.inner = create_strategy(inner["name"], space, seed, **options)
-        except ConfigError as exc:
-            raise ConfigError(f"strategy.inner: {exc}") from None
+        self.inner = create_inner(space, seed, inner, "prefilter")
         self._top: Optional[list[tuple[Architecture, float]]] = None
         self._handed = 0
 
@@ -140,8 +116,9 @@ class Prefilter(Strategy):
         if self._handed < len(top):
             arch = top[self._handed][0]
             self._handed += 1
-            _adopt(self.inner, arch)
-            return Proposal(arch)
+            proposal = Proposal(arch)
+            self.inner.adopt(proposal)
+            return proposal
         return self.inner.ask()
 
     def tell(self, trial: Trial) -> None:

@@ -1,0 +1,434 @@
+"""The trust meter: does a cheap estimate rank architectures the way an expensive one does?
+
+Every low-fidelity search (few epochs, a share of the data, a zero-cost proxy, a table column)
+rests on one assumption: the cheap estimate *ranks* architectures as the expensive one would.
+Absolute values do not matter to a search, only the order, so the check is a rank correlation.
+:func:`calibrate` measures it on K distinct architectures drawn with a seeded generator:
+
+* training evaluator: each architecture is trained at the ``low`` and at the ``high`` fidelity
+  (the same seed, so the same initial weights, for both: the difference measured is the
+  fidelity's, not the initialisation's), or scored with a zero-cost ``proxy`` instead of the
+  low fidelity (the proxy sees those same initial weights and, if it needs data, one seeded
+  minibatch of the training split);
+* tabular evaluator: K rows drawn from the table (sampling the space would mostly miss a table
+  that covers part of it), comparing a ``low_column`` or a ``proxy`` with the reward column.
+
+Architectures that fail at either end are dropped and counted (their errors kept). The result
+holds the pairs, Spearman's rho and Kendall's tau-b (scipy.stats), and for each a seeded
+percentile bootstrap confidence interval (pairs resampled with replacement; resamples whose
+ranks are all tied, where a correlation is undefined, are skipped).
+
+The verdict compares Spearman's rho with a threshold, 0.6 by default: a rank correlation of
+0.6 is where the usual reading moves from "moderate" to "strong", and it is about what the
+better zero-cost proxies reach on cell benchmarks (synflow: 0.74 on NAS-Bench-201 in the
+zero-cost proxies paper; parameter count around 0.6-0.7). Below it, the architectures a cheap
+estimate ranks first are often not among the best at full fidelity, and a search steered by
+it would be mostly steered by noise. With K = 10 the interval is wide, so the verdict also says
+whether the interval's lower end clears the threshold.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Sequence
+
+import numpy as np
+
+from archsearch.core import EvalResult, Fidelity, Task, TrialState
+from archsearch.errors import ConfigError, SearchAborted
+from archsearch.estimation.base import Evaluator, describe_failure
+from archsearch.spaces.base import Architecture, SearchSpace
+
+DEFAULT_THRESHOLD = 0.6
+DEFAULT_RESAMPLES = 1000
+DEFAULT_CONFIDENCE = 0.95
+MIN_PAIRS = 3  # fewer pairs than this and a rank correlation says nothing
+SAMPLE_TRIES = 100  # draws per wanted architecture before the space is declared too small
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """A rank correlation and its bootstrap interval (NaN when undefined, e.g. a constant column)."""
+
+    estimate: float
+    ci_low: float
+    ci_high: float
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {k: (None if math.isnan(v) else v)
+                for k, v in (("estimate", self.estimate), ("ci_low", self.ci_low), ("ci_high", self.ci_high))}
+
+
+@dataclass
+class CalibrationResult:
+    """What :func:`calibrate` measured. ``low``/``high`` are parallel to ``archs`` (completed pairs only)."""
+
+    space: str
+    low_name: str
+    high_name: str
+    archs: list[str]
+    low: list[float]
+    high: list[float]
+    spearman: Correlation
+    kendall: Correlation
+    k: int  # architectures asked for
+    failures: int  # architectures dropped because one end failed
+    errors: list[str] = field(default_factory=list)  # "ARCH: reason", one per dropped architecture
+    threshold: float = DEFAULT_THRESHOLD
+    confidence: float = DEFAULT_CONFIDENCE
+    resamples: int = DEFAULT_RESAMPLES
+    seed: int = 0
+    seconds: float = 0.0  # wall time of the whole calibration
+    low_cost: float = 0.0  # summed evaluation cost (s) of the low end
+    high_cost: float = 0.0
+
+    @property
+    def pairs(self) -> list[tuple[str, float, float]]:
+        return list(zip(self.archs, self.low, self.high))
+
+    @property
+    def passed(self) -> bool:
+        """Spearman's rho reaches the threshold (False when it is undefined)."""
+        return not math.isnan(self.spearman.estimate) and self.spearman.estimate >= self.threshold
+
+    @property
+    def verdict(self) -> str:
+        rho = self.spearman
+        if math.isnan(rho.estimate):
+            return (f"undetermined: no rank correlation from {len(self.archs)} pairs "
+                    "(too few, or one side gives every architecture the same value)")
+        level = f"{self.confidence:.0%} interval"
+        if not self.passed:
+            return (f"do not trust {self.low_name} to rank like {self.high_name}: "
+                    f"Spearman {rho.estimate:.2f} < {self.threshold:g}")
+        if rho.ci_low >= self.threshold:
+            return (f"trust {self.low_name} to rank like {self.high_name}: "
+                    f"Spearman {rho.estimate:.2f} >= {self.threshold:g}, and so is the {level}'s lower end")
+        return (f"probably trust {self.low_name}: Spearman {rho.estimate:.2f} >= {self.threshold:g}, "
+                f"but the {level} reaches down to {rho.ci_low:.2f} (more architectures, --k, narrow it)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "space": self.space, "low": self.low_name, "high": self.high_name, "k": self.k,
+            "pairs": [{"arch": a, "low": lo, "high": hi} for a, lo, hi in self.pairs],
+            "spearman": self.spearman.to_dict(), "kendall": self.kendall.to_dict(),
+            "failures": self.failures, "errors": self.errors, "threshold": self.threshold,
+            "confidence": self.confidence, "resamples": self.resamples, "seed": self.seed,
+            "passed": self.passed, "verdict": self.verdict, "seconds": self.seconds,
+            "low_cost": self.low_cost, "high_cost": self.high_cost,
+        }
+
+
+# -- statistics --------------------------------------------------------------------------------
+def rank_correlations(low: Sequence[float], high: Sequence[float]) -> tuple[float, float]:
+    """(Spearman rho, Kendall tau-b); NaN where undefined (fewer than 2 pairs, or a constant side)."""
+    from scipy.stats import kendalltau, spearmanr
+
+    x, y = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+        return math.nan, math.nan
+    return float(spearmanr(x, y)[0]), float(kendalltau(x, y)[0])
+
+
+def bootstrap(low: Sequence[float], high: Sequence[float], resamples: int = DEFAULT_RESAMPLES,
+              confidence: float = DEFAULT_CONFIDENCE, seed: int = 0) -> tuple[Correlation, Correlation]:
+    """Spearman and Kendall with percentile bootstrap intervals (pairs resampled, generator seeded)."""
+    rho, tau = rank_correlations(low, high)
+    x, y = np.asarray(low, dtype=float), np.asarray(high, dtype=float)
+    if math.isnan(rho) or len(x) < MIN_PAIRS:
+        return Correlation(rho, math.nan, math.nan), Correlation(tau, math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    rhos, taus = [], []
+    for _ in range(resamples):
+        idx = rng.integers(0, len(x), len(x))
+        r, t = rank_correlations(x[idx], y[idx])
+        if not math.isnan(r):  # all-tied resample: the correlation is undefined, skip it
+            rhos.append(r)
+            taus.append(t)
+    if not rhos:
+        return Correlation(rho, math.nan, math.nan), Correlation(tau, math.nan, math.nan)
+    tail = 100 * (1 - confidence) / 2
+    lo_r, hi_r = np.percentile(rhos, [tail, 100 - tail])
+    lo_t, hi_t = np.percentile(taus, [tail, 100 - tail])
+    return Correlation(rho, float(lo_r), float(hi_r)), Correlation(tau, float(lo_t), float(hi_t))
+
+
+# -- sampling ----------------------------------------------------------------------------------
+def sample_distinct(space: SearchSpace, k: int, rng: np.random.Generator) -> list[Architecture]:
+    """``k`` distinct architectures (by string form) drawn from ``space`` with ``rng``."""
+    archs: dict[str, Architecture] = {}
+    for _ in range(SAMPLE_TRIES * k):
+        arch = space.sample(rng)
+        archs.setdefault(str(arch), arch)
+        if len(archs) == k:
+            return list(archs.values())
+    raise ConfigError(f"--k {k}: found only {len(archs)} distinct {space.name!r} architectures "
+                      f"in {SAMPLE_TRIES * k} draws; ask for fewer")
+
+
+def _arch_seed(seed: int, i: int) -> int:
+    return int(np.random.SeedSequence([seed, 7, i]).generate_state(1)[0] % (2**31 - 1))
+
+
+def fidelity_name(metric: str, fidelity: Fidelity) -> str:
+    parts = [f"{fidelity.epochs} epoch{'s' if fidelity.epochs != 1 else ''}"]
+    if fidelity.data_fraction < 1.0:
+        parts.append(f"{fidelity.data_fraction:.0%} data")
+    if fidelity.resolution is not None:
+        parts.append(f"{fidelity.resolution}px")
+    return f"{metric} @ {', '.join(parts)}"
+
+
+# -- the measurement ---------------------------------------------------------------------------
+Progress = Callable[[int, int], None]
+
+
+def calibrate(
+    space: SearchSpace,
+    evaluator: Evaluator,
+    low: Optional[Fidelity] = None,
+    high: Optional[Fidelity] = None,
+    k: int = 10,
+    seed: int = 0,
+    proxy: Optional[str] = None,
+    workers: int = 1,
+    *,
+    low_column: Optional[str] = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    progress: Optional[Progress] = None,
+) -> CalibrationResult:
+    """Rank-correlate a cheap estimate with an expensive one on ``k`` seeded architectures.
+
+    Training evaluators: ``low`` (or ``proxy``) against ``high``. Tabular evaluator: ``low_column``
+    (or ``proxy``) against the reward column of ``k`` rows of the table (fidelities unused).
+    ``workers`` > 1 trains in a process pool. ``progress(done, total)`` after each evaluation.
+    Raises :class:`SearchAborted` when fewer than 3 architectures complete both ends.
+    """
+    from archsearch.estimation.tabular import TabularEvaluator
+
+    _check_numbers(k, seed, workers, threshold, resamples, confidence)
+    table = evaluator.table() if isinstance(evaluator, TabularEvaluator) else None
+    tabular = table is not None
+    if proxy is not None:
+        from archsearch.estimation.proxies import check_proxies
+
+        check_proxies([proxy])
+    if table is not None:
+        if (proxy is None) == (low_column is None):
+            raise ConfigError("calibrating a table compares one low estimate with its reward: "
+                              "give either --low-column COLUMN or --proxy NAME")
+        if low_column is not None and low_column not in table.columns:
+            raise ConfigError(f"--low-column: the table has no numeric column {low_column!r} "
+                              f"(valid: {', '.join(table.columns)})")
+    else:
+        if low_column is not None:
+            raise ConfigError("--low-column needs --evaluator tabular (a table to read it from)")
+        if high is None or (low is None and proxy is None):
+            raise ConfigError("calibrate needs a high fidelity and a low fidelity (or a proxy)")
+
+    if tabular:
+        high = high or Fidelity(epochs=1)  # a table ignores the fidelity; trials still carry one
+    start = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    if table is not None:
+        names = list(table.rows)
+        chosen = rng.choice(len(names), size=min(k, len(names)), replace=False)
+        keys = [names[i] for i in sorted(int(c) for c in chosen)]
+    else:
+        keys = [str(a) for a in sample_distinct(space, k, rng)]
+    seeds = [_arch_seed(seed, i) for i in range(len(keys))]
+    archs: list[Optional[Architecture]] = []
+    errors: dict[int, str] = {}
+    for i, key in enumerate(keys):
+        try:
+            archs.append(space.parse(key))
+        except Exception as exc:  # noqa: BLE001 - a table row of another space: dropped and counted
+            archs.append(None)
+            errors[i] = describe_failure(exc)
+
+    objective = evaluator.objective
+    low_values: dict[int, float] = {}
+    high_values: dict[int, float] = {}
+    costs = {"low": 0.0, "high": 0.0}
+    total = len(keys) * 2
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total)
+
+    # the low end first: a proxy or a table column (cheap, here), else trials like the high end
+    if proxy is not None or low_column is not None:
+        task = evaluator.task()
+        batch = _proxy_batch(evaluator, task, seed) if proxy is not None else None
+        for i, arch in enumerate(archs):
+            if arch is not None:
+                t0 = time.perf_counter()
+                try:
+                    if proxy is not None:
+                        low_values[i] = _proxy_score(space, arch, task, proxy, batch, seeds[i])
+                    else:
+                        assert table is not None and low_column is not None
+                        low_values[i] = table.rows[keys[i]][low_column]
+                except Exception as exc:  # noqa: BLE001 - a failed score drops the architecture
+                    errors.setdefault(i, f"{proxy}: {describe_failure(exc)}")
+                costs["low"] += time.perf_counter() - t0
+            tick()
+        calls = {("high", i): high for i in range(len(keys))}
+    else:
+        calls = {**{("low", i): low for i in range(len(keys))}, **{("high", i): high for i in range(len(keys))}}
+    results = _run_trials(space, evaluator, archs, seeds, calls, workers, tick)
+    for (end, i), result in results.items():
+        costs[end] += result.cost
+        if result.status is not TrialState.COMPLETE:
+            errors.setdefault(i, f"{end}: {(result.error or 'failed').splitlines()[0]}")
+        elif objective not in result.metrics or not math.isfinite(result.metrics[objective]):
+            errors.setdefault(i, f"{end}: no finite {objective!r} in the result")
+        else:
+            (low_values if end == "low" else high_values)[i] = float(result.metrics[objective])
+
+    kept = [i for i in range(len(keys)) if i not in errors and i in low_values and i in high_values]
+    if len(kept) < MIN_PAIRS:
+        first = next(iter(errors.values()), "no result")
+        raise SearchAborted(f"calibration aborted: only {len(kept)} of {len(keys)} architectures completed "
+                            f"both ends (at least {MIN_PAIRS} needed); first error: {first}")
+    lows, highs = [low_values[i] for i in kept], [high_values[i] for i in kept]
+    rho, tau = bootstrap(lows, highs, resamples, confidence, seed)
+    if tabular:
+        low_name, high_name = (proxy if proxy is not None else f"{low_column}"), objective
+    else:
+        assert high is not None
+        low_name = proxy if proxy is not None else fidelity_name(objective, low)  # type: ignore[arg-type]
+        high_name = fidelity_name(objective, high)
+    return CalibrationResult(
+        space=space.name, low_name=low_name, high_name=high_name, archs=[keys[i] for i in kept],
+        low=lows, high=highs, spearman=rho, kendall=tau, k=k, failures=len(keys) - len(kept),
+        errors=[f"{keys[i]}: {e}" for i, e in sorted(errors.items())], threshold=threshold,
+        confidence=confidence, resamples=resamples, seed=seed, seconds=time.perf_counter() - start,
+        low_cost=costs["low"], high_cost=costs["high"])
+
+
+def _check_numbers(k: Any, seed: Any, workers: Any, threshold: Any, resamples: Any, confidence: Any) -> None:
+    def integer(value: Any, lo: int) -> bool:
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= lo
+
+    if not integer(k, MIN_PAIRS):
+        raise ConfigError(f"--k must be an integer >= {MIN_PAIRS}, got {k!r}")
+    if not integer(seed, 0):
+        raise ConfigError(f"--seed must be a non-negative integer, got {seed!r}")
+    if not integer(workers, 1):
+        raise ConfigError(f"--workers must be a positive integer, got {workers!r}")
+    if not integer(resamples, 1):
+        raise ConfigError(f"--resamples must be a positive integer, got {resamples!r}")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not -1 <= threshold <= 1:
+        raise ConfigError(f"--threshold must be a number in [-1, 1], got {threshold!r}")
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
+        raise ConfigError(f"--confidence must be in (0, 1), got {confidence!r}")
+
+
+def _proxy_batch(evaluator: Evaluator, task: Task, seed: int) -> Any:
+    """One seeded minibatch of the training split for data-dependent proxies (None: the proxy
+    module draws a random one, as for tables, which have no data)."""
+    splits = getattr(evaluator, "splits", None)
+    if splits is None:
+        return None
+    import torch
+
+    from archsearch.estimation.proxies import DEFAULT_BATCH_SIZE
+
+    train = splits().train
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(train.y), generator=g)[:DEFAULT_BATCH_SIZE]
+    return train.x[idx], train.y[idx]
+
+
+def _proxy_score(space: SearchSpace, arch: Architecture, task: Task, proxy: str, batch: Any, seed: int) -> float:
+    from archsearch.estimation.proxies import score_architecture
+
+    value = score_architecture(space, arch, task, [proxy], batch=batch, seed=seed)[proxy]
+    if not math.isfinite(value):
+        raise ValueError(f"score is {value}")
+    return float(value)
+
+
+def _run_trials(space: SearchSpace, evaluator: Evaluator, archs: Sequence[Optional[Architecture]],
+                seeds: Sequence[int], calls: dict[tuple[str, int], Optional[Fidelity]], workers: int,
+                tick: Callable[[], None]) -> dict[tuple[str, int], EvalResult]:
+    """Evaluate every (end, index) -> fidelity through an executor (inline, or a process pool)."""
+    from archsearch.execution.base import TrialCall, create_executor
+
+    keys = [key for key in calls if archs[key[1]] is not None]
+    for key in calls:
+        if archs[key[1]] is None:
+            tick()
+    if not keys:
+        return {}
+    executor = create_executor("process", workers=workers) if workers > 1 else create_executor("inline")
+    results: dict[tuple[str, int], EvalResult] = {}
+    try:
+        for n, key in enumerate(keys):
+            arch, fidelity = archs[key[1]], calls[key]
+            assert arch is not None and fidelity is not None
+            executor.submit(n, TrialCall(evaluator, space, arch, fidelity, seeds[key[1]]))
+        while len(results) < len(keys):
+            for n, result in executor.wait(timeout=1.0):
+                results[keys[n]] = result
+                tick()
+    finally:
+        executor.close()
+    return results
+
+
+# -- reporting ---------------------------------------------------------------------------------
+def summary_table(result: CalibrationResult) -> Any:
+    """A rich table: rho, tau, their intervals, K used, failures, time."""
+    from rich.table import Table
+
+    def fmt(v: float) -> str:
+        return "n/a" if math.isnan(v) else f"{v:+.3f}"
+
+    table = Table(title=f"calibration on {result.space}: {result.low_name} vs {result.high_name}")
+    for col in ("statistic", "value", f"{result.confidence:.0%} CI"):
+        table.add_column(col, justify="left" if col == "statistic" else "right")
+    for name, c in (("Spearman rho", result.spearman), ("Kendall tau-b", result.kendall)):
+        table.add_row(name, fmt(c.estimate), f"[{fmt(c.ci_low)}, {fmt(c.ci_high)}]")
+    table.add_row("architectures used", f"{len(result.archs)} of {result.k}", "")
+    table.add_row("failures", str(result.failures), "")
+    table.add_row("time", f"{result.seconds:.1f} s", f"low {result.low_cost:.1f} s, high {result.high_cost:.1f} s")
+    return table
+
+
+def plot(result: CalibrationResult, path: str) -> None:
+    """A scatter of the low against the high values, the correlations in the title."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def fmt(c: Correlation) -> str:
+        if math.isnan(c.estimate):
+            return "n/a"
+        return f"{c.estimate:.2f} [{c.ci_low:.2f}, {c.ci_high:.2f}]"
+
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    try:
+        ax.scatter(result.low, result.high, s=28, alpha=0.8)
+        ax.set_xlabel(result.low_name)
+        ax.set_ylabel(result.high_name)
+        ax.set_title(f"{result.space}, K={len(result.archs)}: Spearman {fmt(result.spearman)}\n"
+                     f"Kendall {fmt(result.kendall)} ({result.confidence:.0%} bootstrap CI)", fontsize=9)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+    finally:
+        plt.close(fig)
+
+
+__all__ = ["CalibrationResult", "Correlation", "DEFAULT_THRESHOLD", "bootstrap", "calibrate", "plot",
+           "rank_correlations", "sample_distinct", "summary_table"]

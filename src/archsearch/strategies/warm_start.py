@@ -1,0 +1,85 @@
+"""Warm start: begin any strategy from architectures found before (seed 002's transfer between tasks).
+
+``strategy: {name: warm_start, inner: {name: evolution, population_size: 20}, archs: [...]}``
+proposes ``archs`` (string forms of this space, best first) before anything else; each is
+:meth:`~archsearch.strategies.base.Strategy.adopt`-ed by the inner strategy in place of one of
+its initial random samples and its trial is told to it, so evolution starts from them as its
+population, BANANAS and TPE fit them, local search climbs from the best of them. After that
+every ask comes from the inner strategy.
+
+``archsearch search --warm-start DIR [--warm-start-top K]`` fills ``archs`` from a finished
+search (:func:`best_architectures`: its K best completed trials) and wraps the configured
+strategy. The strings are stored in the new search's config, so resuming never reads DIR again.
+Weights are not transferred: each trial trains from scratch.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional, Sequence
+
+from archsearch.core import Proposal, Trial
+from archsearch.errors import ArchsearchError, ConfigError, ParseError
+from archsearch.spaces.base import SearchSpace
+from archsearch.strategies.base import Strategy, create_inner, register_strategy
+
+
+@register_strategy("warm_start")
+class WarmStart(Strategy):
+    def __init__(self, space: SearchSpace, seed: int = 0, inner: Optional[dict[str, Any]] = None,
+                 archs: Sequence[str] = ()) -> None:
+        super().__init__(space, seed)
+        if isinstance(archs, str) or not isinstance(archs, (list, tuple)):
+            raise ConfigError(f"strategy.archs must be a list of architecture strings, got {archs!r}")
+        self.archs = []
+        for i, text in enumerate(archs):
+            try:
+                self.archs.append(space.parse(str(text)))
+            except (ParseError, ConfigError) as exc:
+                raise ConfigError(f"strategy.archs[{i}] is not an architecture of space {space.name!r}: {exc}") from None
+        self.inner = create_inner(space, seed, inner, "warm_start")
+        self._handed = 0
+
+    def ask(self) -> Proposal:
+        if self._handed < len(self.archs):
+            proposal = Proposal(self.archs[self._handed])
+            self._handed += 1
+            self.inner.adopt(proposal)
+            return proposal
+        return self.inner.ask()
+
+    def tell(self, trial: Trial) -> None:
+        self.inner.tell(trial)
+
+
+def best_architectures(directory: str, space: SearchSpace, top: int) -> list[str]:
+    """String forms of the ``top`` best completed trials of the search in ``directory`` (distinct, best
+    first). That search must have searched the same space; it is only read."""
+    from archsearch.core import TrialState
+    from archsearch.storage.journal import Journal
+
+    path = os.path.join(directory, Journal.FILENAME)
+    if not os.path.isfile(path):
+        raise ArchsearchError(f"--warm-start {directory}: no search there (no {Journal.FILENAME})")
+    journal = Journal(path)
+    try:
+        theirs = ((journal.get_meta("config") or {}).get("space") or {}).get("name")
+        if theirs != space.name:
+            raise ConfigError(f"--warm-start {directory}: that search used space {theirs!r}, this one {space.name!r}")
+        try:
+            trials = journal.trials(space.from_dict)
+        except (ParseError, ConfigError) as exc:
+            raise ConfigError(f"--warm-start {directory}: its architectures do not fit this space's options: {exc}") from None
+    finally:
+        journal.close()
+    done = sorted((t for t in trials if t.state is TrialState.COMPLETE and t.reward is not None),
+                  key=lambda t: (-float(t.reward), t.number))  # type: ignore[arg-type]
+    out: list[str] = []
+    for t in done:
+        if str(t.arch) not in out:
+            out.append(str(t.arch))
+        if len(out) == top:
+            break
+    if not out:
+        raise ArchsearchError(f"--warm-start {directory}: that search has no completed trial")
+    return out
