@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/synflow_nb201.py --threads 1
 	$(PY) benchmarks/latency.py --threads 1
 	$(PY) benchmarks/calibrate_digits.py --threads 1
+	$(PY) benchmarks/inheritance.py
 	$(PY) benchmarks/multi_fidelity.py --threads 1
 
 clean:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 from typing import Any
@@ -65,3 +66,13 @@ def synthetic_images(n: int = 120, classes: int = 3, size: int = 8, seed: int = 
     for i, c in enumerate(y):
         x[i, 0, c : c + 3, :] += 2.0
     return x, y
+
+
+def journal_rows(out: str) -> list[dict]:
+    """Every trial row of the journal in ``out`` (read with plain sqlite3, as an outsider would)."""
+    con = sqlite3.connect(os.path.join(out, "journal.sqlite"))
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute("SELECT * FROM trials ORDER BY number")]
+    finally:
+        con.close()

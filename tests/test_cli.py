@@ -16,16 +16,8 @@ import torch
 from archsearch.data import load_splits
 from archsearch.estimation import evaluate_model
 from archsearch.experiment import load_checkpoint
-from conftest import TINY_ARGS
+from conftest import TINY_ARGS, journal_rows
 
-
-def journal_rows(out: str) -> list[dict]:
-    con = sqlite3.connect(os.path.join(out, "journal.sqlite"))
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute("SELECT * FROM trials ORDER BY number")]
-    finally:
-        con.close()
 
 
 @pytest.mark.slow

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sqlite3
 
 import numpy as np
 import pytest
@@ -18,6 +17,7 @@ from archsearch.errors import ConfigError, DataError
 from archsearch.estimation import TrainingEvaluator, evaluate_model, run_trial, train_model
 from archsearch.experiment import load_checkpoint
 from archsearch.spaces import create_space
+from conftest import journal_rows as trials
 
 SUBJECTS, VERBS, OBJECTS = ["the cat", "a dog", "the bird"], ["sees", "eats", "likes"], ["fish", "seeds", "milk"]
 
@@ -168,14 +168,6 @@ def test_gradient_clipping_bounds_each_step(corpus):
 LM_ARGS = ["--set", "space.leaves=2", "--set", "space.hidden=8", "--set", "dataset.seq_len=8", "--epochs", "1",
            "--quiet"]
 
-
-def trials(out: str) -> list[dict]:
-    con = sqlite3.connect(os.path.join(out, "journal.sqlite"))
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute("SELECT * FROM trials ORDER BY number")]
-    finally:
-        con.close()
 
 
 @pytest.mark.parametrize("strategy", ["random", "grid", "evolution", "local_search", "tpe", "reinforce", "bananas"])

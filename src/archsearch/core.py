@@ -79,13 +79,18 @@ class TrialState(str, enum.Enum):
 
 @dataclass
 class EvalResult:
-    """What an evaluator returns. ``curve`` holds intermediate values: one dict per step (epoch)."""
+    """What an evaluator returns. ``curve`` holds intermediate values: one dict per step (epoch).
+
+    ``weights`` (a CPU state dict) is set only by an evaluator asked to support weight
+    inheritance; the experiment saves it to ``OUT/weights/<arch_id>.pt``, never to the journal.
+    """
 
     status: TrialState
     metrics: dict[str, float] = field(default_factory=dict)
     cost: float = 0.0
     error: Optional[str] = None
     curve: list[dict[str, float]] = field(default_factory=list)
+    weights: Optional[dict[str, Any]] = None
 
     @classmethod
     def failed(cls, error: str, cost: float = 0.0, curve: Optional[list[dict[str, float]]] = None) -> "EvalResult":

@@ -2,6 +2,8 @@
 
 An experiment lives in a directory: ``journal.sqlite`` (the truth), ``config.yaml`` (the
 resolved config, for people), and after the search ``best.json`` and ``best_model.pt``.
+With weight inheritance (``evaluator.inherit``) ``weights/<arch_id>.pt`` holds each completed
+trial's trained state dict, from which its children start (files, so resume finds them again).
 Resuming rebuilds everything from the journal: the config stored in it, the strategy by
 replaying its ask/tell events, and the trials that were in flight, which run again.
 """
@@ -222,9 +224,36 @@ class Experiment:
     def _submit(self, executor: Executor, trial: Trial) -> None:
         self.journal.mark_running(trial.number)
         seed = trial_seed(self.config.seed, trial.number)
-        executor.submit(trial.number, TrialCall(self.evaluator, self.space, trial.arch, trial.fidelity, seed))
+        init = self._parent_weights(trial) if self._inherits() else None
+        executor.submit(trial.number, TrialCall(self.evaluator, self.space, trial.arch, trial.fidelity, seed, init))
+
+    # -- weight inheritance --------------------------------------------------------
+    def _inherits(self) -> bool:
+        return bool(getattr(self.evaluator, "inherit", False))
+
+    def weights_path(self, arch_id: str) -> str:
+        return os.path.join(self.out_dir, "weights", f"{arch_id}.pt")
+
+    def _parent_weights(self, trial: Trial) -> Optional[dict[str, torch.Tensor]]:
+        """The parent's saved state dict, or None (no parent, or its file is missing or unreadable:
+        the child then trains from scratch and its ``inherited`` metric says 0)."""
+        if trial.parent is None:
+            return None
+        path = self.weights_path(trial.parent)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # noqa: BLE001 - missing or damaged: train from scratch
+            return None
+        return state if isinstance(state, dict) else None
+
+    def _save_weights(self, trial: Trial, weights: dict[str, torch.Tensor]) -> None:
+        os.makedirs(os.path.join(self.out_dir, "weights"), exist_ok=True)
+        _atomic(self.weights_path(trial.arch.id), lambda path: torch.save(weights, path))
 
     def _finish(self, trial: Trial, result: EvalResult) -> Trial:
+        weights, result.weights = result.weights, None  # never kept in memory or the journal
+        if weights is not None and result.status is TrialState.COMPLETE and self._inherits():
+            self._save_weights(trial, weights)  # before the journal marks it done: resume finds it
         reward: Optional[float] = None
         if result.status is TrialState.COMPLETE:
             reward = result.metrics.get(self.evaluator.objective)

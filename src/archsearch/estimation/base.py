@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
+import torch
 import torch.nn as nn
 
 from archsearch.core import EvalResult, Fidelity, Task, TrialState
@@ -52,7 +53,10 @@ class Evaluator(ABC):
         """Per-process set-up (load data) run before a trial's clock starts. Default: nothing."""
 
     @abstractmethod
-    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int) -> EvalResult: ...
+    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
+                 init: Optional[dict[str, torch.Tensor]] = None) -> EvalResult:
+        """Measure one architecture. ``init`` is a parent's trained state dict (weight inheritance):
+        an evaluator that trains may start from its matching tensors; others ignore it."""
 
     def final(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
               train_on_valid: bool = True) -> FinalResult:
@@ -79,11 +83,13 @@ def describe_failure(exc: BaseException) -> str:
 
 
 def run_trial(evaluator: Evaluator, space: SearchSpace, arch: Architecture, fidelity: Fidelity,
-              seed: int, threads: int | None = None) -> EvalResult:
+              seed: int, threads: int | None = None,
+              init: Optional[dict[str, torch.Tensor]] = None) -> EvalResult:
     """Evaluate one trial, never raising: what executors run in their workers.
 
     The evaluator's per-process set-up (data loading) runs before the clock starts, so a
-    worker's first trial does not report a higher cost than the others.
+    worker's first trial does not report a higher cost than the others. ``init`` (a parent's
+    weights) is passed on only when given, so evaluators written before inheritance still work.
     """
     start = time.perf_counter()
     try:
@@ -93,7 +99,10 @@ def run_trial(evaluator: Evaluator, space: SearchSpace, arch: Architecture, fide
             torch.set_num_threads(threads)
         evaluator.prepare()
         start = time.perf_counter()
-        result = evaluator.evaluate(space, arch, fidelity, seed)
+        if init is None:
+            result = evaluator.evaluate(space, arch, fidelity, seed)
+        else:
+            result = evaluator.evaluate(space, arch, fidelity, seed, init=init)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a failed trial
         error = describe_failure(exc)
         if not isinstance(exc, TrialError):  # unexpected: keep where it happened

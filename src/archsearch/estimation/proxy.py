@@ -76,7 +76,8 @@ class ProxyEvaluator(Evaluator):
             x = F.interpolate(x, size=tuple(task.input_shape[1:]), mode="bilinear", align_corners=False)
         return x, y
 
-    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int) -> EvalResult:
+    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
+                 init: Optional[dict[str, Any]] = None) -> EvalResult:  # nothing trained: init is ignored
         task = self.task(fidelity)
         model = build_model(space, arch, task, seed)
         metrics = {"params": float(count_params(model)), "flops": float(count_flops(model, tuple(task.input_shape)))}

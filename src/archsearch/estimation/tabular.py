@@ -147,7 +147,8 @@ class TabularEvaluator(Evaluator):
     def prepare(self) -> None:
         self.table()
 
-    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int) -> EvalResult:
+    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
+                 init: Optional[dict[str, Any]] = None) -> EvalResult:  # nothing trained: init is ignored
         start = time.perf_counter()
         row = self.table().rows.get(str(arch))
         if row is None:

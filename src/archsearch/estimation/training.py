@@ -203,6 +203,24 @@ def train_model(
     return curve
 
 
+def inherit_weights(model: nn.Module, init: dict[str, torch.Tensor]) -> float:
+    """Copy into ``model`` every tensor of ``init`` whose name and shape match its state dict
+    (the rest keeps its fresh initialisation); return the fraction of the model's parameters
+    (by element count) that were inherited. Buffers (batch-norm statistics) are copied too but
+    do not count."""
+    state = model.state_dict()
+    copied: set[str] = set()
+    with torch.no_grad():
+        for name, tensor in state.items():
+            source = init.get(name)
+            if isinstance(source, torch.Tensor) and source.shape == tensor.shape and source.dtype == tensor.dtype:
+                tensor.copy_(source)
+                copied.add(name)
+    total = sum(p.numel() for p in model.parameters())
+    inherited = sum(p.numel() for name, p in model.named_parameters() if name in copied)
+    return inherited / total if total else 0.0
+
+
 @register_evaluator("train")
 class TrainingEvaluator(Evaluator):
     """Trains each architecture from scratch on the experiment's dataset.
@@ -225,6 +243,12 @@ class TrainingEvaluator(Evaluator):
       ``violation`` (summed relative excess) metrics; the objective becomes ``constrained_reward``:
       the base reward when feasible, ``-1 - violation`` otherwise. A violating trial completes
       rather than fails, so that NSGA-II can rank it by constrained domination.
+
+    Weight inheritance (off by default): with ``inherit: true`` every search trial returns its
+    trained weights (the experiment keeps them in ``OUT/weights``), and a child given its
+    parent's weights (``init``) starts from every tensor whose name and shape match
+    (:func:`inherit_weights`; metric ``inherited``, the fraction of parameters copied) and trains
+    ``inherit_epochs`` epochs (null: the fidelity's) when it inherited anything.
     """
 
     def __init__(
@@ -247,7 +271,15 @@ class TrainingEvaluator(Evaluator):
         alpha: float = MNAS_SOFT[0],
         beta: float = MNAS_SOFT[1],
         constraints: Optional[dict[str, Any]] = None,
+        inherit: bool = False,
+        inherit_epochs: Optional[int] = None,
     ) -> None:
+        if not isinstance(inherit, bool):
+            raise ConfigError(f"evaluator.inherit must be true or false, got {inherit!r}")
+        if inherit_epochs is not None and (not isinstance(inherit_epochs, int) or isinstance(inherit_epochs, bool)
+                                           or inherit_epochs < 1):
+            raise ConfigError(f"evaluator.inherit_epochs must be an integer >= 1 or null, got {inherit_epochs!r}")
+        self.inherit, self.inherit_epochs = inherit, inherit_epochs
         for key, value in (("batch_size", batch_size), ("lr", lr), ("weight_decay", weight_decay),
                            ("optimizer", optimizer), ("label_smoothing", label_smoothing)):
             check_training_option(key, value)
@@ -337,7 +369,10 @@ class TrainingEvaluator(Evaluator):
         return settings
 
     def _train(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
-               train: Split, valid: Optional[Split]) -> tuple[nn.Module, list[dict[str, float]], float]:
+               train: Split, valid: Optional[Split], init: Optional[dict[str, torch.Tensor]] = None,
+               ) -> tuple[nn.Module, list[dict[str, float]], float, Optional[float]]:
+        """Build (seeded), start from ``init``'s matching tensors if given, train. The fourth value
+        is the inherited fraction (None when no ``init`` was given)."""
         hp = self.settings(arch, fidelity)
         device = resolve_device(self.device)
         generator = torch.Generator().manual_seed(seed)
@@ -345,23 +380,28 @@ class TrainingEvaluator(Evaluator):
         with torch.random.fork_rng(devices=cuda):  # weight init seeded per trial, global state untouched
             torch.manual_seed(seed)
             model = space.build(arch, self.task(fidelity))
+        inherited = inherit_weights(model, init) if init is not None else None
+        epochs = hp["epochs"]
+        if inherited and self.inherit_epochs is not None:  # a child that inherited needs fewer epochs
+            epochs = self.inherit_epochs
         deadline = time.monotonic() + self.timeout if self.timeout else None
         start = time.perf_counter()
         curve = train_model(
-            model, train, hp["epochs"], batch_size=hp["batch_size"], lr=float(hp["lr"]),
+            model, train, epochs, batch_size=hp["batch_size"], lr=float(hp["lr"]),
             weight_decay=float(hp["weight_decay"]), optimizer=hp["optimizer"],
             label_smoothing=float(hp["label_smoothing"]), generator=generator, device=device, valid=valid,
             deadline=deadline, grad_clip=self.clip_norm(),
         )
-        return model, curve, time.perf_counter() - start
+        return model, curve, time.perf_counter() - start, inherited
 
-    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int) -> EvalResult:
+    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
+                 init: Optional[dict[str, torch.Tensor]] = None) -> EvalResult:
         start = time.perf_counter()
         splits = self.splits()
         generator = torch.Generator().manual_seed(seed + 7919)
         train = _prepare(splits.train, fidelity, generator, subset=True)
         valid = _prepare(splits.valid, fidelity, generator, subset=False)
-        model, curve, train_time = self._train(space, arch, fidelity, seed, train, valid)
+        model, curve, train_time, inherited = self._train(space, arch, fidelity, seed, train, valid, init)
         last = curve[-1]
         metrics = {
             "valid_acc": last["valid_acc"], "valid_loss": last["valid_loss"], "train_loss": last["train_loss"],
@@ -372,7 +412,12 @@ class TrainingEvaluator(Evaluator):
             metrics.update(lm_metrics("valid", last["valid_loss"]))
         if self.measures_latency() or self.constraints:
             metrics.update(self._objective_metrics(model, splits.task, tuple(train.x.shape[1:]), metrics))
-        return EvalResult(TrialState.COMPLETE, metrics, time.perf_counter() - start, None, curve)
+        weights = None
+        if self.inherit or init is not None:
+            metrics["inherited"] = inherited or 0.0  # 0: trained from scratch (no parent, or its weights lost)
+        if self.inherit:
+            weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        return EvalResult(TrialState.COMPLETE, metrics, time.perf_counter() - start, None, curve, weights)
 
     def _latency(self, model: nn.Module, task: Task, input_shape: tuple[int, ...]) -> dict[str, float]:
         """``latency_b1`` and ``latency_b{latency_batch}``: median forward seconds on the evaluator's device."""
@@ -409,7 +454,7 @@ class TrainingEvaluator(Evaluator):
             train = Split(torch.cat([splits.train.x, splits.valid.x]), torch.cat([splits.train.y, splits.valid.y]))
         train = _prepare(train, fidelity, generator, subset=True)
         test = _prepare(splits.test, fidelity, generator, subset=False)
-        model, curve, train_time = self._train(space, arch, fidelity, seed, train, None)
+        model, curve, train_time, _ = self._train(space, arch, fidelity, seed, train, None)
         device = resolve_device(self.device)
         test_acc, test_loss = evaluate_model(model, test, device)
         metrics = {"test_acc": test_acc, "test_loss": test_loss, "train_loss": curve[-1]["train_loss"],

@@ -29,9 +29,10 @@ class TrialCall:
     arch: Architecture
     fidelity: Fidelity
     seed: int
+    init: Optional[dict[str, Any]] = None  # a parent's state dict (weight inheritance), shipped with the call
 
     def __call__(self, threads: Optional[int] = None) -> EvalResult:
-        return run_trial(self.evaluator, self.space, self.arch, self.fidelity, self.seed, threads)
+        return run_trial(self.evaluator, self.space, self.arch, self.fidelity, self.seed, threads, self.init)
 
 
 class Executor(ABC):
