@@ -96,3 +96,19 @@ def test_cli_warm_start_errors(run_cli, tmp_path):
                            "--out", str(tmp_path / "y"))
     assert code == 2 and "used space 'chain', this one 'nb201'" in err
     assert not (tmp_path / "y").exists()  # nothing written
+
+
+def test_cli_warm_start_with_inheritance_starts_from_the_earlier_trained_weights(run_cli, tmp_path):
+    from conftest import journal_rows
+
+    common = ["--epochs", "1", "--data-fraction", "0.3", "--set", "space.layers=2", "--set", "final.enabled=false",
+              "--set", "evaluator.inherit=true", "--quiet"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert run_cli("search", "--budget", "3", *common, "--out", str(a))[0] == 0
+    code, _, err = run_cli("search", "--budget", "2", *common, "--out", str(b), "--warm-start", str(a),
+                           "--warm-start-top", "2")
+    assert code == 0, err
+    rows = journal_rows(str(b))
+    assert all(r["parent"] == r["arch_id"] for r in rows)  # each warm trial's parent: its own earlier weights
+    assert all(json.loads(r["metrics"])["inherited"] == 1.0 for r in rows)  # same network: every tensor copied
+    assert len(list((b / "weights").glob("*.pt"))) == 2

@@ -160,6 +160,12 @@ def search(
         "runs", f"{cfg.space['name']}-{cfg.strategy['name']}-{time.strftime('%Y%m%d-%H%M%S')}")
     fidelities = _calibration_fidelities(cfg, calibrate, calibrate_epochs) if calibrate is not None else None
     experiment = Experiment.create(cfg, out_dir, quiet=quiet)
+    if warm_start is not None and cfg.strategy.get("weights"):
+        from archsearch.strategies.warm_start import copy_weights
+
+        copied = copy_weights(warm_start, out_dir, experiment.space, cfg.strategy["archs"])
+        if not quiet:
+            typer.echo(f"warm start: {len(cfg.strategy['archs'])} architecture(s), trained weights for {copied}")
     if fidelities is not None:
         _calibrate_first(experiment, calibrate, *fidelities, calibrate_threshold, quiet)  # type: ignore[arg-type]
     _run(experiment, quiet)
@@ -223,7 +229,8 @@ def _warm_started(cfg: Any, directory: str, top: int) -> Any:
     space = create_space(cfg.space["name"], **cfg.options("space"))
     data = cfg.to_dict()
     data["strategy"] = {"name": "warm_start", "inner": data["strategy"],
-                        "archs": best_architectures(directory, space, top)}
+                        "archs": best_architectures(directory, space, top),
+                        "weights": bool(cfg.evaluator.get("inherit"))}  # start from their trained weights
     return Config.from_dict(data)
 
 

@@ -10,7 +10,10 @@ every ask comes from the inner strategy.
 ``archsearch search --warm-start DIR [--warm-start-top K]`` fills ``archs`` from a finished
 search (:func:`best_architectures`: its K best completed trials) and wraps the configured
 strategy. The strings are stored in the new search's config, so resuming never reads DIR again.
-Weights are not transferred: each trial trains from scratch.
+With weight inheritance on (``evaluator.inherit``) the CLI also copies DIR's trained weights of
+those architectures into the new search (``OUT/weights``) and sets ``weights: true``: each warm
+proposal names its own architecture as parent, so its trial starts from the earlier weights
+(where the task's shapes allow; the rest is freshly initialised) instead of from scratch.
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ from archsearch.strategies.base import Strategy, create_inner, register_strategy
 @register_strategy("warm_start")
 class WarmStart(Strategy):
     def __init__(self, space: SearchSpace, seed: int = 0, inner: Optional[dict[str, Any]] = None,
-                 archs: Sequence[str] = ()) -> None:
+                 archs: Sequence[str] = (), weights: bool = False) -> None:
         super().__init__(space, seed)
+        if not isinstance(weights, bool):
+            raise ConfigError(f"strategy.weights must be true or false, got {weights!r}")
+        self.weights = weights
         if isinstance(archs, str) or not isinstance(archs, (list, tuple)):
             raise ConfigError(f"strategy.archs must be a list of architecture strings, got {archs!r}")
         self.archs = []
@@ -42,7 +48,8 @@ class WarmStart(Strategy):
 
     def ask(self) -> Proposal:
         if self._handed < len(self.archs):
-            proposal = Proposal(self.archs[self._handed])
+            arch = self.archs[self._handed]
+            proposal = Proposal(arch, parent=arch.id if self.weights else None)  # parent: its own earlier weights
             self._handed += 1
             self.inner.adopt(proposal)
             return proposal
@@ -50,6 +57,21 @@ class WarmStart(Strategy):
 
     def tell(self, trial: Trial) -> None:
         self.inner.tell(trial)
+
+
+def copy_weights(directory: str, out_dir: str, space: SearchSpace, archs: Sequence[str]) -> int:
+    """Copy ``directory``'s saved weights of ``archs`` into ``out_dir/weights``; how many were there."""
+    import shutil
+
+    os.makedirs(os.path.join(out_dir, "weights"), exist_ok=True)
+    copied = 0
+    for text in archs:
+        name = f"{space.parse(text).id}.pt"
+        source = os.path.join(directory, "weights", name)
+        if os.path.isfile(source):
+            shutil.copyfile(source, os.path.join(out_dir, "weights", name))
+            copied += 1
+    return copied
 
 
 def best_architectures(directory: str, space: SearchSpace, top: int) -> list[str]:
