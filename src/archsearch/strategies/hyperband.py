@@ -53,8 +53,8 @@ class Bracket:
     """One successive-halving bracket: a resource per rung and each rung's results so far."""
 
     resources: list[float]
-    results: list[dict[str, tuple[Architecture, Optional[float]]]] = field(default_factory=list)  # id -> (arch, reward)
-    promoted: list[set[str]] = field(default_factory=list)  # per rung: ids already sent to the next rung
+    results: list[dict[str, tuple[Architecture, Optional[float]]]] = field(init=False)  # per rung: id -> (arch, reward)
+    promoted: list[set[str]] = field(init=False)  # per rung: ids already sent to the next rung
 
     def __post_init__(self) -> None:
         self.results = [{} for _ in self.resources]
