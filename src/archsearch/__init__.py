@@ -17,6 +17,8 @@ from archsearch.errors import ArchsearchError, ConfigError, DataError, JournalEr
 from archsearch.estimation import EVALUATORS, Evaluator, TrainingEvaluator
 from archsearch.execution import EXECUTORS, Executor
 from archsearch.experiment import Experiment, Summary, load_checkpoint, run_search
+from archsearch.oneshot import ONESHOT
+from archsearch.registry import RegistryUnion
 from archsearch.spaces import SPACES, Architecture, Decision, SearchSpace, create_space
 from archsearch.storage import Journal
 from archsearch.strategies import STRATEGIES, Strategy, create_strategy
@@ -24,8 +26,8 @@ from archsearch.strategies import STRATEGIES, Strategy, create_strategy
 
 def registries() -> dict[str, Any]:
     """Every registry by config section name."""
-    return {"space": SPACES, "strategy": STRATEGIES, "dataset": DATASETS, "evaluator": EVALUATORS,
-            "executor": EXECUTORS}
+    return {"space": SPACES, "strategy": RegistryUnion("strategy", STRATEGIES, ONESHOT), "dataset": DATASETS,
+            "evaluator": EVALUATORS, "executor": EXECUTORS}
 
 
 __all__ = [

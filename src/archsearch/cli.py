@@ -310,6 +310,10 @@ def show(
     from rich.console import Console
 
     console = Console()
+    if data.get("oneshot_epochs"):
+        console.print(report.epochs_table(data))
+        if data.get("oneshot_stopped"):
+            console.print(data["oneshot_stopped"], highlight=False)
     console.print(report.trials_table(data))
     console.print(report.best_text(data), highlight=False)
     calibration = data.get("calibration")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
@@ -25,6 +26,7 @@ from archsearch.data.base import Splits
 from archsearch.errors import ArchsearchError, ConfigError, JournalError, SearchAborted, SpaceExhausted
 from archsearch.estimation.base import EVALUATORS, Evaluator
 from archsearch.execution.base import Executor, TrialCall, create_executor
+from archsearch.oneshot.base import ONESHOT, OneShotMethod, create_oneshot
 from archsearch.progress import Progress
 from archsearch.spaces.base import SearchSpace, create_space
 from archsearch.storage.journal import Journal
@@ -64,8 +66,19 @@ class Experiment:
         data_spec: Any = data if data is not None else dict(config.dataset)
         self.evaluator: Evaluator = EVALUATORS.create(
             config.evaluator["name"], data_spec, config.seed, skip=("data", "data_seed"), **config.options("evaluator"))
-        self.strategy: Strategy = create_strategy(config.strategy["name"], self.space, config.seed,
-                                                  **config.options("strategy"))
+        # a one-shot method (darts, gdas, enas, spos) replaces the ask/tell strategy
+        self.oneshot: Optional[OneShotMethod] = None
+        self.strategy: Optional[Strategy] = None
+        if config.strategy["name"] in ONESHOT:
+            self.oneshot = create_oneshot(config.strategy["name"], self.space, config.seed,
+                                          **config.options("strategy"))
+            if not hasattr(self.evaluator, "splits"):
+                raise ConfigError(f"strategy {config.strategy['name']!r} is one-shot: it trains a supernet on the "
+                                  f"dataset, which evaluator {config.evaluator['name']!r} does not load "
+                                  "(valid: evaluator training)")
+        else:
+            self.strategy = create_strategy(config.strategy["name"], self.space, config.seed,
+                                            **config.options("strategy"))
         # executors start workers lazily, so building one here only checks its options
         self.executor: Executor = create_executor(config.executor["name"], **config.options("executor"))
 
@@ -159,6 +172,8 @@ class Experiment:
         return [t for t in trials if not t.state.finished]
 
     def run(self, executor: Optional[Executor] = None) -> Summary:
+        if self.oneshot is not None:
+            return self._run_oneshot(executor)
         cfg = self.config
         trials = self.trials()
         complete = sum(t.state is TrialState.COMPLETE for t in trials)
@@ -166,6 +181,7 @@ class Experiment:
         rerun = self._replay(trials, progress) if trials else []
         if trials:
             progress.message(f"resuming {self.out_dir}: {complete} complete, {len(rerun)} to run again")
+        assert self.strategy is not None
         best = self.best_trial()
         best_reward = best.reward if best else None
         elapsed0 = float(self.journal.get_meta("elapsed", 0.0))
@@ -215,6 +231,7 @@ class Experiment:
         return Summary(self.out_dir, complete, self.journal.count(TrialState.FAILED), self.best_trial(), final)
 
     def _ask(self) -> Trial:
+        assert self.strategy is not None
         proposal: Proposal = self.strategy.ask()
         arch = self.space.validate(proposal.arch)
         fidelity = proposal.fidelity or self.config.fidelity
@@ -225,7 +242,16 @@ class Experiment:
         self.journal.mark_running(trial.number)
         seed = trial_seed(self.config.seed, trial.number)
         init = self._parent_weights(trial) if self._inherits() else None
-        executor.submit(trial.number, TrialCall(self.evaluator, self.space, trial.arch, trial.fidelity, seed, init))
+        executor.submit(trial.number, TrialCall(self.evaluator, self.space, trial.arch, trial.fidelity, seed, init,
+                                                self._stop_reference(trial)))
+
+    def _stop_reference(self, trial: Trial) -> Optional[list[list[float]]]:
+        """Completed trials' curves for an evaluator that stops poor trials early (the median rule,
+        ``evaluator.early_stop``), built from the journal at submit time; None when it does not."""
+        build = getattr(self.evaluator, "stop_reference", None)
+        if build is None or getattr(self.evaluator, "early_stop", "none") == "none":
+            return None
+        return build(self.trials(with_curves=True), trial.fidelity)
 
     # -- weight inheritance --------------------------------------------------------
     def _inherits(self) -> bool:
@@ -265,8 +291,75 @@ class Experiment:
                                   result.cost, result.curve)
         trial.state, trial.metrics, trial.reward = result.status, result.metrics, reward
         trial.error, trial.cost, trial.curve = result.error, result.cost, result.curve
-        self.strategy.tell(trial)
+        if self.strategy is not None:
+            self.strategy.tell(trial)
         return trial
+
+    # -- one-shot search -------------------------------------------------------------
+    def _run_oneshot(self, executor: Optional[Executor]) -> Summary:
+        """Supernet epochs (resumed from the checkpoint), then the derived architecture as the
+        search's one trial, evaluated like any other, then final training."""
+        if not self.trials():
+            arch = self._search_oneshot()
+            self.journal.create_trial(self.space.validate(arch), self.config.fidelity, None)
+        pending = [t for t in self.trials() if not t.state.finished]
+        own_executor = executor is None
+        executor = executor or self.executor
+        try:
+            for trial in pending:
+                self._submit(executor, trial)
+                results: list[tuple[int, EvalResult]] = []
+                while not results:
+                    results = list(executor.wait(timeout=1.0))
+                done = self._finish(trial, results[0][1])
+                if not self.quiet:
+                    what = f"reward {done.reward:.4f}" if done.reward is not None else f"failed: {done.error}"
+                    print(f"derived architecture (trial {done.number}) {what}: {done.arch}", file=sys.stderr,
+                          flush=True)
+        finally:
+            if own_executor:
+                executor.close()
+        if self.best_trial() is None:
+            raise SearchAborted("the derived architecture's evaluation failed: "
+                                f"{next((t.error for t in self.trials() if t.error), '')}")
+        final = self.finalize()
+        return Summary(self.out_dir, self.journal.count(TrialState.COMPLETE), self.journal.count(TrialState.FAILED),
+                       self.best_trial(), final)
+
+    def _search_oneshot(self) -> Any:
+        from archsearch.estimation.language import is_language_model
+        from archsearch.oneshot.search import OneShotSearch, search_fidelity
+
+        assert self.oneshot is not None
+        cfg, method = self.config, self.oneshot
+        splits = self.evaluator.splits()  # type: ignore[attr-defined]
+        task = self.evaluator.task(cfg.fidelity)
+        if is_language_model(task):
+            raise ConfigError(f"strategy {method.name!r} is one-shot; supernets are built for image "
+                              "classification, and this dataset is a language-model task")
+        train, valid = search_fidelity(splits.train, splits.valid, cfg.fidelity, cfg.seed)
+        elapsed0 = float(self.journal.get_meta("elapsed", 0.0))
+        time_left = None if cfg.budget.time is None else max(0.0, cfg.budget.time - elapsed0)
+        runner = OneShotSearch(method, self.space, task, train, valid, cfg.seed, self.journal, self.out_dir, time_left)
+        resumed = runner.load()
+        progress = Progress(method.epochs, runner.epoch, quiet=self.quiet, label=method.name)
+        if resumed:
+            progress.message(f"resuming {self.out_dir}: {runner.epoch} of {method.epochs} one-shot epochs done")
+        start = time.monotonic()
+
+        def on_epoch(record: dict[str, Any]) -> None:
+            self.journal.set_meta("elapsed", elapsed0 + time.monotonic() - start)
+            progress.epoch(record)
+
+        try:
+            arch = runner.run(on_epoch)
+        finally:
+            progress.close()
+        if runner.stopped:
+            self.journal.set_meta("oneshot_stopped", runner.stopped)
+            if not self.quiet:
+                print(runner.stopped, file=sys.stderr, flush=True)
+        return arch
 
     # -- after the search ----------------------------------------------------------
     def finalize(self) -> Optional[dict[str, Any]]:

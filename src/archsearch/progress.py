@@ -15,7 +15,7 @@ def _fmt(x: Optional[float]) -> str:
 
 class Progress:
     def __init__(self, total: int, done: int = 0, stream: Optional[TextIO] = None,
-                 live: Optional[bool] = None, quiet: bool = False) -> None:
+                 live: Optional[bool] = None, quiet: bool = False, label: str = "search") -> None:
         self.stream = stream or sys.stderr
         self.total, self.done = total, done
         self.quiet = quiet
@@ -29,11 +29,12 @@ class Progress:
             from rich.progress import TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
             self._bar = RichProgress(
-                TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("best {task.fields[best]}"), TimeElapsedColumn(), TextColumn("ETA"),
+                TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[what]} {task.fields[best]}"), TimeElapsedColumn(), TextColumn("ETA"),
                 TimeRemainingColumn(), console=Console(file=self.stream), transient=False,
             )
-            self._task = self._bar.add_task("search", total=total, completed=done, best="-")
+            self._task = self._bar.add_task(label, total=total, completed=done, best="-",
+                                            what="valid" if label != "search" else "best")
             self._bar.start()
 
     def message(self, text: str) -> None:
@@ -64,6 +65,19 @@ class Progress:
         else:
             print(f"trial {trial.number:>4} failed    {(trial.error or '').splitlines()[0]}  "
                   f"[{self.done}/{self.total}] elapsed {elapsed:.0f}s", file=self.stream, flush=True)
+
+    def epoch(self, record: dict[str, Any]) -> None:
+        """One one-shot epoch done: its losses, the supernet's valid accuracy, the derived architecture."""
+        self.done = int(record["epoch"])
+        losses = "  ".join(f"{k} {v:.4f}" for k, v in record.items()
+                           if k.endswith("loss") and isinstance(v, float))
+        text = (f"epoch {self.done:>3}/{self.total}  {losses}  valid_acc {_fmt(record.get('valid_acc'))}  "
+                f"skips {record.get('skips', 0)}  {record.get('seconds', 0.0):.1f}s  {record.get('arch', '')}")
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done, best=_fmt(record.get("valid_acc")))
+            self._bar.console.print(text, highlight=False)
+        elif not self.quiet:
+            print(text, file=self.stream, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -44,12 +44,18 @@ class Registry(Generic[T]):
             ) from None
 
     def option_names(self, name: str, skip: tuple[str, ...] = ()) -> list[str]:
-        sig = inspect.signature(self.get(name).__init__)
-        return [
-            p.name
-            for p in list(sig.parameters.values())[1:]
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in skip
-        ]
+        """The constructor's named parameters; a constructor taking ``**options`` passes them on to
+        its base class, whose named parameters are then valid too (shared options live once)."""
+        names: list[str] = []
+        for klass in self.get(name).__mro__:
+            if "__init__" not in vars(klass):
+                continue
+            params = list(inspect.signature(vars(klass)["__init__"]).parameters.values())[1:]
+            names += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                      and p.name not in skip and p.name not in names]
+            if not any(p.kind is p.VAR_KEYWORD for p in params):
+                break
+        return names
 
     def check_options(self, name: str, options: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
         valid = self.option_names(name, skip)
@@ -68,3 +74,32 @@ class Registry(Generic[T]):
             return cls(*args, **options)
         except TypeError as exc:  # wrong option type reaching the constructor
             raise ConfigError(f"bad options for {self.kind} {name!r}: {exc}") from exc
+
+
+class RegistryUnion:
+    """Several registries read as one kind: the ``strategy`` section names either an ask/tell
+    strategy or a one-shot method, and a bad name lists both."""
+
+    def __init__(self, kind: str, *parts: Registry[Any]) -> None:
+        self.kind, self.parts = kind, parts
+
+    def names(self) -> list[str]:
+        return sorted(n for part in self.parts for n in part.names())
+
+    def __contains__(self, name: object) -> bool:
+        return any(name in part for part in self.parts)
+
+    def _part(self, name: str) -> Registry[Any]:
+        for part in self.parts:
+            if name in part:
+                return part
+        raise UnknownNameError(f"unknown {self.kind} {name!r} (valid: {', '.join(self.names())})")
+
+    def get(self, name: str) -> type:
+        return self._part(name).get(name)
+
+    def option_names(self, name: str, skip: tuple[str, ...] = ()) -> list[str]:
+        return self._part(name).option_names(name, skip)
+
+    def check_options(self, name: str, options: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
+        self._part(name).check_options(name, options, skip)

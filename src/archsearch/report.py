@@ -37,7 +37,30 @@ def summary(journal: Journal) -> dict[str, Any]:
     calibration = journal.get_meta("calibration")  # search --calibrate K: the trust meter's result
     if calibration is not None:
         out["calibration"] = calibration
+    epochs = journal.epochs()  # a one-shot search: one record per supernet epoch
+    if epochs:
+        out["oneshot_epochs"] = epochs
+        stopped = journal.get_meta("oneshot_stopped")
+        if stopped:
+            out["oneshot_stopped"] = stopped
     return out
+
+
+def epochs_table(data: dict[str, Any]) -> Any:
+    """A one-shot search's epochs: losses, supernet valid accuracy, skips, derived architecture."""
+    from rich.table import Table
+
+    records = data.get("oneshot_epochs", [])
+    losses = [k for k in records[0] if k.endswith("loss") or k in ("tau", "reward")] if records else []
+    table = Table(title="one-shot epochs")
+    for col in ("epoch", *losses, "valid_acc", "param_free", "skips", "seconds", "derived architecture"):
+        table.add_column(col, justify="left" if col == "derived architecture" else "right",
+                         overflow="fold" if col == "derived architecture" else "ellipsis")
+    for r in records:
+        table.add_row(str(r["epoch"]), *(f"{r.get(k, float('nan')):.4f}" for k in losses),
+                      f"{r.get('valid_acc', float('nan')):.4f}", str(r.get("param_free", "")), str(r.get("skips", "")),
+                      f"{r.get('seconds', 0.0):.1f}", str(r.get("arch", "")))
+    return table
 
 
 MULTI_OBJECTIVE_METRICS = ("latency_b1", "mnas_reward", "violation")

@@ -1,5 +1,10 @@
-"""One-shot search: supernets that share weights across every architecture of a space."""
+"""One-shot search: supernets that share weights across every architecture of a space.
 
-from archsearch.oneshot.supernet import ChoicePoint, Supernet, mix
+``supernet.py`` is the protocol spaces implement; ``base.py`` the one methods implement
+(DARTS, GDAS, ENAS, SPOS register themselves in ``ONESHOT``); ``search.py`` runs them.
+"""
 
-__all__ = ["ChoicePoint", "Supernet", "mix"]
+from archsearch.oneshot.supernet import ChoicePoint, Supernet, mix  # noqa: I001 - first: spaces import it
+from archsearch.oneshot.base import ONESHOT, OneShotMethod, create_oneshot, register_oneshot
+
+__all__ = ["ChoicePoint", "ONESHOT", "OneShotMethod", "Supernet", "create_oneshot", "mix", "register_oneshot"]

@@ -214,6 +214,22 @@ class Journal:
             ))
         return out
 
+    # -- one-shot search epochs ---------------------------------------------------
+    _EPOCHS = "CREATE TABLE IF NOT EXISTS epochs (epoch INTEGER PRIMARY KEY, record TEXT NOT NULL)"
+
+    def put_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+        """A one-shot search's record of one supernet epoch (losses, valid accuracy, derived
+        architecture, alphas). Written again identically when a resumed search repeats it."""
+        with self._tx():
+            self._db.execute(self._EPOCHS)
+            self._db.execute("INSERT OR REPLACE INTO epochs VALUES (?, ?)", (int(epoch), json.dumps(record)))
+
+    def epochs(self) -> list[dict[str, Any]]:
+        """The one-shot epoch records in order (none for a multi-trial search)."""
+        if self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='epochs'").fetchone() is None:
+            return []
+        return [json.loads(r[0]) for r in self._db.execute("SELECT record FROM epochs ORDER BY epoch")]
+
     def raw_trials(self) -> list[dict[str, Any]]:
         """Trials as plain dicts (architecture kept as its string), for reports that need no space."""
         return list(self._rows("SELECT * FROM trials ORDER BY number"))
