@@ -76,3 +76,23 @@ def journal_rows(out: str) -> list[dict]:
         return [dict(r) for r in con.execute("SELECT * FROM trials ORDER BY number")]
     finally:
         con.close()
+
+
+# Tiny options for every space with a supernet (one-shot tests).
+TINY_SUPERNET_SPACES = {
+    "nb201": {"channels": 4, "cells_per_stage": 1},
+    "darts": {"channels": 4, "cells": 2, "nodes": 2},
+    "skip_chain": {"layers": 3, "filters": [4, 8], "supernet_filters": 8, "stem_channels": 4},
+}
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: thread hand-offs cost more than the maths on a shared 2-core machine.
+    Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -22,7 +22,7 @@ def assert_one_line_error(code: int, err: str, *needles: str) -> None:
 
 @pytest.mark.parametrize("args, needles", [
     (["--space", "resnet"], ["unknown space 'resnet'", "valid: chain"]),
-    (["--strategy", "anneal"], ["unknown strategy 'anneal'", "valid: bananas, bohb, evolution, grid, hyperband, local_search, nsga2, prefilter, random, reinforce, successive_halving, tpe, warm_start"]),
+    (["--strategy", "anneal"], ["unknown strategy 'anneal'", "valid: bananas, bohb, darts, enas, evolution, gdas, grid, hyperband, local_search, nsga2, prefilter, random, reinforce, spos, successive_halving, tpe, warm_start"]),
     (["--executor", "slurm"], ["unknown executor 'slurm'", "valid: inline, process, ray"]),
     (["--dataset", "imagenet"], ["unknown dataset 'imagenet'", "digits"]),
     (["--set", "evaluator.name=oracle"], ["unknown evaluator 'oracle'", "valid: proxy, tabular, train"]),

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 
 from archsearch.errors import ConfigError
 from archsearch.oneshot.base import ONESHOT, OneShotMethod
-from archsearch.oneshot.search import CHECKPOINT, OneShotSearch, accuracy
+from archsearch.oneshot.base import accuracy
+from archsearch.oneshot.search import CHECKPOINT, OneShotSearch
 
 NB201_TINY = ["--space", "nb201", "--set", "space.channels=4", "--set", "space.cells_per_stage=1",
               "--data-fraction", "0.3", "--epochs", "1", "--set", "final.enabled=false", "--quiet"]

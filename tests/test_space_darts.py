@@ -375,3 +375,62 @@ def test_one_hot_path_runs_only_the_selected_candidates():
     n = net.edges_per_cell
     expect = sorted((c, e, path[e + (n if cell.reduction else 0)]) for c, cell in enumerate(net.cells) for e in range(n))
     assert sorted(calls) == expect
+
+
+# -- PC-DARTS partial channels -------------------------------------------------------------
+def edge_op_params(net):
+    return sum(p.numel() for cell in net.cells for p in cell.edges.parameters())
+
+
+def test_partial_channels_shrink_the_edge_ops_and_keep_every_shape():
+    space = supernet_space(channels=8, cells=3, nodes=2)
+    full = space.supernet(CIFAR)
+    assert space.supernet(CIFAR, partial_channels=None).state_dict().keys() == full.state_dict().keys()
+    weights = [torch.full((len(OPS),), 1.0 / len(OPS)) for _ in full.choice_points]
+    x = torch.randn(2, 3, 32, 32)
+    shapes = {}
+    for k in (1, 2, 4):
+        net = space.supernet(CIFAR, partial_channels=k)
+        seen = []
+        hooks = [cell.register_forward_hook(lambda m, i, o: seen.append(o.shape)) for cell in net.cells]
+        assert net(x, weights).shape == (2, 10)
+        shapes[k] = seen
+        for h in hooks:
+            h.remove()
+        ratio = edge_op_params(full) / edge_op_params(net)
+        assert k <= ratio <= k * k, (k, ratio)  # depthwise weights shrink K-fold, pointwise K^2-fold
+    assert shapes[1] == shapes[2] == shapes[4]
+    assert edge_op_params(space.supernet(CIFAR, partial_channels=1)) == edge_op_params(full)
+
+
+def test_partial_mix_runs_one_kth_of_the_channels_and_passes_the_rest():
+    from archsearch.spaces.darts import channel_shuffle, edge_op, partial_mix
+
+    k, c = 4, 8
+    x = torch.randn(2, c, 5, 5)
+    w = torch.tensor([0.3, 0.7])
+    for stride in (1, 2):
+        ops = [edge_op(name, c // k, stride, affine=False) for name in ("sep_conv_3x3", "skip_connect")]
+        out = partial_mix(ops, x, w, k)
+        size = 5 if stride == 1 else 3
+        assert out.shape == (2, c, size, size)
+        unshuffled = channel_shuffle(out, c // k)  # the inverse of a K-group shuffle of C channels
+        head = w[0] * ops[0](x[:, : c // k]) + w[1] * ops[1](x[:, : c // k])
+        rest = x[:, c // k:] if stride == 1 else torch.nn.functional.max_pool2d(x[:, c // k:], 2, 2, ceil_mode=True)
+        assert torch.allclose(unshuffled[:, : c // k], head, atol=1e-6)
+        assert torch.equal(unshuffled[:, c // k:], rest)
+
+
+def test_partial_channels_must_divide_the_channels():
+    message = r"^strategy.partial_channels=3 must divide space.channels=4 \(valid: 1, 2, 4\)$"
+    with pytest.raises(ConfigError, match=message):
+        supernet_space(channels=4).supernet(DIGITS, partial_channels=3)
+    with pytest.raises(ConfigError, match="strategy.partial_channels must be an integer >= 1"):
+        supernet_space(channels=4).supernet(DIGITS, partial_channels=0)
+
+
+def test_node_groups_are_the_edges_entering_each_node():
+    net = supernet_space(nodes=3).supernet(DIGITS)
+    assert net.node_groups == [(0, 2), (2, 5), (5, 9), (9, 11), (11, 14), (14, 18)]
+    assert [net.choice_points[e].name for e in range(*net.node_groups[4])] == [
+        "reduce.node1.input0", "reduce.node1.input1", "reduce.node1.input2"]

@@ -22,6 +22,7 @@ from archsearch.registry import RegistryUnion
 from archsearch.spaces import SPACES, Architecture, Decision, SearchSpace, create_space
 from archsearch.storage import Journal
 from archsearch.strategies import STRATEGIES, Strategy, create_strategy
+from archsearch.oneshot import darts, enas, gdas, spos  # noqa: E402,F401,I001 - each registers itself
 
 
 def registries() -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -28,16 +29,23 @@ class Task:
         return cls(tuple(d["input_shape"]), int(d["num_classes"]), d.get("kind", "classification"))
 
 
+MAX_SCALE = 16.0  # largest fidelity.width / fidelity.depth multiplier
+
+
 @dataclass(frozen=True)
 class Fidelity:
     """How much effort one evaluation spends. Lower fidelity is cheaper and (one hopes) keeps the ranking.
 
-    ``resolution`` resizes square image inputs (None keeps the native size).
+    ``resolution`` resizes square image inputs (None keeps the native size). ``width`` and
+    ``depth`` scale the network: channels and layers/cells are multiplied by them and rounded, never
+    below the space's minimum (:meth:`SearchSpace.scaled`); above 1 makes it larger.
     """
 
     epochs: int = 10
     data_fraction: float = 1.0
     resolution: Optional[int] = None
+    width: float = 1.0
+    depth: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.epochs, int) or isinstance(self.epochs, bool) or self.epochs < 1:
@@ -47,13 +55,19 @@ class Fidelity:
             raise ConfigError(f"fidelity.data_fraction must be in (0, 1], got {self.data_fraction!r}")
         if self.resolution is not None and (not isinstance(self.resolution, int) or self.resolution < 1):
             raise ConfigError(f"fidelity.resolution must be a positive integer or null, got {self.resolution!r}")
+        for key in ("width", "depth"):
+            value = getattr(self, key)
+            if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+                    or not 0.0 < value <= MAX_SCALE):
+                raise ConfigError(f"fidelity.{key} must be a number in (0, {MAX_SCALE:g}] (a multiplier), got {value!r}")
+            object.__setattr__(self, key, float(value))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Fidelity":
-        return cls(**d)
+        return cls(**d)  # journals written before width/depth existed lack them: the defaults apply
 
 
 @dataclass(frozen=True)

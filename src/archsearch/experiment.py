@@ -79,6 +79,7 @@ class Experiment:
         else:
             self.strategy = create_strategy(config.strategy["name"], self.space, config.seed,
                                             **config.options("strategy"))
+        self.space.scaled(config.fidelity.width, config.fidelity.depth)  # a space that cannot scale says so now
         # executors start workers lazily, so building one here only checks its options
         self.executor: Executor = create_executor(config.executor["name"], **config.options("executor"))
 
@@ -239,6 +240,7 @@ class Experiment:
         return Trial(number, arch, TrialState.WAITING, fidelity, proposal.parent)
 
     def _submit(self, executor: Executor, trial: Trial) -> None:
+        self.space.scaled(trial.fidelity.width, trial.fidelity.depth)  # a space that cannot scale refuses once, here
         self.journal.mark_running(trial.number)
         seed = trial_seed(self.config.seed, trial.number)
         init = self._parent_weights(trial) if self._inherits() else None
@@ -340,7 +342,8 @@ class Experiment:
         train, valid = search_fidelity(splits.train, splits.valid, cfg.fidelity, cfg.seed)
         elapsed0 = float(self.journal.get_meta("elapsed", 0.0))
         time_left = None if cfg.budget.time is None else max(0.0, cfg.budget.time - elapsed0)
-        runner = OneShotSearch(method, self.space, task, train, valid, cfg.seed, self.journal, self.out_dir, time_left)
+        space = self.space.scaled(cfg.fidelity.width, cfg.fidelity.depth)  # the supernet at the search fidelity
+        runner = OneShotSearch(method, space, task, train, valid, cfg.seed, self.journal, self.out_dir, time_left)
         resumed = runner.load()
         progress = Progress(method.epochs, runner.epoch, quiet=self.quiet, label=method.name)
         if resumed:

@@ -12,7 +12,7 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Optional
+from typing import ClassVar, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -84,12 +84,14 @@ def describe_failure(exc: BaseException) -> str:
 
 def run_trial(evaluator: Evaluator, space: SearchSpace, arch: Architecture, fidelity: Fidelity,
               seed: int, threads: int | None = None,
-              init: Optional[dict[str, torch.Tensor]] = None) -> EvalResult:
+              init: Optional[dict[str, torch.Tensor]] = None,
+              reference: Optional[Sequence[Sequence[float]]] = None) -> EvalResult:
     """Evaluate one trial, never raising: what executors run in their workers.
 
     The evaluator's per-process set-up (data loading) runs before the clock starts, so a
     worker's first trial does not report a higher cost than the others. ``init`` (a parent's
-    weights) is passed on only when given, so evaluators written before inheritance still work.
+    weights) and ``reference`` (completed trials' curves, for early stopping) are passed on only
+    when given, so evaluators written before them still work.
     """
     start = time.perf_counter()
     try:
@@ -99,10 +101,12 @@ def run_trial(evaluator: Evaluator, space: SearchSpace, arch: Architecture, fide
             torch.set_num_threads(threads)
         evaluator.prepare()
         start = time.perf_counter()
-        if init is None:
-            result = evaluator.evaluate(space, arch, fidelity, seed)
-        else:
-            result = evaluator.evaluate(space, arch, fidelity, seed, init=init)
+        extra: dict[str, object] = {}
+        if init is not None:
+            extra["init"] = init
+        if reference is not None:
+            extra["reference"] = reference
+        result = evaluator.evaluate(space, arch, fidelity, seed, **extra)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a failed trial
         error = describe_failure(exc)
         if not isinstance(exc, TrialError):  # unexpected: keep where it happened

@@ -9,7 +9,8 @@ The task comes from the experiment's dataset. Data-dependent proxies (``snip``, 
 ``jacob_cov``) score every trial on the same minibatch of ``batch_size`` training examples,
 drawn once from ``data_seed``, so scores of different trials are comparable; each trial's
 network is initialised from the trial's seed. The fidelity (epochs, data fraction) has no
-meaning for a proxy and is ignored, except ``resolution``, which resizes the input.
+meaning for a proxy and is ignored, except ``resolution``, which resizes the input, and
+``width``/``depth``, which score the network built in ``space.scaled(width, depth)``.
 
 Final training: a proxy score is not an accuracy, and what a search must hand back is a
 trained network, so (unlike the table evaluator) the best architecture is still trained at the
@@ -79,7 +80,7 @@ class ProxyEvaluator(Evaluator):
     def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
                  init: Optional[dict[str, Any]] = None) -> EvalResult:  # nothing trained: init is ignored
         task = self.task(fidelity)
-        model = build_model(space, arch, task, seed)
+        model = build_model(space.scaled(fidelity.width, fidelity.depth), arch, task, seed)
         metrics = {"params": float(count_params(model)), "flops": float(count_flops(model, tuple(task.input_shape)))}
         metrics.update(score_model(model, task, [self.proxy], self.batch(task), seed, self.batch_size, consume=True))
         return EvalResult(TrialState.COMPLETE, metrics, 0.0, None, [])

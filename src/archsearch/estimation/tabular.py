@@ -8,6 +8,10 @@ the row as metrics; the ``reward`` column is the objective strategies maximise, 
 simulated training time. Querying an architecture the table lacks fails the trial with a
 message naming the table.
 
+A table was measured at its own, fixed fidelity: a trial's epochs, data fraction and resolution
+are ignored (the row is the same), but a fidelity ``width`` or ``depth`` other than 1 asks for
+other networks than the table's, so it is a ConfigError (checked when the search is created).
+
 The table is read once per process (cached by path and modification time) and never pickled,
 so executors ship only the path.
 """
@@ -101,6 +105,12 @@ def load_table(path: str, arch_column: str = "arch") -> Table:
     return table
 
 
+def _check_scale(fidelity: Fidelity) -> None:
+    if fidelity.width != 1.0 or fidelity.depth != 1.0:
+        raise ConfigError(f"evaluator 'tabular' looks networks up at the table's own size: fidelity.width and "
+                          f"fidelity.depth must be 1 (got {fidelity.width:g} and {fidelity.depth:g})")
+
+
 @register_evaluator("tabular")
 class TabularEvaluator(Evaluator):
     """Answers queries from a table of precomputed results (no training, no data)."""
@@ -142,6 +152,8 @@ class TabularEvaluator(Evaluator):
 
     def task(self, fidelity: Optional[Fidelity] = None) -> Task:
         """Nominal: the shapes the table's networks were trained for (used by reports and describe)."""
+        if fidelity is not None:
+            _check_scale(fidelity)
         return Task(self.input_shape, self.classes)
 
     def prepare(self) -> None:
@@ -150,6 +162,7 @@ class TabularEvaluator(Evaluator):
     def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
                  init: Optional[dict[str, Any]] = None) -> EvalResult:  # nothing trained: init is ignored
         start = time.perf_counter()
+        _check_scale(fidelity)
         row = self.table().rows.get(str(arch))
         if row is None:
             raise TrialError(f"architecture {arch} is not in the table {self.table_path} "

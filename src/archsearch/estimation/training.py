@@ -13,15 +13,17 @@ and :meth:`TrainingEvaluator.settings` applies them over the evaluator's options
 from __future__ import annotations
 
 import math
+import statistics
 import time
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from archsearch.core import EvalResult, Fidelity, Task, TrialState
+from archsearch.core import EvalResult, Fidelity, Task, Trial, TrialState
 from archsearch.data.base import Split, Splits, load_splits
+from archsearch.devices import check_device, resolve_device
 from archsearch.errors import ConfigError
 from archsearch.estimation.base import (
     Evaluator, FinalResult, TrialError, TrialTimeout, count_flops, count_params, register_evaluator,
@@ -36,6 +38,7 @@ from archsearch.spaces.base import Architecture, SearchSpace
 
 OPTIMIZERS = ("adamw", "sgd")
 REWARDS = ("valid_acc", "mnas")
+EARLY_STOPS = ("none", "median")
 # training settings an architecture may override for its own trials (see training_overrides)
 TRAINING_KEYS = ("lr", "weight_decay", "batch_size", "optimizer", "label_smoothing", "epochs")
 
@@ -82,33 +85,6 @@ def training_overrides(arch: Architecture) -> dict[str, Any]:
     return overrides
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def _check_device(device: object) -> None:
-    """Refuse a device this machine does not have now, rather than fail every trial later."""
-    valid = "auto, cpu, cuda, cuda:N or mps"
-    if not isinstance(device, str):
-        raise ConfigError(f"evaluator.device must be one of {valid} (got {device!r})")
-    if device == "auto":
-        return
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"evaluator.device must be one of {valid} (got {device!r})") from None
-    if dev.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0 or (dev.index is not None and dev.index >= count):
-            raise ConfigError(f"evaluator.device {device!r}: this machine has {count} CUDA device(s)")
-    elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("evaluator.device 'mps': MPS is not available on this machine")
-    elif dev.type not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"evaluator.device must be one of {valid} (got {device!r})")
-
-
 def _prepare(split: Split, fidelity: Fidelity, generator: torch.Generator, subset: bool) -> Split:
     x, y = split.x, split.y
     if subset and fidelity.data_fraction < 1.0:
@@ -152,11 +128,13 @@ def train_model(
     valid: Optional[Split] = None,
     deadline: Optional[float] = None,
     grad_clip: Optional[float] = None,
+    stop: Optional[Callable[[list[dict[str, float]]], bool]] = None,
 ) -> list[dict[str, float]]:
     """Train in place; returns the learning curve (one dict per epoch).
 
     Language models ((B, T, V) logits against (B, T) targets) train on the mean per-token loss;
-    ``grad_clip`` clips the gradient norm before each step.
+    ``grad_clip`` clips the gradient norm before each step. ``stop(curve)``, called after every
+    epoch but the last, ends training early when it returns True (the curve then is shorter).
     """
     model.to(device)
     x_all, y_all = train.x.to(device), train.y.to(device)
@@ -200,6 +178,8 @@ def train_model(
             if valid.y.dim() == 2:  # token targets: a language model
                 point.update(lm_metrics("valid", point["valid_loss"]))
         curve.append(point)
+        if stop is not None and epoch < epochs and stop(curve):
+            break
     return curve
 
 
@@ -219,6 +199,49 @@ def inherit_weights(model: nn.Module, init: dict[str, torch.Tensor]) -> float:
     total = sum(p.numel() for p in model.parameters())
     inherited = sum(p.numel() for name, p in model.named_parameters() if name in copied)
     return inherited / total if total else 0.0
+
+
+class MedianStop:
+    """The median stopping rule (Golovin et al. 2017, Google Vizier; Optuna's ``MedianPruner``).
+
+    After epoch t > ``warmup`` a trial stops if its best ``key`` value so far is strictly worse
+    (lower) than the median of ``reference[t - 1]``: the best values up to epoch t of completed
+    trials at the same fidelity (:func:`median_reference`). With fewer than ``min_trials`` of
+    those it never stops. ``stopped_at`` is the epoch it stopped after (0: it ran fully).
+    """
+
+    def __init__(self, reference: Sequence[Sequence[float]], key: str, warmup: int = 1, min_trials: int = 3) -> None:
+        self.reference, self.key, self.warmup, self.min_trials = reference, key, warmup, min_trials
+        self.stopped_at = 0
+
+    def __call__(self, curve: list[dict[str, float]]) -> bool:
+        t = len(curve)
+        if t <= self.warmup or t > len(self.reference) or len(self.reference[t - 1]) < self.min_trials:
+            return False
+        values = [v for v in (point.get(self.key, math.nan) for point in curve) if math.isfinite(v)]
+        if values and max(values) >= statistics.median(self.reference[t - 1]):
+            return False
+        self.stopped_at = t
+        return True
+
+
+def median_reference(trials: Sequence[Trial], fidelity: Fidelity, key: str) -> list[list[float]]:
+    """What :class:`MedianStop` compares with: for each epoch t (index t - 1), the best ``key`` value
+    up to epoch t of every complete trial at ``fidelity`` that trained in full from scratch (trials
+    stopped early or started from inherited weights are left out, as Optuna leaves out pruned ones)."""
+    reference: list[list[float]] = [[] for _ in range(fidelity.epochs)]
+    for trial in trials:
+        if (trial.state is not TrialState.COMPLETE or trial.fidelity != fidelity
+                or trial.metrics.get("stopped_early") or trial.metrics.get("inherited")):
+            continue
+        best = -math.inf
+        for t, point in enumerate(trial.curve[: fidelity.epochs]):
+            value = point.get(key, math.nan)
+            if math.isfinite(value):
+                best = max(best, value)
+            if best > -math.inf:
+                reference[t].append(best)
+    return reference
 
 
 @register_evaluator("train")
@@ -249,6 +272,17 @@ class TrainingEvaluator(Evaluator):
     parent's weights (``init``) starts from every tensor whose name and shape match
     (:func:`inherit_weights`; metric ``inherited``, the fraction of parameters copied) and trains
     ``inherit_epochs`` epochs (null: the fidelity's) when it inherited anything.
+
+    The fidelity's ``width`` and ``depth`` build each search trial's network in
+    ``space.scaled(width, depth)``; final training builds at full scale.
+
+    Early stopping (off by default): with ``early_stop: median`` a trial stops after epoch t
+    (t > ``early_stop_warmup``) when its best validation value so far is strictly below the median
+    of completed trials' best values up to t at the same fidelity (:class:`MedianStop`; the
+    experiment ships those curves with each trial, see :meth:`stop_reference`), once at least
+    ``early_stop_min_trials`` such trials exist. A stopped trial completes with its last values
+    (a low-fidelity estimate strategies still learn from) and metric ``stopped_early``, the epoch
+    it stopped after (0: it ran fully).
     """
 
     def __init__(
@@ -273,7 +307,18 @@ class TrainingEvaluator(Evaluator):
         constraints: Optional[dict[str, Any]] = None,
         inherit: bool = False,
         inherit_epochs: Optional[int] = None,
+        early_stop: str = "none",
+        early_stop_warmup: int = 1,
+        early_stop_min_trials: int = 3,
     ) -> None:
+        if early_stop not in EARLY_STOPS:
+            raise ConfigError(f"evaluator.early_stop must be one of: {', '.join(EARLY_STOPS)} (got {early_stop!r})")
+        for key, value, low in (("early_stop_warmup", early_stop_warmup, 0),
+                                ("early_stop_min_trials", early_stop_min_trials, 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ConfigError(f"evaluator.{key} must be an integer >= {low}, got {value!r}")
+        self.early_stop, self.early_stop_warmup = early_stop, early_stop_warmup
+        self.early_stop_min_trials = early_stop_min_trials
         if not isinstance(inherit, bool):
             raise ConfigError(f"evaluator.inherit must be true or false, got {inherit!r}")
         if inherit_epochs is not None and (not isinstance(inherit_epochs, int) or isinstance(inherit_epochs, bool)
@@ -285,7 +330,7 @@ class TrainingEvaluator(Evaluator):
             check_training_option(key, value)
         if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
             raise ConfigError(f"evaluator.timeout must be a positive number of seconds or null, got {timeout!r}")
-        _check_device(device)
+        check_device(device, "evaluator.device")
         if grad_clip is not None and (not isinstance(grad_clip, (int, float)) or isinstance(grad_clip, bool)
                                       or not 0 <= grad_clip < math.inf):
             raise ConfigError(f"evaluator.grad_clip must be a number >= 0 (0: no clipping) or null, got {grad_clip!r}")
@@ -341,6 +386,16 @@ class TrainingEvaluator(Evaluator):
             return "mnas_reward"
         return LM_OBJECTIVE if is_language_model(self.splits().task) else "valid_acc"
 
+    def curve_key(self) -> str:
+        """The learning-curve value early stopping compares (higher is better)."""
+        return LM_OBJECTIVE if is_language_model(self.splits().task) else "valid_acc"
+
+    def stop_reference(self, trials: Sequence[Trial], fidelity: Fidelity) -> Optional[list[list[float]]]:
+        """The reference curves a trial at ``fidelity`` is judged against (None: no early stopping)."""
+        if self.early_stop == "none":
+            return None
+        return median_reference(trials, fidelity, self.curve_key())
+
     def clip_norm(self) -> Optional[float]:
         """The gradient-norm limit for this task (None: no clipping)."""
         if self.grad_clip is None:
@@ -370,16 +425,18 @@ class TrainingEvaluator(Evaluator):
 
     def _train(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
                train: Split, valid: Optional[Split], init: Optional[dict[str, torch.Tensor]] = None,
+               stop: Optional[MedianStop] = None,
                ) -> tuple[nn.Module, list[dict[str, float]], float, Optional[float]]:
-        """Build (seeded), start from ``init``'s matching tensors if given, train. The fourth value
-        is the inherited fraction (None when no ``init`` was given)."""
+        """Build (seeded, at the fidelity's width and depth), start from ``init``'s matching tensors
+        if given, train (``stop`` may end it early). The fourth value is the inherited fraction
+        (None when no ``init`` was given)."""
         hp = self.settings(arch, fidelity)
         device = resolve_device(self.device)
         generator = torch.Generator().manual_seed(seed)
         cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
         with torch.random.fork_rng(devices=cuda):  # weight init seeded per trial, global state untouched
             torch.manual_seed(seed)
-            model = space.build(arch, self.task(fidelity))
+            model = space.scaled(fidelity.width, fidelity.depth).build(arch, self.task(fidelity))
         inherited = inherit_weights(model, init) if init is not None else None
         epochs = hp["epochs"]
         if inherited and self.inherit_epochs is not None:  # a child that inherited needs fewer epochs
@@ -390,18 +447,24 @@ class TrainingEvaluator(Evaluator):
             model, train, epochs, batch_size=hp["batch_size"], lr=float(hp["lr"]),
             weight_decay=float(hp["weight_decay"]), optimizer=hp["optimizer"],
             label_smoothing=float(hp["label_smoothing"]), generator=generator, device=device, valid=valid,
-            deadline=deadline, grad_clip=self.clip_norm(),
+            deadline=deadline, grad_clip=self.clip_norm(), stop=stop,
         )
         return model, curve, time.perf_counter() - start, inherited
 
     def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
-                 init: Optional[dict[str, torch.Tensor]] = None) -> EvalResult:
+                 init: Optional[dict[str, torch.Tensor]] = None,
+                 reference: Optional[Sequence[Sequence[float]]] = None) -> EvalResult:
+        """Train and measure one trial. ``reference`` (from :meth:`stop_reference`) enables the
+        median rule when ``early_stop`` asks for it."""
         start = time.perf_counter()
         splits = self.splits()
         generator = torch.Generator().manual_seed(seed + 7919)
         train = _prepare(splits.train, fidelity, generator, subset=True)
         valid = _prepare(splits.valid, fidelity, generator, subset=False)
-        model, curve, train_time, inherited = self._train(space, arch, fidelity, seed, train, valid, init)
+        stop = None
+        if self.early_stop == "median" and reference is not None:
+            stop = MedianStop(reference, self.curve_key(), self.early_stop_warmup, self.early_stop_min_trials)
+        model, curve, train_time, inherited = self._train(space, arch, fidelity, seed, train, valid, init, stop)
         last = curve[-1]
         metrics = {
             "valid_acc": last["valid_acc"], "valid_loss": last["valid_loss"], "train_loss": last["train_loss"],
@@ -410,6 +473,8 @@ class TrainingEvaluator(Evaluator):
         }
         if is_language_model(splits.task):
             metrics.update(lm_metrics("valid", last["valid_loss"]))
+        if self.early_stop != "none":
+            metrics["stopped_early"] = float(stop.stopped_at if stop is not None else 0)
         if self.measures_latency() or self.constraints:
             metrics.update(self._objective_metrics(model, splits.task, tuple(train.x.shape[1:]), metrics))
         weights = None

@@ -30,9 +30,11 @@ class TrialCall:
     fidelity: Fidelity
     seed: int
     init: Optional[dict[str, Any]] = None  # a parent's state dict (weight inheritance), shipped with the call
+    reference: Optional[list[list[float]]] = None  # completed trials' best-so-far curves (median-rule early stopping)
 
     def __call__(self, threads: Optional[int] = None) -> EvalResult:
-        return run_trial(self.evaluator, self.space, self.arch, self.fidelity, self.seed, threads, self.init)
+        return run_trial(self.evaluator, self.space, self.arch, self.fidelity, self.seed, threads, self.init,
+                         self.reference)
 
 
 class Executor(ABC):

@@ -11,8 +11,8 @@ checkpoints and the evaluation of the derived architecture. The contract, in cal
 3. ``setup(supernet, steps_per_epoch)`` after the supernet is on ``self.device``: create the
    architecture parameters and the optimisers;
 4. per epoch: ``step(train, valid)`` once per batch pair, then ``end_epoch(epoch)``;
-5. ``derive(score)`` at the end of every epoch (the journal records the current architecture)
-   and once more for the result;
+5. ``derive(score)`` at the end of every epoch (the journal records the current architecture);
+   the last epoch's is the result;
 6. ``state_dict()`` / ``load_state_dict()`` between any two epochs: a resumed search continues
    exactly as if it had never stopped.
 
@@ -23,15 +23,17 @@ tensors and plain Python values: checkpoints are loaded with ``weights_only=True
 
 from __future__ import annotations
 
+import contextlib
 import math
 from abc import ABC, abstractmethod
-from typing import Any, Callable, ClassVar, Optional, Sequence
+from typing import Any, Callable, ClassVar, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from archsearch.devices import check_device
 from archsearch.errors import ConfigError
 from archsearch.oneshot.supernet import Supernet
 from archsearch.registry import Registry
@@ -62,26 +64,6 @@ def check_number(key: str, value: Any, low: float, high: float = math.inf, integ
         lo = f"> {low:g}" if low_open else f">= {low:g}"
         hi = "" if high == math.inf else f" and <= {high:g}"
         raise ConfigError(f"strategy.{key} must be {kind} {lo}{hi}{' or null' if none else ''}, got {value!r}")
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto``: CUDA when this machine has it, else CPU. Refuses a device it does not have."""
-    valid = "auto, cpu, cuda, cuda:N"
-    if not isinstance(device, str):
-        raise ConfigError(f"strategy.device must be one of {valid} (got {device!r})")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"strategy.device must be one of {valid} (got {device!r})") from None
-    if dev.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0 or (dev.index is not None and dev.index >= count):
-            raise ConfigError(f"strategy.device {device!r}: this machine has {count} CUDA device(s)")
-    elif dev.type != "cpu":
-        raise ConfigError(f"strategy.device must be one of {valid} (got {device!r})")
-    return dev
 
 
 class OneShotMethod(ABC):
@@ -123,7 +105,7 @@ class OneShotMethod(ABC):
         self.space, self.seed = space, seed
         self.epochs, self.batch_size = epochs, batch_size
         self.lr, self.lr_min, self.weight_decay, self.grad_clip = float(lr), float(lr_min), float(weight_decay), float(grad_clip)
-        self.device = resolve_device(device)
+        self.device = check_device(device, "strategy.device")
         self.max_skips, self.stop_skips = max_skips, stop_skips
         self.generator = torch.Generator().manual_seed(int(seed))
         self.rng = np.random.default_rng(seed)
@@ -178,7 +160,7 @@ class OneShotMethod(ABC):
         assert self.w_optimizer is not None and self.w_scheduler is not None
         self.w_optimizer.load_state_dict(state["w_optimizer"])
         self.w_scheduler.load_state_dict(state["w_scheduler"])
-        self.generator.set_state(state["generator"])
+        self.generator.set_state(state["generator"].cpu())
         self.rng.bit_generator.state = _rng_from(state["rng"])
 
     # -- helpers for subclasses ------------------------------------------------------
@@ -212,6 +194,48 @@ class OneShotMethod(ABC):
             weakest = min(skips, key=lambda i: (float(rows[i][path[i]]), -i))
             rows[weakest][path[weakest]] = -math.inf
             arch = self.supernet.derive(rows)
+
+
+@contextlib.contextmanager
+def batch_statistics(net: nn.Module) -> Iterator[None]:
+    """Evaluate with each batch's own BN statistics, leaving the running ones untouched.
+
+    A supernet's running statistics mix every path it trained; one path's activations are
+    normalised correctly only by their own batch statistics (SPOS recalibrates for the same
+    reason). Momentum 0 keeps the running buffers as they are.
+    """
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    saved = [(m.training, m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
+             for m in norms]
+    was_training = net.training
+    net.train()
+    for m in norms:
+        m.momentum = 0.0
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        net.train(was_training)
+        for m, (training, momentum, tracked) in zip(norms, saved):
+            m.train(training)
+            m.momentum = momentum
+            if tracked is not None:
+                m.num_batches_tracked.copy_(tracked)
+
+
+def accuracy(net: Supernet, weights: Sequence[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+             batch_size: int) -> float:
+    """The supernet's accuracy on (x, y) under ``weights`` (batch statistics, no grad)."""
+    correct = 0
+    starts = list(range(0, len(y), batch_size))
+    if len(starts) > 1 and len(y) - starts[-1] == 1:  # batch statistics need two examples: join the last one
+        starts.pop()
+    bounds = starts[1:] + [len(y)]
+    with batch_statistics(net):
+        for i, j in zip(starts, bounds):
+            logits = net(x[i:j], weights)
+            correct += int((logits.argmax(1) == y[i:j]).sum())
+    return correct / max(len(y), 1)
 
 
 def count_param_free(supernet: Supernet, arch: Architecture) -> dict[str, int]:

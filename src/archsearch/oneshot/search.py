@@ -22,67 +22,23 @@ trial and trains it from scratch in final training.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
-import torch.nn as nn
 
 from archsearch.core import Fidelity, Task
 from archsearch.data.base import Split
 from archsearch.errors import ConfigError, JournalError
-from archsearch.oneshot.base import OneShotMethod, count_param_free
+from archsearch.oneshot.base import OneShotMethod, accuracy, count_param_free
 from archsearch.oneshot.supernet import Supernet
 from archsearch.spaces.base import Architecture, SearchSpace
 
 CHECKPOINT = "oneshot.pt"
 FORMAT = "archsearch.oneshot/1"
 SCORE_SAMPLES = 512  # valid images the score function (ENAS/SPOS ranking) reads: a fixed subset
-
-
-@contextlib.contextmanager
-def batch_statistics(net: nn.Module) -> Iterator[None]:
-    """Evaluate with each batch's own BN statistics, leaving the running ones untouched.
-
-    A supernet's running statistics mix every path it trained; one path's activations are
-    normalised correctly only by their own batch statistics (SPOS recalibrates for the same
-    reason). Momentum 0 keeps the running buffers as they are.
-    """
-    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [(m.training, m.momentum, m.num_batches_tracked.clone() if m.num_batches_tracked is not None else None)
-             for m in norms]
-    was_training = net.training
-    net.train()
-    for m in norms:
-        m.momentum = 0.0
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        net.train(was_training)
-        for m, (training, momentum, tracked) in zip(norms, saved):
-            m.train(training)
-            m.momentum = momentum
-            if tracked is not None:
-                m.num_batches_tracked.copy_(tracked)
-
-
-def accuracy(net: Supernet, weights: Sequence[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-             batch_size: int) -> float:
-    """The supernet's accuracy on (x, y) under ``weights`` (batch statistics, no grad)."""
-    correct = 0
-    starts = list(range(0, len(y), batch_size))
-    if len(starts) > 1 and len(y) - starts[-1] == 1:  # batch statistics need two examples: join the last one
-        starts.pop()
-    bounds = starts[1:] + [len(y)]
-    with batch_statistics(net):
-        for i, j in zip(starts, bounds):
-            logits = net(x[i:j], weights)
-            correct += int((logits.argmax(1) == y[i:j]).sum())
-    return correct / max(len(y), 1)
 
 
 class OneShotSearch:
@@ -127,7 +83,7 @@ class OneShotSearch:
         if not os.path.exists(self.checkpoint_path):
             return False
         try:
-            state = torch.load(self.checkpoint_path, map_location=self.method.device, weights_only=True)
+            state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - a damaged file: say which and stop, keep the file
             raise JournalError(f"cannot read the one-shot checkpoint {self.checkpoint_path}: {exc}") from None
         if not isinstance(state, dict) or state.get("format") != FORMAT or state.get("method") != self.method.name:

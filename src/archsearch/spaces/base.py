@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Sequence
@@ -92,6 +93,15 @@ class SearchSpace(ABC):
     def final_space(self) -> "SearchSpace":
         """The space final training builds in ("search small, train big"). Default: this one."""
         return self
+
+    def scaled(self, width: float = 1.0, depth: float = 1.0) -> "SearchSpace":
+        """The space that builds every architecture ``width`` times as wide (channels) and ``depth``
+        times as deep (layers, cells): a fidelity's network scale (rounded, never below the
+        space's minimum). Same decisions, so the same architectures. Default: only 1.0 and 1.0."""
+        if width == 1.0 and depth == 1.0:
+            return self
+        raise ConfigError(f"space {self.name!r} cannot scale width/depth (fidelity.width={width:g}, "
+                          f"fidelity.depth={depth:g}); leave them at 1")
 
     def supernet(self, task: Task) -> "Supernet":
         """A weight-sharing network over every architecture (one-shot search); not every space has one."""
@@ -208,6 +218,24 @@ class SearchSpace(ABC):
 
 SPACES: Registry[SearchSpace] = Registry("space")
 register_space = SPACES.register
+
+
+def scale_count(value: int, factor: float, minimum: int = 1, even: bool = False) -> int:
+    """``value * factor`` rounded half up (to an even number if ``even``), at least ``minimum``."""
+    if factor == 1.0:
+        return value
+    n = 2 * math.floor(value * factor / 2 + 0.5) if even else math.floor(value * factor + 0.5)
+    return max(minimum, int(n))
+
+
+def scaled_copy(space: SearchSpace, **attributes: Any) -> SearchSpace:
+    """A shallow copy of ``space`` with ``attributes`` set: :meth:`SearchSpace.scaled` for spaces
+    whose scale lives in the architecture (channel choices), applied by their builder."""
+    import copy
+
+    out = copy.copy(space)
+    out.__dict__.update(attributes)
+    return out
 
 
 def count_params_without_aux(model: nn.Module) -> int:

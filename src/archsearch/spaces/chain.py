@@ -12,7 +12,7 @@ is at least 4 pixels) -> global average pool -> linear.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
 import torch
@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
-from archsearch.spaces.base import Architecture, Decision, SearchSpace, register_space
+from archsearch.spaces.base import Architecture, Decision, SearchSpace, register_space, scale_count, scaled_copy
 from archsearch.spaces.checks import check_int, check_ints, check_names, require_image
 from archsearch.spaces.diagram import Diagram
 
@@ -105,8 +105,10 @@ def _layer(spec: ChainLayer, c_in: int) -> tuple[nn.Module, int]:
 
 
 class ChainNet(nn.Module):
-    def __init__(self, arch: ChainArch, task: Task, stem_channels: int, reductions: int) -> None:
+    def __init__(self, arch: ChainArch, task: Task, stem_channels: int, reductions: int, width: float = 1.0) -> None:
+        """``width`` multiplies every channel count (the stem's and each layer's; rounded, at least 1)."""
         super().__init__()
+        stem_channels = scale_count(stem_channels, width)
         c_in, *hw = require_image(task, "chain")
         h = min(hw)
         self.stem = nn.Sequential(nn.Conv2d(c_in, stem_channels, 3, padding=1, bias=False),
@@ -117,6 +119,8 @@ class ChainNet(nn.Module):
         blocks: list[nn.Module] = []
         c = stem_channels
         for i, spec in enumerate(arch.layers):
+            if width != 1.0:
+                spec = replace(spec, channels=scale_count(spec.channels, width))
             module, c = _layer(spec, c)
             blocks.append(module)
             if i in reduce_after and h >= 4:
@@ -194,7 +198,17 @@ class ChainSpace(SearchSpace):
     def build(self, arch: Architecture, task: Task) -> nn.Module:
         self.validate(arch)
         assert isinstance(arch, ChainArch)
-        return ChainNet(arch, task, self.stem_channels, self.reductions)
+        return ChainNet(arch, task, self.stem_channels, self.reductions, self.width_scale)
+
+    width_scale: float = 1.0  # set by scaled(): the builder multiplies every channel count
+
+    def scaled(self, width: float = 1.0, depth: float = 1.0) -> SearchSpace:
+        """Every channel count times ``width``. The depth is the architecture's own (one decision
+        group per layer), so ``depth`` must stay 1."""
+        if depth != 1.0:
+            raise ConfigError(f"space 'chain' cannot scale depth (its layers are decisions of the architecture); "
+                              f"fidelity.depth must be 1, got {depth:g}")
+        return self if width == 1.0 else scaled_copy(self, width_scale=self.width_scale * width)
 
     def diagram(self, arch: Architecture) -> Diagram:
         self.validate(arch)

@@ -38,7 +38,7 @@ from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
 from archsearch.oneshot.supernet import ChoicePoint, Supernet, mix
 from archsearch.spaces import checks
-from archsearch.spaces.base import Architecture, Decision, SearchSpace, create_space, register_space
+from archsearch.spaces.base import Architecture, Decision, SearchSpace, create_space, register_space, scale_count
 from archsearch.spaces.diagram import Diagram
 from archsearch.spaces.ops import DilConv, FactorizedReduce, Identity, Pool, ReLUConvBN, SepConv, Zero
 
@@ -436,23 +436,60 @@ class DartsNetwork(nn.Module):
 
 
 # -- the supernet (DARTS's search network) ----------------------------------------
+def check_partial_channels(channels: int, partial_channels: Any) -> None:
+    """PC-DARTS's K must be a positive integer dividing the search width (the edge ops get C/K channels)."""
+    if partial_channels is None:
+        return
+    if type(partial_channels) is not int or partial_channels < 1:
+        raise ConfigError(f"strategy.partial_channels must be an integer >= 1 or null, got {partial_channels!r}")
+    if channels % partial_channels:
+        divisors = [k for k in range(1, channels + 1) if channels % k == 0]
+        raise ConfigError(f"strategy.partial_channels={partial_channels} must divide space.channels={channels} "
+                          f"(valid: {', '.join(map(str, divisors[:12]))}{', ...' if len(divisors) > 12 else ''})")
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """(B, C, H, W) with channel g * C/groups + i moved to i * groups + g (ShuffleNet's shuffle)."""
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+def partial_mix(ops: Sequence[nn.Module], x: torch.Tensor, w: torch.Tensor, k: int) -> torch.Tensor:
+    """PC-DARTS's partial channel connection: only the first C/K channels go through the mixed
+    candidates (K times less memory and compute per edge); the rest bypass them unchanged
+    (max-pooled 2x2 on a stride-2 edge, so the sizes match), and a K-group channel shuffle makes
+    the next edge see a different part of the channels through its ops."""
+    c = x.shape[1] // k
+    y = mix(ops, x[:, :c], w)
+    rest = x[:, c:]
+    if y.shape[2:] != rest.shape[2:]:  # a stride-2 edge; ceil_mode halves odd sizes as the ops do
+        rest = F.max_pool2d(rest, 2, 2, ceil_mode=True)
+    return channel_shuffle(torch.cat([y, rest], dim=1), k)
+
+
 class MixedCell(nn.Module):
-    """Every edge i <- j (j in 0..i+1) holds every candidate; pools get a non-affine BN as in DARTS."""
+    """Every edge i <- j (j in 0..i+1) holds every candidate; pools get a non-affine BN as in DARTS.
+
+    ``partial`` (PC-DARTS's K): the candidates are built at width c / K and see only that part
+    of the channels (:func:`partial_mix`); None runs every channel through them (DARTS).
+    """
 
     def __init__(self, candidates: Sequence[str], nodes: int, c_pp: int, c_p: int, c: int, reduction: bool,
-                 reduction_prev: bool) -> None:
+                 reduction_prev: bool, partial: int | None = None) -> None:
         super().__init__()
         self.reduction, self.nodes = reduction, nodes
+        self.partial = partial if partial and partial > 1 else None  # K = 1 is DARTS itself
         self.pre0, self.pre1 = _preprocess(c_pp, c_p, c, reduction_prev, affine=False)
+        c_op = c // partial if partial else c
         self.edges = nn.ModuleList()
         for i in range(nodes):
             for j in range(i + 2):
                 stride = 2 if reduction and j < 2 else 1
                 cands = []
                 for name in candidates:
-                    op = edge_op(name, c, stride, affine=False)
+                    op = edge_op(name, c_op, stride, affine=False)
                     if "pool" in name:
-                        op = nn.Sequential(op, nn.BatchNorm2d(c, affine=False))
+                        op = nn.Sequential(op, nn.BatchNorm2d(c_op, affine=False))
                     cands.append(op)
                 self.edges.append(nn.ModuleList(cands))
 
@@ -462,7 +499,11 @@ class MixedCell(nn.Module):
         for _ in range(self.nodes):
             total = None
             for h in states:
-                y = mix(self.edges[e], h, weights[e])  # type: ignore[arg-type]
+                ops = self.edges[e]
+                if self.partial:
+                    y = partial_mix(ops, h, weights[e], self.partial)  # type: ignore[arg-type]
+                else:
+                    y = mix(ops, h, weights[e])  # type: ignore[arg-type]
                 total = y if total is None else total + y
                 e += 1
             states.append(total)  # type: ignore[arg-type]
@@ -480,11 +521,18 @@ class DartsSupernet(Supernet):
     Choice points: every edge of the normal cell, then every edge of the reduction cell, each
     shared by all cells of its type (DARTS's alphas_normal / alphas_reduce). Candidates: the
     space's ops plus ``none`` (appended if the space leaves it out: an unused edge is ``none``).
+
+    ``node_groups`` lists, per cell type and node, the range of choice points (edges) entering
+    that node: PC-DARTS's edge normalisation is a softmax over each such range.
+    ``partial_channels`` (PC-DARTS's K) builds the edge candidates at 1/K of the width, see
+    :class:`MixedCell`; None is DARTS's full supernet.
     """
 
-    def __init__(self, space: "DartsSpace", task: Task) -> None:
+    def __init__(self, space: "DartsSpace", task: Task, partial_channels: int | None = None) -> None:
         super().__init__()
+        check_partial_channels(space.channels, partial_channels)
         self.space = space
+        self.partial_channels = partial_channels
         self.candidates = space.ops + (() if "none" in space.ops else ("none",))
         self.none_index = self.candidates.index("none")
         self._cand_index = {name: k for k, name in enumerate(self.candidates)}
@@ -492,6 +540,9 @@ class DartsSupernet(Supernet):
         self.edges_per_cell = _edge_offset(b)
         self.choice_points = [ChoicePoint(f"{cell}.node{i}.input{j}", self.candidates)
                               for cell in CELLS for i in range(b) for j in range(i + 2)]
+        e = self.edges_per_cell
+        self.node_groups = [(c * e + _edge_offset(i), c * e + _edge_offset(i + 1)) for c in range(len(CELLS))
+                            for i in range(b)]
         c_stem = 3 * space.channels
         self.stem = _stem(task.input_shape[0], c_stem)
         c_pp, c_p, c = c_stem, c_stem, space.channels
@@ -502,7 +553,8 @@ class DartsSupernet(Supernet):
             reduction = i in reductions
             if reduction:
                 c *= 2
-            self.cells.append(MixedCell(self.candidates, b, c_pp, c_p, c, reduction, reduction_prev))
+            self.cells.append(MixedCell(self.candidates, b, c_pp, c_p, c, reduction, reduction_prev,
+                                        partial_channels))
             reduction_prev = reduction
             c_pp, c_p = c_p, b * c
         self.classifier = nn.Linear(c_p, task.num_classes)
@@ -666,9 +718,20 @@ class DartsSpace(SearchSpace):
                    "auxiliary": self.final_auxiliary, "drop_path": self.final_drop_path}
         return create_space("darts", **options)  # type: ignore[return-value]
 
-    def supernet(self, task: Task) -> DartsSupernet:
+    def scaled(self, width: float = 1.0, depth: float = 1.0) -> "DartsSpace":
+        """The same space with ``channels`` times ``width`` (kept even, at least 2) and ``cells``
+        times ``depth`` (at least 1): a fidelity's network scale."""
+        if width == 1.0 and depth == 1.0:
+            return self
+        options = {**self._all_options(), "channels": scale_count(self.channels, width, 2, even=True),
+                   "cells": scale_count(self.cells, depth, 1)}
+        return create_space("darts", **options)  # type: ignore[return-value]
+
+    def supernet(self, task: Task, partial_channels: int | None = None) -> DartsSupernet:
+        """DARTS's search network; ``partial_channels`` K: PC-DARTS's partial channel connections
+        (K must divide ``channels``)."""
         checks.require_image(task, self.name)
-        return DartsSupernet(self, task)
+        return DartsSupernet(self, task, partial_channels)
 
     # -- encodings for predictors and pictures -----------------------------------
     def feature_kinds(self) -> tuple[str, ...]:

@@ -55,7 +55,7 @@ import torch.nn as nn
 from archsearch.core import Task
 from archsearch.errors import ParseError
 from archsearch.spaces import checks, ops
-from archsearch.spaces.base import Architecture, Decision, SearchSpace, register_space
+from archsearch.spaces.base import Architecture, Decision, SearchSpace, create_space, register_space, scale_count
 from archsearch.spaces.diagram import Diagram
 
 PRIMITIVES = ("none", "conv1", "dw3", "sep3", "max3", "avg3", "id")
@@ -414,6 +414,15 @@ class HierarchicalSpace(SearchSpace):
         assert isinstance(arch, HierarchicalArch)
         return HierarchicalNet(arch, task, self.motif_nodes, self.cell_nodes, self.channels, self.cells,
                                self.stages)
+
+    def scaled(self, width: float = 1.0, depth: float = 1.0) -> SearchSpace:
+        """``channels`` times ``width`` and ``cells`` (per stage) times ``depth`` (rounded, at least 1)."""
+        if width == 1.0 and depth == 1.0:
+            return self
+        return create_space("hierarchical", motifs=self.n_motifs, motif_nodes=self.motif_nodes,
+                            cell_nodes=self.cell_nodes, primitives=list(self.primitives),
+                            channels=scale_count(self.channels, width), cells=scale_count(self.cells, depth),
+                            stages=self.stages)
 
     # -- encodings for predictors ------------------------------------------------------
     def feature_kinds(self) -> tuple[str, ...]:

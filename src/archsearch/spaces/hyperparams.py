@@ -46,7 +46,9 @@ import torch.nn as nn
 
 from archsearch.core import Task
 from archsearch.errors import ArchsearchError, ConfigError, ParseError
-from archsearch.spaces.base import SPACES, Architecture, Decision, SearchSpace, create_space, register_space
+from archsearch.spaces.base import (
+    SPACES, Architecture, Decision, SearchSpace, create_space, register_space, scaled_copy,
+)
 from archsearch.spaces.checks import check_indices
 from archsearch.spaces.diagram import Diagram
 
@@ -393,6 +395,11 @@ class HyperparamSpace(SearchSpace):
         if self.fixed is not None:
             options["arch"] = str(self.fixed)
         return create_space("hyperparams", **options)
+
+    def scaled(self, width: float = 1.0, depth: float = 1.0) -> SearchSpace:
+        """This space over the architecture space scaled (the architecture space says how, or refuses)."""
+        inner = self.inner.scaled(width, depth)
+        return self if inner is self.inner else scaled_copy(self, inner=inner)
 
     def feature_kinds(self) -> tuple[str, ...]:
         return self.inner.feature_kinds() if self.joint else ("onehot",)

@@ -29,7 +29,7 @@ import torch.nn as nn
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
 from archsearch.oneshot.supernet import ChoicePoint, Supernet, mix
-from archsearch.spaces.base import Architecture, Decision, SearchSpace, register_space
+from archsearch.spaces.base import Architecture, Decision, SearchSpace, create_space, register_space, scale_count
 from archsearch.spaces.checks import check_int, check_names, require_image
 from archsearch.spaces.diagram import Diagram
 from archsearch.spaces.ops import Identity, Pool, ReLUConvBN, Zero
@@ -296,6 +296,13 @@ class NB201Space(SearchSpace):
         self.validate(arch)
         assert isinstance(arch, NB201Arch)
         return NB201Net(arch.ops, task, self.channels, self.cells_per_stage)
+
+    def scaled(self, width: float = 1.0, depth: float = 1.0) -> SearchSpace:
+        """``channels`` times ``width`` and ``cells_per_stage`` times ``depth`` (rounded, at least 1)."""
+        if width == 1.0 and depth == 1.0:
+            return self
+        return create_space("nb201", channels=scale_count(self.channels, width),
+                            cells_per_stage=scale_count(self.cells_per_stage, depth), ops=list(self.ops))
 
     def supernet(self, task: Task) -> NB201Supernet:
         return NB201Supernet(self, task)

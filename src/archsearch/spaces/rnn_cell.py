@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
-from archsearch.spaces.base import Architecture, Decision, SearchSpace, register_space
+from archsearch.spaces.base import Architecture, Decision, SearchSpace, create_space, register_space, scale_count
 from archsearch.spaces.checks import check_bool, check_indices, check_int, check_names, check_prob
 from archsearch.spaces.diagram import Diagram
 
@@ -587,6 +587,16 @@ class RNNCellSpace(SearchSpace):
                               f"as H steps of C*W features) or (T, F), or a language_model task; got {shape}")
         features = shape[0] * shape[2] if len(shape) == 3 else shape[1]
         return SequenceClassifier(arch, features, task.num_classes, self)
+
+    def scaled(self, width: float = 1.0, depth: float = 1.0) -> SearchSpace:
+        """``hidden`` and ``embedding`` times ``width``, ``layers`` times ``depth`` (rounded, at least 1)."""
+        if width == 1.0 and depth == 1.0:
+            return self
+        return create_space(
+            "rnn_cell", leaves=self.leaves, combines=list(self.combines), activations=list(self.activations),
+            hidden=scale_count(self.hidden, width), embedding=scale_count(self.embedding_size, width),
+            layers=scale_count(self.layers, depth), dropout_input=self.dropout_input,
+            dropout_hidden=self.dropout_hidden, dropout_output=self.dropout_output, tie_weights=self.tie_weights)
 
     # -- pictures -----------------------------------------------------------------------
     def diagram(self, arch: Architecture) -> Diagram:

@@ -54,7 +54,7 @@ from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
 from archsearch.oneshot.supernet import ChoicePoint, Supernet, mix
 from archsearch.spaces import checks
-from archsearch.spaces.base import Architecture, Decision, SearchSpace, register_space
+from archsearch.spaces.base import Architecture, Decision, SearchSpace, register_space, scale_count, scaled_copy
 from archsearch.spaces.diagram import Diagram
 
 OPS = ("conv", "sep_conv", "max_pool", "avg_pool")
@@ -230,8 +230,11 @@ def _stages(layers: int, reductions: int) -> list[int]:
 
 
 class SkipChainNet(nn.Module):
-    def __init__(self, arch: SkipChainArch, task: Task, stem_channels: int, reductions: int) -> None:
+    def __init__(self, arch: SkipChainArch, task: Task, stem_channels: int, reductions: int,
+                 width: float = 1.0) -> None:
+        """``width`` multiplies every channel count (the stem's and each layer's filters; rounded, at least 1)."""
         super().__init__()
+        stem_channels = scale_count(stem_channels, width)
         self.stem = _conv_bn_relu(task.input_shape[0], stem_channels, 3, 3, 1)
         self.sources: list[tuple[int, ...]] = []  # what each layer reads; STEM for the fix-up
         widths: list[int] = []
@@ -239,8 +242,9 @@ class SkipChainNet(nn.Module):
         for spec in arch.layers:
             src = spec.inputs or (STEM,)
             c_in = sum(stem_channels if j == STEM else widths[j] for j in src)
-            layers.append(_op(spec.op, c_in, spec.filters, spec.kernel_h, spec.kernel_w, spec.stride))
-            widths.append(spec.filters)
+            filters = scale_count(spec.filters, width)
+            layers.append(_op(spec.op, c_in, filters, spec.kernel_h, spec.kernel_w, spec.stride))
+            widths.append(filters)
             self.sources.append(src)
         self.layers = nn.ModuleList(layers)
         self.final = (*arch.unused(), len(arch.layers) - 1)  # fix-up: unused outputs join the last
@@ -536,7 +540,17 @@ class SkipChainSpace(SearchSpace):
         checks.require_image(task, self.name)
         self.validate(arch)
         assert isinstance(arch, SkipChainArch)
-        return SkipChainNet(arch, task, self.stem_channels, self.reductions)
+        return SkipChainNet(arch, task, self.stem_channels, self.reductions, self.width_scale)
+
+    width_scale: float = 1.0  # set by scaled(): the builder multiplies every channel count
+
+    def scaled(self, width: float = 1.0, depth: float = 1.0) -> SearchSpace:
+        """Every channel count times ``width``. The depth is the architecture's own (one decision
+        group per layer, anchors between them), so ``depth`` must stay 1."""
+        if depth != 1.0:
+            raise ConfigError(f"space 'skip_chain' cannot scale depth (its layers are decisions of the architecture); "
+                              f"fidelity.depth must be 1, got {depth:g}")
+        return self if width == 1.0 else scaled_copy(self, width_scale=self.width_scale * width)
 
     def supernet(self, task: Task) -> SkipChainSupernet:
         checks.require_image(task, self.name)

@@ -38,7 +38,7 @@ import torch.nn as nn
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
 from archsearch.spaces import checks
-from archsearch.spaces.base import Architecture, Decision, SearchSpace, register_space
+from archsearch.spaces.base import Architecture, Decision, SearchSpace, register_space, scale_count, scaled_copy
 from archsearch.spaces.diagram import Diagram
 
 BLOCKS = ("conv", "mbconv3", "mbconv6", "sep_conv", "resblock")
@@ -219,8 +219,11 @@ class Block(nn.Module):
 # -- the network ------------------------------------------------------------------
 class TemplateNet(nn.Module):
     def __init__(self, arch: TemplateArch, task: Task, stem_channels: int,
-                 skeleton: Sequence[tuple[int, int]]) -> None:
+                 skeleton: Sequence[tuple[int, int]], width: float = 1.0, depth: float = 1.0) -> None:
+        """``width`` multiplies every channel count and ``depth`` every stage's number of blocks
+        (rounded, at least 1), as EfficientNet's compound scaling does."""
         super().__init__()
+        stem_channels = scale_count(stem_channels, width)
         c_in, h = task.input_shape[0], min(task.input_shape[1:])
         stem_stride = 2 if h >= 64 else 1
         self.stem = _conv_bn(c_in, stem_channels, 3, stem_stride)
@@ -228,11 +231,11 @@ class TemplateNet(nn.Module):
         c = stem_channels
         stages: list[nn.Module] = []
         for (base, stride), spec in zip(skeleton, arch.stages):
-            c_out = stage_channels(spec, base)
+            c_out = scale_count(stage_channels(spec, base), width)
             s = stride if h >= 4 else 1  # never shrink a map below 2x2
             h = (h + s - 1) // s
             layers = [Block(spec.block, c if d == 0 else c_out, c_out, spec.kernel, s if d == 0 else 1, spec.se)
-                      for d in range(spec.depth)]
+                      for d in range(scale_count(spec.depth, depth))]
             stages.append(nn.Sequential(*layers))
             c = c_out
         self.stages = nn.Sequential(*stages)
@@ -379,7 +382,16 @@ class TemplateSpace(SearchSpace):
         checks.require_image(task, self.name)
         self.validate(arch)
         assert isinstance(arch, TemplateArch)
-        return TemplateNet(arch, task, self.stem_channels, self.skeleton)
+        return TemplateNet(arch, task, self.stem_channels, self.skeleton, self.width_scale, self.depth_scale)
+
+    width_scale: float = 1.0  # set by scaled(): the builder multiplies channels and blocks per stage
+    depth_scale: float = 1.0
+
+    def scaled(self, width: float = 1.0, depth: float = 1.0) -> SearchSpace:
+        """Every channel count times ``width``, every stage's depth times ``depth``."""
+        if width == 1.0 and depth == 1.0:
+            return self
+        return scaled_copy(self, width_scale=self.width_scale * width, depth_scale=self.depth_scale * depth)
 
     def diagram(self, arch: Architecture) -> Diagram:
         """Stem, one node per stage with its choices, head; edges carry the channel counts."""
