@@ -136,3 +136,28 @@ def test_cli_runs_each_method_on_the_cell_space(run_cli, tmp_path, name):
 
     model, ckpt = load_checkpoint(os.path.join(out, "best_model.pt"))  # final training from scratch, rebuilt
     assert ckpt["arch"] == best["arch"]
+
+
+@pytest.mark.parametrize("space_name", SUPERNET_SPACES)
+def test_as_run_is_the_network_a_path_runs(space_name):
+    """ENAS and SPOS return ``as_run`` of what they scored: it must have the same path, be a fixed
+    point, and (darts) never keep two ops on one edge, which the supernet cannot run."""
+    import numpy as np
+
+    space = create_space(space_name, **TINY_SPACES[space_name])
+    net = space.supernet(Task((1, 8, 8), 3))
+    rng = np.random.default_rng(0)
+    shared = 0
+    for _ in range(200):
+        arch = space.sample(rng)
+        ran = net.as_run(arch)
+        assert space.validate(ran) == ran
+        assert net.path(ran) == net.path(arch) and net.as_run(ran) == ran
+        if space_name == "darts":
+            for genes in (ran.normal, ran.reduce):
+                for (op_a, j_a), (op_b, j_b) in zip(genes[::2], genes[1::2]):
+                    if j_a == j_b:
+                        shared += 1
+                        assert "none" in (op_a, op_b)
+    if space_name == "darts":
+        assert shared > 0  # the sample did hit the lossy case

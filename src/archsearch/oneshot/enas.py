@@ -178,10 +178,6 @@ class Enas(OneShotMethod):
         return out
 
     def _as_run(self, arch: Architecture) -> Architecture:
-        """``arch`` as the supernet runs it: the supernet's own derivation of its path when that
-        maps back to the same path (skip_chain: drops the unsearched filters/stride), else ``arch``
-        (darts: a node whose two inputs coincide has no exact path, so the sample is kept)."""
+        """``arch`` as the supernet runs it (``Supernet.as_run``): the network that was scored."""
         assert self.supernet is not None
-        path = self.supernet.path(arch)
-        ran = self.supernet.derive(self._one_hot(path))
-        return ran if self.supernet.path(ran) == path else arch
+        return self.supernet.as_run(arch)

@@ -130,7 +130,7 @@ class SPOS(OneShotMethod):
                               f"{self.space.name!r} has that few skip connections")
         order = sorted(range(len(results)), key=lambda i: (-results[i][0], i))
         self.ranking = [(str(results[i][1]), results[i][0]) for i in order[:RANKING]]
-        self.arch = results[order[0]][1]
+        self.arch = net.as_run(results[order[0]][1])  # the network that was scored (Supernet.as_run)
         return self.arch
 
     def _parents(self, results: list[tuple[float, Architecture]]) -> list[Architecture]:

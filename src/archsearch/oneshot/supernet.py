@@ -73,6 +73,12 @@ class Supernet(nn.Module, ABC):
     def path(self, arch: Architecture) -> list[int]:
         """The candidate index per choice point that realises ``arch``."""
 
+    def as_run(self, arch: Architecture) -> Architecture:
+        """The architecture ``arch``'s path actually runs (default: ``arch`` itself). Where ``path``
+        is lossy (two DARTS genes on one edge; skip_chain's unsearched filters and stride), methods
+        that score paths (ENAS, SPOS) return this, so the result is the network they scored."""
+        return arch
+
     def path_weights(self, arch: Architecture) -> list[torch.Tensor]:
         """One-hot weights running exactly ``arch``'s path."""
         device = next(self.parameters()).device

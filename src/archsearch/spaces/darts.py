@@ -604,6 +604,23 @@ class DartsSupernet(Supernet):
                     out[e] = self._cand_index[op]
         return out
 
+    def as_run(self, arch: Architecture) -> Architecture:
+        """A node whose two genes share an input runs one op there (see ``path``): the gene that did
+        not run becomes ``none`` (which adds nothing), when the space offers ``none``."""
+        assert isinstance(arch, DartsArch)
+        if "none" not in self.space.ops:
+            return arch
+
+        def cell(genes: Gene) -> Gene:
+            out = list(genes)
+            for n in range(0, len(out), 2):
+                (op_a, j_a), (op_b, j_b) = out[n], out[n + 1]
+                if j_a == j_b and op_a != "none" and op_b != "none":
+                    out[n + 1] = ("none", j_b)
+            return tuple(out)
+
+        return DartsArch(cell(arch.normal), cell(arch.reduce))
+
 
 # -- the space ------------------------------------------------------------------
 def _check_channels(key: str, value: Any) -> None:

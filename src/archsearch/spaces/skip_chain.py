@@ -377,6 +377,10 @@ class SkipChainSupernet(Supernet):
             layers.append(SkipLayer(op, k, k, self.filters, self.stride, inputs))
         return SkipChainArch(tuple(layers))
 
+    def as_run(self, arch: Architecture) -> Architecture:
+        """Every layer at the supernet's width and stride, with the square kernel that ran."""
+        return self.derive(self.path_weights(arch))
+
     def path(self, arch: Architecture) -> list[int]:
         self.space.validate(arch)
         assert isinstance(arch, SkipChainArch)
