@@ -119,16 +119,26 @@ def test_kill_9_during_a_one_shot_search_resumes_to_the_same_result(tmp_path):
         json.load(open(os.path.join(straight, "best.json")))["arch"]
 
 
-@pytest.mark.parametrize("name", ONESHOT.names())
-def test_cli_runs_each_method_on_the_cell_space(run_cli, tmp_path, name):
+CLI_SPACES = {
+    "darts": ["--set", "space.channels=4", "--set", "space.cells=2", "--set", "space.nodes=2",
+              "--set", "space.final_channels=4", "--set", "space.final_cells=2", "--set", "space.final_auxiliary=false"],
+    "nb201": ["--set", "space.channels=4", "--set", "space.cells_per_stage=1"],
+    "skip_chain": ["--set", "space.layers=3", "--set", "space.filters=[4,8]", "--set", "space.supernet_filters=8",
+                   "--set", "space.stem_channels=4"],
+}
+
+
+@pytest.mark.parametrize("name, space_name", [(n, s) for n in ONESHOT.names() for s in ("darts", "nb201")]
+                         + [("enas", "skip_chain")])
+def test_cli_runs_each_method(run_cli, tmp_path, name, space_name):
+    """The issue's matrix: every method on the cell space and NAS-Bench-201, ENAS on chain-with-skips;
+    search, evaluation of the derived architecture and final training from scratch."""
     out = str(tmp_path / name)
     options = [a for k, v in SMALL.get(name, {}).items() for a in ("--set", f"strategy.{k}={v}")]
-    code, _, err = run_cli("search", "--space", "darts", "--strategy", name, "--set", "space.channels=4",
-                           "--set", "space.cells=2", "--set", "space.nodes=2", "--set", "strategy.epochs=1",
-                           "--set", "strategy.batch_size=64", *options, "--data-fraction", "0.2", "--epochs", "1",
-                           "--set", "final.enabled=true", "--set", "final.epochs=1", "--set", "space.final_channels=4",
-                           "--set", "space.final_cells=2", "--set", "space.final_auxiliary=false", "--quiet",
-                           "--out", out)
+    code, _, err = run_cli("search", "--space", space_name, "--strategy", name, *CLI_SPACES[space_name],
+                           "--set", "strategy.epochs=1", "--set", "strategy.batch_size=64", *options,
+                           "--data-fraction", "0.2", "--epochs", "1", "--set", "final.enabled=true",
+                           "--set", "final.epochs=1", "--quiet", "--out", out)
     assert code == 0, err
     best = json.load(open(os.path.join(out, "best.json")))
     assert "test_acc" in best["metrics"]

@@ -242,3 +242,15 @@ def test_method_options_come_from_the_base_and_the_subclass(first_order):
         from archsearch.spaces import create_space
 
         FirstOrder(create_space("nb201"), 0, max_skips=-1)
+
+
+def test_progress_prints_each_epoch_with_the_derived_architecture(run_cli, tmp_path, first_order):
+    args = [a for a in NB201_TINY if a != "--quiet"]
+    code, _, err = run_cli("search", *args, "--strategy", first_order, "--set", "strategy.epochs=2",
+                           "--set", "strategy.batch_size=32", "--out", str(tmp_path / "p"))
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if line.startswith("epoch")]
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
+    records = epochs_of(str(tmp_path / "p"))
+    assert all(r["arch"] in line and "valid_acc" in line for r, line in zip(records, lines))
+    assert "derived architecture (trial 0)" in err
