@@ -169,3 +169,16 @@ def test_a_fidelity_per_proposal_reaches_the_journal(tmp_path, run_cli):
     rows = sqlite3.connect(out / "journal.sqlite").execute("SELECT fidelity FROM trials").fetchall()
     epochs = Counter(json.loads(r[0])["epochs"] for r in rows)
     assert set(epochs) == {1, 3} and epochs[1] > epochs[3] >= 1
+
+
+def test_the_incumbent_is_the_best_at_the_highest_fidelity_reached():
+    """A lucky 1-epoch reward does not beat the promoted architectures' full-fidelity rewards."""
+    from archsearch.core import incumbent
+
+    low, high = {"epochs": 1, "data_fraction": 1.0}, {"epochs": 9, "data_fraction": 1.0}
+    trials = [(0, 0.99, low), (1, 0.95, high), (2, 0.97, high), (3, 0.97, high | {"width": 1.0})]
+    assert incumbent(trials) == 2  # the highest reward at 9 epochs; ties to the earlier trial
+    assert incumbent([(0, 0.5, low), (1, 0.7, low)]) == 1  # one fidelity: the highest reward
+    assert incumbent([(0, 0.9, {"epochs": 3, "data_fraction": 1.0}),
+                      (1, 0.8, {"epochs": 9, "data_fraction": 0.5})]) == 1  # 4.5 epochs of data beat 3
+    assert incumbent([]) is None

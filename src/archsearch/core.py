@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from archsearch.errors import ConfigError
 
@@ -68,6 +68,26 @@ class Fidelity:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Fidelity":
         return cls(**d)  # journals written before width/depth existed lack them: the defaults apply
+
+
+def incumbent(trials: Sequence[tuple[int, float, dict[str, Any]]]) -> Optional[int]:
+    """The number of the search's best trial among ``(number, reward, fidelity dict)`` of complete ones.
+
+    Rewards measured at different fidelities are not comparable (multi-fidelity strategies train
+    most architectures briefly): the best is the highest reward among the trials at the highest
+    fidelity reached, by training effort epochs x data_fraction x width x depth; ties go to the
+    earlier trial. With one fidelity throughout, that is simply the highest reward.
+    """
+    if not trials:
+        return None
+
+    def effort(f: dict[str, Any]) -> float:
+        return (float(f.get("epochs", 1)) * float(f.get("data_fraction", 1.0)) * float(f.get("width", 1.0))
+                * float(f.get("depth", 1.0)))
+
+    top = max(effort(f) for _, _, f in trials)
+    at_top = [(r, -n) for n, r, f in trials if effort(f) >= top * (1 - 1e-9)]
+    return -max(at_top)[1]
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence
 import torch
 
 from archsearch.config import Config, apply_override
-from archsearch.core import EvalResult, Fidelity, Proposal, Trial, TrialState
+from archsearch.core import EvalResult, Fidelity, Proposal, Trial, TrialState, incumbent
 from archsearch.data.base import Splits
 from archsearch.errors import ArchsearchError, ConfigError, JournalError, SearchAborted, SpaceExhausted
 from archsearch.estimation.base import EVALUATORS, Evaluator
@@ -153,8 +153,9 @@ class Experiment:
         return self.journal.trials(self.space.from_dict, with_curves)
 
     def best_trial(self) -> Optional[Trial]:
-        done = [t for t in self.trials() if t.state is TrialState.COMPLETE and t.reward is not None]
-        return max(done, key=lambda t: (t.reward, -t.number)) if done else None
+        done = {t.number: t for t in self.trials() if t.state is TrialState.COMPLETE and t.reward is not None}
+        number = incumbent([(t.number, t.reward, t.fidelity.to_dict()) for t in done.values()])  # type: ignore[misc]
+        return None if number is None else done[number]
 
     def _replay(self, trials: list[Trial], progress: Progress) -> list[Trial]:
         """Rebuild the strategy's state from the journal; return trials to run again."""

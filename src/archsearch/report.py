@@ -10,6 +10,7 @@ import json
 import math
 from typing import Any, Optional
 
+from archsearch.core import incumbent
 from archsearch.storage.journal import Journal
 
 
@@ -23,8 +24,9 @@ def summary(journal: Journal) -> dict[str, Any]:
             "cost": row["cost"], "attempts": row["attempts"], "parent": row["parent"],
             "fidelity": json.loads(row["fidelity"]),
         })
-    done = [t for t in trials if t["state"] == "complete" and t["reward"] is not None]
-    best = max(done, key=lambda t: (t["reward"], -t["number"])) if done else None
+    done = {t["number"]: t for t in trials if t["state"] == "complete" and t["reward"] is not None}
+    number = incumbent([(n, t["reward"], t["fidelity"]) for n, t in done.items()])
+    best = None if number is None else done[number]
     final = journal.get_meta("final")
     config = journal.get_meta("config") or {}
     out: dict[str, Any] = {"trials": trials, "best": None, "config": config,
