@@ -28,11 +28,14 @@ bench: $(STAMP)
 	$(PY) benchmarks/nb201_build.py
 	$(PY) benchmarks/rnn_cell_speed.py
 	$(PY) benchmarks/rnn_search.py --threads 1
+	$(PY) benchmarks/oneshot_step.py
+	$(PY) benchmarks/oneshot_digits.py
 	$(PY) benchmarks/synflow_nb201.py --threads 1
 	$(PY) benchmarks/latency.py --threads 1
 	$(PY) benchmarks/calibrate_digits.py --threads 1
 	$(PY) benchmarks/inheritance.py
 	$(PY) benchmarks/multi_fidelity.py --threads 1
+	$(PY) benchmarks/median_stopping.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
