@@ -96,3 +96,30 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def make_oneshot(name: str, space_name: str = "nb201", seed: int = 0, net_seed: int = 0,
+                 space_options: Any = None, task: Any = None, **options: Any) -> tuple[Any, Any]:
+    """A one-shot method set up on a tiny supernet (3x8x8 images, 3 classes unless ``task``)."""
+    import torch
+
+    from archsearch.core import Task
+    from archsearch.oneshot import create_oneshot
+    from archsearch.spaces import create_space
+
+    task = task or Task((3, 8, 8), 3)
+    space = create_space(space_name, **(space_options or TINY_SUPERNET_SPACES[space_name]))
+    method = create_oneshot(name, space, seed, device="cpu", **options)
+    torch.manual_seed(net_seed)
+    net = space.supernet(task, **method.supernet_options())
+    method.setup(net, 3)
+    return method, net
+
+
+def oneshot_batches(seed: int, n: int, size: int = 6, shape: tuple[int, ...] = (3, 8, 8), classes: int = 3) -> list:
+    """``n`` seeded (images, labels) batches of random data."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(size, *shape, generator=g), torch.randint(0, classes, (size,), generator=g))
+            for _ in range(n)]

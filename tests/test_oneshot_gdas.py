@@ -15,7 +15,7 @@ from archsearch.oneshot.base import create_oneshot
 from archsearch.oneshot.gdas import GDAS
 from archsearch.oneshot.supernet import ChoicePoint, Supernet, mix
 from archsearch.spaces.base import SearchSpace, create_space
-from conftest import TINY_SUPERNET_SPACES
+from conftest import TINY_SUPERNET_SPACES, make_oneshot, oneshot_batches
 
 TASK = Task((3, 8, 8), 3)
 SPACES = TINY_SUPERNET_SPACES
@@ -25,19 +25,11 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(space_name: str = "nb201", seed: int = 0, net_seed: int = 0, **options: Any) -> tuple[GDAS, Supernet]:
-    space = create_space(space_name, **SPACES[space_name])
-    method = create_oneshot("gdas", space, seed, device="cpu", **options)
-    assert isinstance(method, GDAS)
-    torch.manual_seed(net_seed)
-    net = space.supernet(TASK, **method.supernet_options())
-    method.setup(net, 3)
-    return method, net
+    return make_oneshot("gdas", space_name, seed, net_seed, task=TASK, **options)
 
 
 def batches(seed: int, n: int, size: int = 6) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    g = torch.Generator().manual_seed(seed)
-    return [(torch.randn(size, *TASK.input_shape, generator=g), torch.randint(0, 3, (size,), generator=g))
-            for _ in range(n)]
+    return oneshot_batches(seed, n, size, TASK.input_shape)
 
 
 def test_only_the_sampled_candidate_runs() -> None:
