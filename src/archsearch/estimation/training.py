@@ -85,7 +85,9 @@ def training_overrides(arch: Architecture) -> dict[str, Any]:
     return overrides
 
 
-def _prepare(split: Split, fidelity: Fidelity, generator: torch.Generator, subset: bool) -> Split:
+def prepare_split(split: Split, fidelity: Fidelity, generator: torch.Generator, subset: bool) -> Split:
+    """``split`` at ``fidelity``: a seeded ``data_fraction`` subset (when ``subset``), resized to its
+    ``resolution``. Shared by trials, final training and the one-shot runner."""
     x, y = split.x, split.y
     if subset and fidelity.data_fraction < 1.0:
         k = max(2, int(round(len(y) * fidelity.data_fraction)))
@@ -459,8 +461,8 @@ class TrainingEvaluator(Evaluator):
         start = time.perf_counter()
         splits = self.splits()
         generator = torch.Generator().manual_seed(seed + 7919)
-        train = _prepare(splits.train, fidelity, generator, subset=True)
-        valid = _prepare(splits.valid, fidelity, generator, subset=False)
+        train = prepare_split(splits.train, fidelity, generator, subset=True)
+        valid = prepare_split(splits.valid, fidelity, generator, subset=False)
         stop = None
         if self.early_stop == "median" and reference is not None:
             stop = MedianStop(reference, self.curve_key(), self.early_stop_warmup, self.early_stop_min_trials)
@@ -517,8 +519,8 @@ class TrainingEvaluator(Evaluator):
         train = splits.train
         if train_on_valid:
             train = Split(torch.cat([splits.train.x, splits.valid.x]), torch.cat([splits.train.y, splits.valid.y]))
-        train = _prepare(train, fidelity, generator, subset=True)
-        test = _prepare(splits.test, fidelity, generator, subset=False)
+        train = prepare_split(train, fidelity, generator, subset=True)
+        test = prepare_split(splits.test, fidelity, generator, subset=False)
         model, curve, train_time, _ = self._train(space, arch, fidelity, seed, train, None)
         device = resolve_device(self.device)
         test_acc, test_loss = evaluate_model(model, test, device)
@@ -528,7 +530,7 @@ class TrainingEvaluator(Evaluator):
         if self.measures_latency():  # the deployed model's latency (the final space may be larger)
             metrics.update(self._latency(model, splits.task, tuple(test.x.shape[1:])))
         if not train_on_valid:
-            metrics["valid_acc"], metrics["valid_loss"] = evaluate_model(model, _prepare(splits.valid, fidelity, generator, False), device)
+            metrics["valid_acc"], metrics["valid_loss"] = evaluate_model(model, prepare_split(splits.valid, fidelity, generator, False), device)
         if is_language_model(splits.task):
             metrics.update(lm_metrics("test", test_loss))
             if not train_on_valid:

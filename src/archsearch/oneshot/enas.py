@@ -120,7 +120,7 @@ class Enas(OneShotMethod):
         assert self.supernet is not None
         scored: dict[tuple[int, ...], tuple[Architecture, float]] = {}  # path -> (child, score), in sampling order
         for _ in range(self.candidates):
-            arch = self._as_run(self.space.decode(self._sample()))
+            arch = self.supernet.as_run(self.space.decode(self._sample()))  # the network scored
             path = tuple(self.supernet.path(arch))
             if path not in scored:  # a child sampled twice is scored once (score is deterministic)
                 scored[path] = (arch, float(score(self._one_hot(list(path)))))
@@ -176,8 +176,3 @@ class Enas(OneShotMethod):
             w[k] = 1.0
             out.append(w)
         return out
-
-    def _as_run(self, arch: Architecture) -> Architecture:
-        """``arch`` as the supernet runs it (``Supernet.as_run``): the network that was scored."""
-        assert self.supernet is not None
-        return self.supernet.as_run(arch)

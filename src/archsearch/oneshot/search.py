@@ -167,7 +167,7 @@ class OneShotSearch:
 
 def search_fidelity(train: Split, valid: Split, fidelity: Fidelity, seed: int) -> tuple[Split, Split]:
     """The splits at the search fidelity (data fraction of both, resolution)."""
-    from archsearch.estimation.training import _prepare
+    from archsearch.estimation.training import prepare_split
 
     generator = torch.Generator().manual_seed(int(seed) + 2)
-    return _prepare(train, fidelity, generator, True), _prepare(valid, fidelity, generator, True)
+    return prepare_split(train, fidelity, generator, True), prepare_split(valid, fidelity, generator, True)
