@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e ".[ray,dev]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[ray,dev,export]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -9,20 +9,13 @@ import torch
 
 from archsearch.experiment import load_checkpoint
 from archsearch.spaces import create_space, list_spaces
-from tests.test_spaces import SMALL_OPTIONS
-
-
-def _space_args(name: str) -> list[str]:
-    args = ["--space", name]
-    for key, value in SMALL_OPTIONS.get(name, {}).items():
-        args += ["--set", f"space.{key}={json.dumps(value)}"]
-    return args
+from tests.test_spaces import SMALL_OPTIONS, space_args
 
 
 @pytest.mark.parametrize("name", list_spaces())
 def test_search_on_every_space_trains_finalises_and_reloads(run_cli, tmp_path, name):
     out = tmp_path / name
-    code, _, err = run_cli("search", *_space_args(name), "--strategy", "evolution", "--budget", "3",
+    code, _, err = run_cli("search", *space_args(name), "--strategy", "evolution", "--budget", "3",
                            "--epochs", "1", "--data-fraction", "0.3", "--set", "final.epochs=1",
                            "--set", "strategy.population_size=2", "--set", "strategy.sample_size=2",
                            "--seed", "3", "--out", str(out), "--quiet")

@@ -29,6 +29,16 @@ SMALL_OPTIONS = {
 TASKS = [Task((1, 8, 8), 10), Task((3, 32, 32), 7)]
 
 
+def space_args(name: str) -> list[str]:
+    """CLI arguments selecting space ``name`` with its small test options."""
+    import json
+
+    args = ["--space", name]
+    for key, value in SMALL_OPTIONS.get(name, {}).items():
+        args += ["--set", f"space.{key}={json.dumps(value)}"]
+    return args
+
+
 @pytest.fixture(params=list_spaces())
 def space(request):
     return create_space(request.param, **SMALL_OPTIONS.get(request.param, {}))

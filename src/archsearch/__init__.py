@@ -16,7 +16,8 @@ from archsearch.data import DATASETS, Splits, from_arrays, from_torch_dataset
 from archsearch.errors import ArchsearchError, ConfigError, DataError, JournalError, ParseError, SearchAborted
 from archsearch.estimation import EVALUATORS, Evaluator, TrainingEvaluator
 from archsearch.execution import EXECUTORS, Executor
-from archsearch.experiment import Experiment, Summary, load_checkpoint, run_search
+from archsearch.deploy import FoundModel, Predictions, load_checkpoint, load_model
+from archsearch.experiment import Experiment, Summary, run_search
 from archsearch.oneshot import ONESHOT
 from archsearch.registry import RegistryUnion
 from archsearch.spaces import SPACES, Architecture, Decision, SearchSpace, create_space
@@ -33,8 +34,8 @@ def registries() -> dict[str, Any]:
 
 __all__ = [
     "Architecture", "ArchsearchError", "Config", "ConfigError", "DATASETS", "DataError", "Decision", "EVALUATORS",
-    "EXECUTORS", "EvalResult", "Evaluator", "Executor", "Experiment", "Fidelity", "Journal", "JournalError",
-    "ParseError", "Proposal", "SPACES", "STRATEGIES", "SearchAborted", "SearchSpace", "Splits", "Strategy",
+    "EXECUTORS", "EvalResult", "Evaluator", "Executor", "Experiment", "Fidelity", "FoundModel", "Journal", "JournalError",
+    "ParseError", "Predictions", "Proposal", "SPACES", "STRATEGIES", "SearchAborted", "SearchSpace", "Splits", "Strategy",
     "Summary", "Task", "TrainingEvaluator", "Trial", "TrialState", "create_space", "create_strategy",
-    "from_arrays", "from_torch_dataset", "load_checkpoint", "registries", "run_search",
+    "from_arrays", "from_torch_dataset", "load_checkpoint", "load_model", "registries", "run_search",
 ]

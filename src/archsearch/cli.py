@@ -247,7 +247,23 @@ def _run(experiment: Any, quiet: bool) -> None:
         journal = Journal(os.path.join(summary.out_dir, Journal.FILENAME))
         print(report.best_text(report.summary(journal)))
         journal.close()
-        print(f"results in {summary.out_dir} (best.json, best_model.pt, journal.sqlite)")
+        print(_next_steps(summary.out_dir))
+
+
+def _next_steps(out_dir: str) -> str:
+    """Where the results are and what to do with them; claims a model only when one was trained."""
+    import shlex
+
+    run = shlex.quote(out_dir)
+    model = os.path.join(out_dir, "best_model.pt")
+    if not os.path.isfile(model):
+        return (f"results in {out_dir} (best.json, journal.sqlite); no model was trained (final training is off: "
+                f"final.enabled=false)\nnext: archsearch show {run}")
+    return (f"the found model: {model} (archsearch.load_model('{out_dir}') takes raw inputs)\n"
+            f"results in {out_dir} (best.json, best_model.pt, journal.sqlite)\nnext:\n"
+            f"  archsearch predict {run} INPUTS        # an image, a folder of images, .npz, idx or text file\n"
+            f"  archsearch export {run} --format all   # ONNX, TorchScript and model.py, each checked\n"
+            f"  archsearch show {run}")
 
 
 @app.command()
@@ -617,6 +633,68 @@ def calibrate(
     for flag, path in (("report", out), ("plot", plot)):
         if path:
             console.print(f"{flag} written to {path}", highlight=False)
+
+
+@app.command()
+@_guard
+def predict(
+    run: str = typer.Argument(..., help="A search directory or its best_model.pt."),
+    inputs: Optional[str] = typer.Argument(None, help="An image file, a folder of images, an .npz (x, optional y), "
+                                           "an idx file or a text file (one input per line). Default: the run's "
+                                           "own test split, read again from its data."),
+    top: int = typer.Option(1, "--top", "-k", help="Show the K most likely classes per input."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Write the predictions to this CSV instead of a table."),
+    debug: bool = DebugOpt,
+) -> None:
+    """Predict with the found model: class, class name and probability per input."""
+    from archsearch.deploy.predict import predict_run, write_csv
+
+    result = predict_run(run, inputs, top)
+    if result.warning:
+        typer.echo(f"warning: {result.warning}", err=True)
+    accuracy = result.accuracy()
+    summary = f"{len(result.predictions)} inputs from {result.inputs.source}" + (
+        f"; accuracy {accuracy:.4f} against their labels" if accuracy is not None else "")
+    recorded = result.model.info.get("metrics", {}).get("test_acc")
+    if inputs is None and recorded is not None:
+        summary += f" (the search reported test_acc {recorded:.4f})"
+    if out:
+        write_csv(result, top, out)
+        typer.echo(f"{summary}; predictions written to {out}")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*result.header(top), title=None)
+    for row in result.rows(top):
+        table.add_row(*map(str, row))
+    console = Console()
+    console.print(table)
+    console.print(summary, highlight=False)
+
+
+@app.command()
+@_guard
+def export(
+    run: str = typer.Argument(..., help="A search directory or its best_model.pt."),
+    format_: str = typer.Option("all", "--format", "-f", help="onnx, torchscript, code or all (comma-separated)."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Output directory (default: RUN/export)."),
+    check_limit: Optional[int] = typer.Option(None, "--check-limit", help="Check each format on at most this many "
+                                              "test inputs (default: all)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    debug: bool = DebugOpt,
+) -> None:
+    """Export the found model (with its preprocessing) to ONNX, TorchScript and plain PyTorch code, each
+    checked against the model on the run's test split, and write a model card (MODEL.md)."""
+    from archsearch.deploy.export import export_run, parse_formats
+
+    formats = parse_formats(format_)
+    if check_limit is not None and check_limit < 1:
+        raise ConfigError(f"--check-limit must be an integer >= 1, got {check_limit!r}")
+    report = export_run(run, formats, out, check_limit, progress=(lambda s: None) if quiet else
+                        (lambda s: typer.echo(s, err=True)))
+    typer.echo(f"exported to {report.out_dir}: " + ", ".join(e.format for e in report.exported)
+               + f"; checked on {report.check}; model card {report.card}")
 
 
 @app.command("list")

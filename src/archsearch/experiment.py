@@ -23,6 +23,7 @@ import torch
 from archsearch.config import Config, apply_override
 from archsearch.core import EvalResult, Fidelity, Proposal, Trial, TrialState, incumbent
 from archsearch.data.base import Splits
+from archsearch.deploy.checkpoint import load_checkpoint, make_checkpoint  # noqa: F401 - load_checkpoint re-exported
 from archsearch.errors import ArchsearchError, ConfigError, JournalError, SearchAborted, SpaceExhausted
 from archsearch.estimation.base import EVALUATORS, Evaluator
 from archsearch.execution.base import Executor, TrialCall, create_executor
@@ -389,14 +390,11 @@ class Experiment:
                                          train_on_valid=fcfg.train_on_valid)
             record["metrics"] = {**best.metrics, **final.result.metrics}
             record["final_metrics"] = final.result.metrics
-            checkpoint = {
-                "format": "archsearch.checkpoint/1",
-                "space": final_space.name, "space_options": _jsonable(final_space.options()),
-                "arch": str(best.arch), "arch_json": best.arch.to_dict(),
-                "task": self.evaluator.task(fidelity).to_dict(),
-                "config": self.config.to_dict(), "metrics": final.result.metrics,
-                "state_dict": final.model.state_dict(),
-            }
+            checkpoint = make_checkpoint(
+                space_name=final_space.name, space_options=_jsonable(final_space.options()), arch=best.arch,
+                task=self.evaluator.task(fidelity), model=final.model, metrics=final.result.metrics,
+                config=self.config.to_dict(), preprocess=final.preprocess, class_names=final.class_names,
+                data=final.data, search=self._search_record(best))
             _atomic(os.path.join(self.out_dir, "best_model.pt"), lambda path: torch.save(checkpoint, path))
         best_json = {"arch": record["arch"], "metrics": record["metrics"], "trial": best.number,
                      "arch_json": record["arch_json"]}
@@ -404,6 +402,16 @@ class Experiment:
                 lambda path: open(path, "w", encoding="utf-8").write(json.dumps(best_json, indent=2)))
         self.journal.set_meta("final", record)
         return record
+
+    def _search_record(self, best: Trial) -> dict[str, Any]:
+        """How the model was found, for its checkpoint and model card."""
+        cfg = self.config
+        return {"strategy": cfg.strategy["name"], "evaluator": cfg.evaluator["name"], "seed": cfg.seed,
+                "budget_trials": cfg.budget.trials, "budget_time": cfg.budget.time,
+                "complete": self.journal.count(TrialState.COMPLETE), "failed": self.journal.count(TrialState.FAILED),
+                "elapsed": float(self.journal.get_meta("elapsed", 0.0)), "best_trial": best.number,
+                "search_fidelity": cfg.fidelity.to_dict(), "final_epochs": cfg.final.epochs,
+                "search_metrics": dict(best.metrics)}
 
     def close(self) -> None:
         self.journal.close()
@@ -418,25 +426,6 @@ def _atomic(path: str, write: Any) -> None:
 
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=list))
-
-
-def load_checkpoint(path: str) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Rebuild the final model from ``best_model.pt`` (weights_only: no code is unpickled)."""
-    from archsearch.core import Task
-
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ArchsearchError(f"checkpoint not found: {path}") from None
-    except Exception as exc:  # noqa: BLE001
-        raise ArchsearchError(f"cannot load checkpoint {path}: {exc}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != "archsearch.checkpoint/1":
-        raise ArchsearchError(f"{path} is not an archsearch checkpoint")
-    space = create_space(ckpt["space"], **ckpt["space_options"])
-    arch = space.from_dict(ckpt["arch_json"])
-    model = space.build(arch, Task.from_dict(ckpt["task"]))
-    model.load_state_dict(ckpt["state_dict"])
-    return model, ckpt
 
 
 def run_search(config: Config, out_dir: str, data: Optional[Splits] = None, quiet: bool = False) -> Summary:

@@ -37,6 +37,10 @@ class Splits:
     num_classes: int
     name: str = "arrays"
     kind: str = "classification"  # the Task kind: "language_model" for token windows (data/text.py)
+    # what turns a raw input (as the source read it) into ``x`` (see :func:`image_preprocessing`), and
+    # the class names when the data has them (image_folder's folder names); the found model keeps both
+    preprocess: Optional[dict[str, Any]] = None
+    class_names: Optional[tuple[str, ...]] = None
 
     @property
     def task(self) -> Task:
@@ -56,6 +60,7 @@ class RawData:
     y_test: Optional[np.ndarray] = None
     num_classes: Optional[int] = None
     scale: Optional[float] = None  # divide by this before normalising (255 for uint8 images)
+    class_names: Optional[tuple[str, ...]] = None  # name of each label, where the format has them
 
 
 DATASETS: Registry["DatasetSource"] = Registry("dataset")
@@ -95,6 +100,15 @@ class DatasetSource(ABC):
     def load(self, seed: int = 0) -> Splits:
         raw = self.load_raw()
         return make_splits(raw, self.valid_fraction, self.test_fraction, seed, name=self.name)
+
+    def raw_test(self, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The test split as the source reads it, before scaling and normalising (what a user's own
+        inputs look like): the format's own test set, or the seeded split :meth:`load` makes."""
+        raw = self.load_raw()
+        if raw.x_test is not None:
+            return np.asarray(raw.x_test), np.asarray(raw.y_test).astype(np.int64)
+        _, _, test = split_indices(len(raw.y), False, self.valid_fraction, self.test_fraction, seed, self.name)
+        return np.asarray(raw.x)[test], np.asarray(raw.y)[test].astype(np.int64)
 
 
 def _check_arrays(x: np.ndarray, y: np.ndarray, what: str, num_classes: Optional[int]) -> None:
@@ -141,19 +155,10 @@ def make_splits(
     if num_classes < 2:
         raise DataError(f"{name}: need at least 2 classes, found {num_classes}")
 
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(y))
-    n = len(y)
+    train_idx, valid_idx, test_idx = split_indices(len(y), raw.x_test is not None, valid_fraction, test_fraction,
+                                                   seed, name)
     if raw.x_test is None:
-        n_test = max(1, int(round(n * test_fraction)))
-        n_valid = max(1, int(round(n * valid_fraction)))
-        test_idx, valid_idx, train_idx = order[:n_test], order[n_test : n_test + n_valid], order[n_test + n_valid :]
         xt, yt = x[test_idx], y[test_idx]
-    else:
-        n_valid = max(1, int(round(n * valid_fraction)))
-        valid_idx, train_idx = order[:n_valid], order[n_valid:]
-    if len(train_idx) < 2:
-        raise DataError(f"{name}: only {n} samples, too few to split into train/valid/test")
 
     scale = raw.scale or (255.0 if x.dtype == np.uint8 else 1.0)
     xtr = torch.from_numpy(np.ascontiguousarray(x[train_idx], dtype=np.float32)) / scale
@@ -170,7 +175,34 @@ def make_splits(
         test=prep(xt, yt),
         num_classes=num_classes,
         name=name,
+        preprocess=image_preprocessing(x, scale, mean, std),
+        class_names=tuple(raw.class_names) if raw.class_names else None,
     )
+
+
+def split_indices(n: int, own_test: bool, valid_fraction: float, test_fraction: float, seed: int,
+                  name: str = "arrays") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(train, valid, test)`` indices of ``n`` samples by one seeded permutation (test empty when the
+    format ships its own test set). Shared by :func:`make_splits` and ``archsearch predict``, which
+    finds a run's raw test images again with it."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_valid = max(1, int(round(n * valid_fraction)))
+    if own_test:
+        valid_idx, train_idx, test_idx = order[:n_valid], order[n_valid:], order[:0]
+    else:
+        n_test = max(1, int(round(n * test_fraction)))
+        test_idx, valid_idx, train_idx = order[:n_test], order[n_test : n_test + n_valid], order[n_test + n_valid :]
+    if len(train_idx) < 2:
+        raise DataError(f"{name}: only {n} samples, too few to split into train/valid/test")
+    return train_idx, valid_idx, test_idx
+
+
+def image_preprocessing(x: np.ndarray, scale: float, mean: torch.Tensor, std: torch.Tensor) -> dict[str, Any]:
+    """The record of what :func:`make_splits` does to raw images: divide by ``scale``, then subtract
+    the training split's per-channel ``mean`` and divide by its ``std`` (float32, as stored).
+    ``input_shape`` and ``dtype`` are the raw images' as the source read them."""
+    return {"kind": "image", "scale": float(scale), "mean": mean.flatten().tolist(), "std": std.flatten().tolist(),
+            "input_shape": list(x.shape[1:]), "dtype": str(x.dtype)}
 
 
 def from_arrays(

@@ -482,8 +482,9 @@ class ImageFolder(DatasetSource):
         x = x.transpose(0, 3, 1, 2)
         y = np.asarray(labels, dtype=np.int64)
         if split is None:
-            return RawData(x, y, num_classes=len(classes), scale=255.0)
-        return RawData(x[:n_train], y[:n_train], x[n_train:], y[n_train:], num_classes=len(classes), scale=255.0)
+            return RawData(x, y, num_classes=len(classes), scale=255.0, class_names=tuple(classes))
+        return RawData(x[:n_train], y[:n_train], x[n_train:], y[n_train:], num_classes=len(classes), scale=255.0,
+                       class_names=tuple(classes))
 
 
 # --------------------------------------------------------------------------- detection

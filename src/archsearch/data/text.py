@@ -148,4 +148,15 @@ class TextCorpus(DatasetSource):
         splits = {s: windows(torch.tensor([index.get(t, 0) for t in streams[s]], dtype=torch.int64),
                              self.seq_len, files[s]) for s in SPLITS}
         return TextSplits(splits["train"], splits["valid"], splits["test"], num_classes=len(vocab),
-                          name="text", kind="language_model", vocab=tuple(vocab))
+                          name="text", kind="language_model", preprocess=self.preprocessing(vocab),
+                          class_names=tuple(vocab), vocab=tuple(vocab))
+
+    def preprocessing(self, vocab: list[str]) -> dict[str, Any]:
+        """How text becomes token ids, kept with the found model (deploy/preprocess.py applies it)."""
+        return {"kind": "tokens", "level": self.level, "lowercase": self.lowercase, "vocab": list(vocab),
+                "unk": UNK, "eos": EOS, "seq_len": self.seq_len}
+
+    def raw_test(self, seed: int = 0) -> tuple[Any, Any]:
+        """The test windows: token ids are this source's raw form."""
+        test = self.load(seed).test
+        return test.x.numpy(), test.y.numpy()

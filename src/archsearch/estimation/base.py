@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 import traceback
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import ClassVar, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -36,8 +36,16 @@ class TrialTimeout(TrialError):
 
 @dataclass
 class FinalResult:
+    """The final model and its test metrics. ``preprocess`` records what turns a raw input into the
+    model's input (the data source's scaling and normalisation, the resolution it was trained at;
+    None when unknown), ``class_names`` the label names and ``data`` the split sizes: the checkpoint
+    keeps them so the saved model takes inputs as the user's data came."""
+
     result: EvalResult
     model: nn.Module
+    preprocess: Optional[dict[str, Any]] = None
+    class_names: Optional[tuple[str, ...]] = None
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 class Evaluator(ABC):

@@ -536,4 +536,9 @@ class TrainingEvaluator(Evaluator):
             if not train_on_valid:
                 metrics.update(lm_metrics("valid", metrics["valid_loss"]))
         result = EvalResult(TrialState.COMPLETE, metrics, time.perf_counter() - start, None, curve)
-        return FinalResult(result, model.cpu())
+        preprocess = dict(splits.preprocess) if splits.preprocess is not None else None
+        if preprocess is not None and preprocess["kind"] == "image":
+            preprocess["resolution"] = fidelity.resolution  # the network saw inputs resized to this
+        data = {"name": splits.name, "train": len(splits.train), "valid": len(splits.valid), "test": len(splits.test),
+                "train_on_valid": train_on_valid}
+        return FinalResult(result, model.cpu(), preprocess, splits.class_names, data)
