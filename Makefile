@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/inheritance.py
 	$(PY) benchmarks/multi_fidelity.py --threads 1
 	$(PY) benchmarks/median_stopping.py
+	$(PY) benchmarks/export.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -68,11 +68,12 @@ def main() -> None:
     print("\nexport, one format at a time (export + its check on the run's test split)")
     print(f"{'format':<12} {'export s':>9} {'total s':>8} {'agree':>11} {'max |diff|':>11}")
     out_dir = os.path.join(tmp, "export")
+    checks = {}
     for fmt in ("onnx", "torchscript", "code"):
         start = time.perf_counter()
         report = export_run(run, [fmt], out_dir)
         total = time.perf_counter() - start
-        e = report.exported[0]
+        e = checks[fmt] = report.exported[0]
         print(f"{fmt:<12} {e.seconds:>9.2f} {total:>8.2f} {e.agree:>5}/{e.total:<5} {e.max_diff:>11.2e}")
 
     data = check_data(model, model.info)
@@ -97,7 +98,13 @@ def main() -> None:
             t_script = median_seconds(scripted, x, args.repeats)
         t_ort = median_seconds(lambda a: session.run(None, {name: a}), xn, args.repeats)
         print(f"{batch:>5} {t_torch * 1e3:>9.3f} {t_script * 1e3:>12.3f} {t_ort * 1e3:>12.3f} {t_ort / t_torch:>12.2f}")
+    print(f"loadavg at end: {os.getloadavg()[0]:.2f}")
     shutil.rmtree(tmp, ignore_errors=True)
+    onnx = checks["onnx"]
+    same = all(e.agree == e.total for e in checks.values())
+    ok = onnx.max_diff <= 1e-4 and same
+    print(f"RESULT export: onnx max |logit diff| {onnx.max_diff:.2e}, every format the same predictions: {same} "
+          f"(target <= 1e-04 and True) {'PASS' if ok else 'FAIL'}")
 
 
 if __name__ == "__main__":

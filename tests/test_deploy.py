@@ -82,7 +82,8 @@ def test_predict_cli_on_the_run_npz_and_csv(digits_run, run_cli, tmp_path):
     np.savez(npz, x=x[:, 0], y=y)  # (N, H, W): the channel axis may be left out
     csv_path = tmp_path / "preds.csv"
     code, out, err = run_cli("predict", digits_run, str(npz), "--top", "3", "--out", str(csv_path))
-    assert code == 0, err and f"accuracy {recorded:.4f}" in out
+    assert code == 0, err
+    assert f"accuracy {recorded:.4f} against their labels" in out
     lines = csv_path.read_text().splitlines()
     assert lines[0].split(",")[:7] == ["input", "class", "name", "probability", "class_2", "name_2", "probability_2"]
     assert len(lines) == len(y) + 1 and lines[0].endswith("label,correct")
@@ -212,3 +213,21 @@ def test_text_model_predicts_the_next_token_from_strings(tmp_path):
         model.predict([""])
     with pytest.raises(ArchsearchError, match="0..4"):
         model.predict(np.array([[7, 1]]))
+
+
+def test_a_model_searched_at_a_lower_resolution_resizes_raw_inputs_itself(tmp_path):
+    from archsearch.deploy.export import export_run
+    from conftest import tiny_config
+
+    run = str(tmp_path / "run")
+    cfg = tiny_config(fidelity={"epochs": 1, "data_fraction": 0.3, "resolution": 6},
+                      final={"enabled": True, "epochs": 3}, budget={"trials": 1})
+    archsearch.run_search(cfg, run, quiet=True)
+    model = archsearch.load_model(run)
+    assert model.info["preprocess"]["resolution"] == 6 and model.info["task"]["input_shape"] == [1, 6, 6]
+    assert model.input_shape == (1, 8, 8)  # it takes the raw 8x8 digits
+    x, y = DATASETS.create("digits").raw_test(seed=0)
+    correct = int((model.predict(x).classes == y).sum())
+    assert correct == round(model.info["metrics"]["test_acc"] * len(y))
+    report = export_run(run, ["onnx", "torchscript"], str(tmp_path / "export"))
+    assert all(e.agree == e.total == len(y) and e.max_diff <= 1e-4 for e in report.exported)

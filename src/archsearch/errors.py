@@ -30,10 +30,6 @@ class JournalError(ArchsearchError):
     """A journal that is missing, corrupt, or from an incompatible schema."""
 
 
-class ExportError(ArchsearchError):
-    """A model that cannot be exported in the asked format; the message says why in one line."""
-
-
 class SearchAborted(Exception):
     """The search stopped on purpose (too many failed trials). Exit code 1, not a bug."""
 

@@ -264,6 +264,7 @@ class RNNTreeCell(nn.Module):
         super().__init__()
         arch.check()
         self.arch, self.input_size, self.hidden_size = arch, input_size, hidden_size
+        self.cell_index, self.inject_index = arch.cell_index, arch.inject_index  # read by step
         self.projection_nodes = projected_nodes(arch)
         P = len(self.projection_nodes)
         self.weight_ih = nn.Parameter(torch.empty(P * hidden_size, input_size))
@@ -311,7 +312,7 @@ class RNNTreeCell(nn.Module):
         else:
             uh = torch.addmm(self.bias_hh, h, self.weight_hh.t()).split(H, dim=1)
             pre = [op(a, b) for op, a, b in zip(self._proj_combine, wx.split(H, dim=1), uh)]
-        m, j = self.arch.cell_index, self.arch.inject_index
+        m, j = self.cell_index, self.inject_index
         acts, (inj_combine, inj_act) = self._acts, self._inject
         values: list[Any] = [None] * len(acts)
         c_new = c
