@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/multi_fidelity.py --threads 1
 	$(PY) benchmarks/median_stopping.py
 	$(PY) benchmarks/export.py
+	$(PY) benchmarks/report.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -19,9 +19,10 @@ TINY = {
     "fidelity": {"epochs": 1, "data_fraction": 0.3},
     "final": {"enabled": False},
     "budget": {"trials": 4},
+    "report": False,  # report.html has its own tests (test_html_report.py); the rest skip writing it
 }
 TINY_ARGS = ["--epochs", "1", "--data-fraction", "0.3", "--set", "space.layers=2", "--set", "space.channels=[8,16]",
-             "--set", "space.stem_channels=8", "--set", "final.enabled=false", "--quiet"]
+             "--set", "space.stem_channels=8", "--set", "final.enabled=false", "--set", "report=false", "--quiet"]
 
 
 def tiny_config(**sections: Any) -> Config:
@@ -123,3 +124,16 @@ def oneshot_batches(seed: int, n: int, size: int = 6, shape: tuple[int, ...] = (
     g = torch.Generator().manual_seed(seed)
     return [(torch.randn(size, *shape, generator=g), torch.randint(0, classes, (size,), generator=g))
             for _ in range(n)]
+
+
+def tree_digest(folder: str) -> dict[str, str]:
+    """Every file under ``folder`` by relative path and content hash (to show nothing was changed)."""
+    import hashlib
+
+    out = {}
+    for base, _, files in os.walk(folder):
+        for name in files:
+            path = os.path.join(base, name)
+            with open(path, "rb") as fh:
+                out[os.path.relpath(path, folder)] = hashlib.sha256(fh.read()).hexdigest()
+    return out

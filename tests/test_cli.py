@@ -54,7 +54,7 @@ def test_search_show_and_checkpoint(run_cli, tmp_path):
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
     code, stdout, _ = run_cli("list")
-    assert code == 0 and "spaces: chain" in stdout and "inline, process, ray" in stdout and "digits" in stdout
+    assert code == 0 and "spaces:" in stdout and "  chain " in stdout and "  ray " in stdout and "  digits " in stdout
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 
@@ -15,7 +14,7 @@ import archsearch
 from archsearch.data import DATASETS
 from archsearch.deploy.checkpoint import NoPreprocessingWarning
 from archsearch.errors import ArchsearchError, DataError
-from conftest import TINY_ARGS
+from conftest import TINY_ARGS, tree_digest
 
 pytestmark = pytest.mark.slow
 
@@ -31,16 +30,6 @@ def digits_run(tmp_path_factory):
     with pytest.raises(SystemExit) as exc:
         main(args)
     assert exc.value.code == 0
-    return out
-
-
-def tree_digest(folder: str) -> dict[str, str]:
-    out = {}
-    for root, _, files in os.walk(folder):
-        for f in files:
-            path = os.path.join(root, f)
-            with open(path, "rb") as fh:
-                out[os.path.relpath(path, folder)] = hashlib.sha256(fh.read()).hexdigest()
     return out
 
 

@@ -18,6 +18,7 @@ from archsearch.estimation import EVALUATORS, Evaluator, TrainingEvaluator
 from archsearch.execution import EXECUTORS, Executor
 from archsearch.deploy import FoundModel, Predictions, load_checkpoint, load_model
 from archsearch.experiment import Experiment, Summary, run_search
+from archsearch.api import search
 from archsearch.oneshot import ONESHOT
 from archsearch.registry import RegistryUnion
 from archsearch.spaces import SPACES, Architecture, Decision, SearchSpace, create_space
@@ -37,5 +38,5 @@ __all__ = [
     "EXECUTORS", "EvalResult", "Evaluator", "Executor", "Experiment", "Fidelity", "FoundModel", "Journal", "JournalError",
     "ParseError", "Predictions", "Proposal", "SPACES", "STRATEGIES", "SearchAborted", "SearchSpace", "Splits", "Strategy",
     "Summary", "Task", "TrainingEvaluator", "Trial", "TrialState", "create_space", "create_strategy",
-    "from_arrays", "from_torch_dataset", "load_checkpoint", "load_model", "registries", "run_search",
+    "from_arrays", "from_torch_dataset", "load_checkpoint", "load_model", "registries", "run_search", "search",
 ]

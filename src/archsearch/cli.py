@@ -16,8 +16,26 @@ import typer
 
 from archsearch.errors import ArchsearchError, ConfigError, SearchAborted
 
-app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=False, pretty_exceptions_enable=False, rich_markup_mode=None,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="archsearch: neural architecture search on PyTorch.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        import torch
+
+        from archsearch import __version__
+
+        print(f"archsearch {__version__} (torch {torch.__version__}, python {sys.version.split()[0]})")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """archsearch: neural architecture search on PyTorch. Start with 'archsearch search' (the main job on
+    the built-in digits data), then 'archsearch show RUN', 'predict' and 'export'."""
 
 DebugOpt = typer.Option(False, "--debug", help="Show tracebacks.")
 
@@ -41,25 +59,16 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(1)
         except KeyboardInterrupt:
-            print("interrupted; the journal is intact (archsearch resume DIR continues)", file=sys.stderr)
+            print("interrupted", file=sys.stderr)
             raise typer.Exit(130)
 
     return wrapper
 
 
 def _dataset_section(value: str) -> dict[str, Any]:
-    from archsearch.data import DATASETS, detect_format
-    from archsearch.errors import ConfigError
+    from archsearch.data.files import dataset_spec
 
-    if value in DATASETS:
-        return {"name": value}
-    name, sep, path = value.partition(":")
-    if sep and name in DATASETS:
-        return {"name": name, "path": path}
-    if os.path.exists(value):
-        return {"name": detect_format(value), "path": value}
-    raise ConfigError(f"unknown dataset {value!r} (valid: {', '.join(DATASETS.names())}; "
-                      "or a path to a data folder or .npz file, or NAME:PATH)")
+    return dataset_spec(value)
 
 
 def _set_name(data: dict[str, Any], section: str, name: str) -> None:
@@ -97,21 +106,21 @@ def _apply_executor_flags(data: dict[str, Any], executor: Optional[str], workers
 @_guard
 def search(
     config: Optional[str] = typer.Option(None, "--config", "-c", help="YAML config file."),
-    space: Optional[str] = typer.Option(None, help="Search space name."),
-    strategy: Optional[str] = typer.Option(None, help="Search strategy name."),
-    dataset: Optional[str] = typer.Option(None, help="Dataset name, NAME:PATH, or a path."),
-    evaluator: Optional[str] = typer.Option(None, help="Evaluator name (train, tabular, proxy)."),
+    space: Optional[str] = typer.Option(None, help="Search space name, see archsearch list (default: chain)"),
+    strategy: Optional[str] = typer.Option(None, help="Search strategy name, see archsearch list (default: evolution)"),
+    dataset: Optional[str] = typer.Option(None, help="Dataset name, NAME:PATH, or a path (default: digits)"),
+    evaluator: Optional[str] = typer.Option(None, help="Evaluator name (train, tabular, proxy) (default: train)"),
     table: Optional[str] = typer.Option(None, help="Results table (CSV) for --evaluator tabular."),
     reward: Optional[str] = typer.Option(None, help="The table column to maximise (--evaluator tabular)."),
-    budget: Optional[int] = typer.Option(None, help="Number of complete trials."),
-    seed: Optional[int] = typer.Option(None, help="Seed of every random choice."),
-    executor: Optional[str] = typer.Option(None, help="inline, process or ray."),
-    workers: Optional[int] = typer.Option(None, help="Trials run at once."),
+    budget: Optional[int] = typer.Option(None, help="Number of complete trials (budget.trials) (default: 30)"),
+    seed: Optional[int] = typer.Option(None, help="Seed of every random choice (default: 0)"),
+    executor: Optional[str] = typer.Option(None, help="inline, process or ray (default: inline; process with --workers > 1)"),
+    workers: Optional[int] = typer.Option(None, help="Trials run at once (default: 1)"),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Join this Ray cluster."),
-    epochs: Optional[int] = typer.Option(None, help="Training epochs per trial (fidelity)."),
-    data_fraction: Optional[float] = typer.Option(None, "--data-fraction", help="Share of training data per trial."),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs per trial (fidelity.epochs) (default: 10)"),
+    data_fraction: Optional[float] = typer.Option(None, "--data-fraction", help="Share of training data per trial (fidelity.data_fraction) (default: 1.0)"),
     set_: List[str] = typer.Option([], "--set", help="Override any config key: KEY=VALUE (repeatable)."),
-    out: Optional[str] = typer.Option(None, "--out", "-o", help="Directory for the journal and results."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Directory for the journal and results (default: runs/SPACE-STRATEGY-DATE-TIME)"),
     warm_start: Optional[str] = typer.Option(None, "--warm-start", help="Start from the best architectures of "
                                              "this finished search (same space)."),
     warm_start_top: int = typer.Option(10, "--warm-start-top", help="How many of them (--warm-start)."),
@@ -235,10 +244,18 @@ def _warm_started(cfg: Any, directory: str, top: int) -> Any:
 
 
 def _run(experiment: Any, quiet: bool) -> None:
+    import shlex
+
     from archsearch import report
 
+    if not quiet:
+        print(f"search directory: {experiment.out_dir}", file=sys.stderr, flush=True)
     try:
         summary = experiment.run()
+    except KeyboardInterrupt:
+        print(f"interrupted; the journal is intact: archsearch resume {shlex.quote(experiment.out_dir)} continues",
+              file=sys.stderr)
+        raise typer.Exit(130) from None
     finally:
         experiment.close()
     if not quiet:
@@ -325,7 +342,8 @@ def show(
         return
     from rich.console import Console
 
-    console = Console()
+    # piped or redirected: whole lines, so an architecture string is never broken mid-token
+    console = Console() if sys.stdout.isatty() else Console(width=100_000)
     if data.get("oneshot_epochs"):
         console.print(report.epochs_table(data))
         if data.get("oneshot_stopped"):
@@ -346,11 +364,30 @@ def show(
 
 @app.command()
 @_guard
+def report(
+    directory: str = typer.Argument(..., help="A search directory (finished or running)."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="The HTML file to write (default: RUN/report.html)."),
+    debug: bool = DebugOpt,
+) -> None:
+    """One self-contained HTML page of a search: summary, search curve, trials, learning curves, Pareto
+    front, calibration, one-shot epochs, diagram and config (the search keeps RUN/report.html up to date)."""
+    from archsearch.html_report import write_report
+
+    path = write_report(directory, out)
+    print(f"report written to {path}")
+
+
+@app.command()
+@_guard
 def describe(
-    space: str = typer.Option(..., help="Search space name."),
-    arch: str = typer.Option(..., help="Architecture string (the space's string form)."),
-    input_shape: str = typer.Option("3,32,32", "--input-shape", help="C,H,W of one input."),
-    classes: int = typer.Option(10, help="Number of classes."),
+    run: Optional[str] = typer.Argument(None, help="A search directory: its best architecture, with the run's own "
+                                        "space options, input shape and classes (instead of --space/--arch)."),
+    space: Optional[str] = typer.Option(None, help="Search space name (required without RUN)."),
+    arch: Optional[str] = typer.Option(None, help="Architecture string, the space's string form (required without "
+                                       "RUN; with RUN: default the best)."),
+    input_shape: Optional[str] = typer.Option(None, "--input-shape", help="C,H,W of one input (default: the run's, "
+                                              "else 3,32,32)."),
+    classes: Optional[int] = typer.Option(None, help="Number of classes (default: the run's, else 10)."),
     set_: List[str] = typer.Option([], "--set", help="Space options: space.KEY=VALUE (repeatable)."),
     json_: bool = typer.Option(False, "--json", help="Print a JSON object."),
     diagram: Optional[str] = typer.Option(None, "--diagram", help="Write a diagram (.dot, .svg, .png, .pdf)."),
@@ -365,17 +402,28 @@ def describe(
     from archsearch.describe import describe_text, parse_input_shape
     from archsearch.spaces import create_space
 
+    from archsearch.describe import run_target
+
     data: dict[str, Any] = {"space": {"name": space}}
+    shape, n_classes = (3, 32, 32), 10
+    if run is not None:
+        target = run_target(run)
+        data["space"] = {"name": target["space"], **target["space_options"]}
+        arch = arch or target["arch"]
+        shape, n_classes = tuple(target["input_shape"]), int(target["num_classes"])
+    elif space is None or arch is None:
+        raise ConfigError("describe needs a search directory RUN, or --space and --arch")
     for assignment in set_:
         if not assignment.strip().startswith("space."):
             raise ConfigError(f"describe --set takes space.KEY=VALUE, got {assignment!r}")
         apply_override(data, assignment)
-    if classes < 1:
+    if classes is not None and classes < 1:
         raise ConfigError(f"--classes must be a positive integer, got {classes}")
     options = {k: v for k, v in data["space"].items() if k != "name"}
     the_space = create_space(data["space"]["name"], **options)
     the_arch = the_space.parse(arch)
-    info = describe_arch(the_space, the_arch, Task(parse_input_shape(input_shape), classes))
+    task = Task(parse_input_shape(input_shape) if input_shape else shape, classes or n_classes)
+    info = describe_arch(the_space, the_arch, task)
     if diagram:
         try:
             the_space.diagram(the_arch).render(diagram)
@@ -704,13 +752,49 @@ def list_(debug: bool = DebugOpt) -> None:
     from archsearch import registries
 
     for kind, registry in registries().items():
-        print(f"{kind + 's' if not kind.endswith('y') else kind[:-1] + 'ies'}: {', '.join(registry.names())}")
+        print(f"{kind + 's' if not kind.endswith('y') else kind[:-1] + 'ies'}:")
+        names = registry.names()
+        width = max(len(n) for n in names)
+        for name in names:
+            print(f"  {name:<{width}}  {_summary_line(registry.get(name))}")
+
+
+def _summary_line(cls: type) -> str:
+    """The first sentence of a class's own docstring, else of its module's, on one line."""
+    import inspect
+
+    own = cls.__dict__.get("__doc__") or ""
+    if not own.strip() or own.strip().startswith("Options"):
+        own = sys.modules[cls.__module__].__doc__ or ""
+    doc = " ".join(inspect.cleandoc(own).split("\n\n")[0].split())
+    first = doc.split(". ")[0].rstrip(".")
+    return first if len(first) <= 110 else first[:107] + "..."
+
+
+METAVARS = {"set_": "KEY=VALUE", "out": "DIR", "config": "FILE", "format_": "FORMAT", "table": "CSV"}
+
+
+def _command() -> Any:
+    """The click command behind ``app``, with readable placeholders: an option's value is named after
+    the option (``--budget BUDGET``, ``--set KEY=VALUE``), never by its Python type."""
+    group = typer.main.get_command(app)
+    for command in [group, *getattr(group, "commands", {}).values()]:
+        for param in command.params:
+            if getattr(param, "is_flag", False):  # typer vendors click: its Option is not click.Option
+                param.metavar = ""  # a flag takes no value
+                continue
+            if not getattr(param, "opts", [""])[0].startswith("-"):  # an argument: its name says it, not its type
+                param.display_type = lambda ctx: ""  # type: ignore[method-assign]
+                param.metavar = (param.name or "value").upper()
+                continue
+            param.metavar = METAVARS.get(param.name or "", (param.name or "value").strip("_").upper().replace("_", "-"))
+    return group
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Entry point. Usage errors (bad flag, bad number) are one line and exit 2, like all bad input."""
     try:
-        code = app(args=argv, standalone_mode=False)
+        code = _command().main(args=argv, standalone_mode=False, prog_name="archsearch")
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

@@ -93,6 +93,7 @@ class Config:
     fidelity: Fidelity = field(default_factory=lambda: Fidelity(epochs=10))
     final: Final = field(default_factory=Final)
     budget: Budget = field(default_factory=Budget)
+    report: bool = True  # write OUT/report.html during the search (html_report.LiveReport) and at its end
 
     # -- (de)serialisation -----------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -100,6 +101,7 @@ class Config:
         for s in NAMED_SECTIONS:
             out[s] = copy.deepcopy(getattr(self, s))
         out["fidelity"], out["final"], out["budget"] = self.fidelity.to_dict(), asdict(self.final), asdict(self.budget)
+        out["report"] = self.report
         return out
 
     def to_yaml(self) -> str:
@@ -116,7 +118,10 @@ class Config:
         seed = data.get("seed", 0)
         if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-        kwargs: dict[str, Any] = {"seed": seed}
+        report = data.get("report", True)
+        if not isinstance(report, bool):
+            raise ConfigError(f"report must be true or false, got {report!r}")
+        kwargs: dict[str, Any] = {"seed": seed, "report": report}
         for s in NAMED_SECTIONS:
             section = data.get(s) or _default(s)
             if isinstance(section, str):
@@ -156,6 +161,41 @@ class Config:
 
     def options(self, section: str) -> dict[str, Any]:
         return {k: v for k, v in getattr(self, section).items() if k != "name"}
+
+    def resolved(self) -> dict[str, Any]:
+        """:meth:`to_dict` with every option's default filled in: what the search really runs with
+        (``config.yaml`` is written from it). Defaults that YAML cannot hold are left out."""
+        from archsearch import registries
+
+        out = self.to_dict()
+        for s in NAMED_SECTIONS:
+            section = out[s]
+            defaults = registries()[s].defaults(section["name"], skip=FRAMEWORK_ARGS[s])
+            filled = {k: _plain(v) for k, v in defaults.items() if k not in section}
+            out[s] = {"name": section["name"], **{k: v for k, v in {**filled, **section}.items()
+                                                 if k != "name" and v is not _UNSET}}
+        return out
+
+    def to_resolved_yaml(self, note: str = "") -> str:
+        head = "# the resolved config: every option, defaults included\n" + (f"# {note}\n" if note else "")
+        return head + yaml.safe_dump(self.resolved(), sort_keys=False)
+
+
+_UNSET = object()
+
+
+def _plain(value: Any) -> Any:
+    """A default as YAML can write it (tuples as lists), or ``_UNSET``."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)):
+        items = [_plain(v) for v in value]
+        return _UNSET if any(v is _UNSET for v in items) else items
+    if isinstance(value, dict):
+        items = {k: _plain(v) for k, v in value.items()}
+        return _UNSET if any(v is _UNSET for v in items.values()) or not all(isinstance(k, str) for k in items) \
+            else items
+    return _UNSET
 
 
 def load_yaml(path: str) -> dict[str, Any]:

@@ -70,13 +70,14 @@ class Fidelity:
         return cls(**d)  # journals written before width/depth existed lack them: the defaults apply
 
 
-def incumbent(trials: Sequence[tuple[int, float, dict[str, Any]]]) -> Optional[int]:
-    """The number of the search's best trial among ``(number, reward, fidelity dict)`` of complete ones.
+def incumbent(trials: Sequence[tuple[Any, ...]]) -> Optional[int]:
+    """The number of the search's best trial among ``(number, reward, fidelity dict[, params])`` of complete ones.
 
     Rewards measured at different fidelities are not comparable (multi-fidelity strategies train
     most architectures briefly): the best is the highest reward among the trials at the highest
-    fidelity reached, by training effort epochs x data_fraction x width x depth; ties go to the
-    earlier trial. With one fidelity throughout, that is simply the highest reward.
+    fidelity reached, by training effort epochs x data_fraction x width x depth. Ties go to the
+    smaller model (fewer ``params``, when given), then to the earlier trial. With one fidelity
+    throughout, that is simply the highest reward.
     """
     if not trials:
         return None
@@ -85,9 +86,13 @@ def incumbent(trials: Sequence[tuple[int, float, dict[str, Any]]]) -> Optional[i
         return (float(f.get("epochs", 1)) * float(f.get("data_fraction", 1.0)) * float(f.get("width", 1.0))
                 * float(f.get("depth", 1.0)))
 
-    top = max(effort(f) for _, _, f in trials)
-    at_top = [(r, -n) for n, r, f in trials if effort(f) >= top * (1 - 1e-9)]
-    return -max(at_top)[1]
+    def params(t: tuple[Any, ...]) -> float:
+        value = t[3] if len(t) > 3 else None
+        return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.inf
+
+    top = max(effort(t[2]) for t in trials)
+    at_top = [(t[1], -params(t), -t[0]) for t in trials if effort(t[2]) >= top * (1 - 1e-9)]
+    return -max(at_top)[2]
 
 
 @dataclass(frozen=True)

@@ -89,3 +89,34 @@ def describe_text(info: dict[str, Any]) -> str:
         shape = "x".join(map(str, row["output_shape"])) if row["output_shape"] else "-"
         lines.append(f"{row['name']:<24} {row['type']:<22} {row['params']:>12,}  {shape}")
     return "\n".join(lines)
+
+
+def run_target(run: str) -> dict[str, Any]:
+    """What ``describe RUN`` describes: the found model (its final space and network input) when the
+    run trained one, else the best trial in the searched space, with the run's input shape and classes."""
+    import os
+
+    from archsearch import report
+    from archsearch.deploy.checkpoint import FILENAME, read_checkpoint
+    from archsearch.errors import JournalError
+    from archsearch.storage.journal import Journal
+
+    if os.path.isfile(os.path.join(run, FILENAME)) or os.path.isfile(run):
+        ckpt = read_checkpoint(run)
+        return {"space": ckpt["space"], "space_options": ckpt["space_options"], "arch": ckpt["arch"],
+                "input_shape": ckpt["task"]["input_shape"], "num_classes": ckpt["task"]["num_classes"]}
+    if not os.path.isfile(os.path.join(run, Journal.FILENAME)):
+        raise JournalError(f"no search directory at {run} (no {Journal.FILENAME} or {FILENAME})")
+    journal = Journal(os.path.join(run, Journal.FILENAME))
+    try:
+        data = report.summary(journal)
+        info = journal.get_meta("data") or {}
+    finally:
+        journal.close()
+    if data["best"] is None:
+        raise JournalError(f"{run} has no complete trial yet: nothing to describe")
+    space = dict(data["config"].get("space") or {"name": "chain"})
+    if not info.get("input_shape"):
+        raise JournalError(f"{run} does not record its input shape (an older search): give --input-shape and --classes")
+    return {"space": space.pop("name"), "space_options": space, "arch": data["best"]["arch"],
+            "input_shape": info["input_shape"], "num_classes": info["num_classes"]}

@@ -50,11 +50,21 @@ def trial_seed(seed: int, number: int) -> int:
 
 @dataclass
 class Summary:
+    """What a finished search returns: ``best`` is the best trial (``best.arch``, ``best.metrics``,
+    ``best.reward``), ``final`` the final training's record (``final["metrics"]["test_acc"]``; None
+    without final training), ``model_path`` the found model's ``best_model.pt`` (None when no model
+    was trained; load it with :func:`archsearch.load_model`)."""
+
     out_dir: str
     complete: int
     failed: int
     best: Optional[Trial]
     final: Optional[dict[str, Any]]
+
+    @property
+    def model_path(self) -> Optional[str]:
+        path = os.path.join(self.out_dir, "best_model.pt")
+        return path if os.path.isfile(path) else None
 
 
 class Experiment:
@@ -91,18 +101,30 @@ class Experiment:
         if os.path.exists(path):
             raise ArchsearchError(f"{out_dir} already holds a search: resume it with 'archsearch resume {out_dir}' "
                                   "or choose another --out")
+        if data is not None:  # the config names the data the search really uses, not the default digits
+            config = Config.from_dict({**config.to_dict(), "dataset": {"name": data.name}})
         experiment = cls(config, out_dir, None, data, quiet)
         experiment.evaluator.task(config.fidelity)  # loads and checks the data before touching the disk
+        info = experiment.evaluator.data_info()
         try:
             os.makedirs(out_dir, exist_ok=True)
         except OSError as exc:
             raise ArchsearchError(f"cannot create the output directory {out_dir}: {exc.strerror or exc}") from None
-        journal = Journal(path, create=True, meta={"config": config.to_dict(), "created_at": time.time()},
-                          lock=True)
-        _atomic(os.path.join(out_dir, "config.yaml"),
-                lambda p: open(p, "w", encoding="utf-8").write(config.to_yaml()))
+        journal = Journal(path, create=True, meta={"config": config.to_dict(), "created_at": time.time(),
+                                                   "data": info}, lock=True)
         experiment._journal = journal
+        experiment.write_config()
         return experiment
+
+    def write_config(self) -> None:
+        """``config.yaml``: the resolved config, for people (the journal keeps what was given)."""
+        info = self.journal.get_meta("data") or {}
+        note = ""
+        if info.get("in_memory"):
+            note = (f"dataset: passed in memory from Python ({info.get('name')}, {info.get('train')} train / "
+                    f"{info.get('valid')} valid / {info.get('test')} test, input {info.get('input_shape')})")
+        _atomic(os.path.join(self.out_dir, "config.yaml"),
+                lambda p: open(p, "w", encoding="utf-8").write(self.config.to_resolved_yaml(note)))
 
     @classmethod
     def open(cls, out_dir: str, data: Optional[Splits] = None, quiet: bool = False,
@@ -140,8 +162,7 @@ class Experiment:
         experiment = cls(config, out_dir, journal, data, quiet)  # every part checked before saving changes
         if budget is not None or overrides:
             journal.set_meta("config", config.to_dict())
-            _atomic(os.path.join(out_dir, "config.yaml"),
-                    lambda p: open(p, "w", encoding="utf-8").write(config.to_yaml()))
+            experiment.write_config()
         return experiment
 
     @property
@@ -155,7 +176,8 @@ class Experiment:
 
     def best_trial(self) -> Optional[Trial]:
         done = {t.number: t for t in self.trials() if t.state is TrialState.COMPLETE and t.reward is not None}
-        number = incumbent([(t.number, t.reward, t.fidelity.to_dict()) for t in done.values()])  # type: ignore[misc]
+        number = incumbent([(t.number, t.reward, t.fidelity.to_dict(), t.metrics.get("params"))
+                            for t in done.values()])
         return None if number is None else done[number]
 
     def _replay(self, trials: list[Trial], progress: Progress) -> list[Trial]:
@@ -174,13 +196,39 @@ class Experiment:
                              "the journal (code or options changed?); the journal's trials are kept")
         return [t for t in trials if not t.state.finished]
 
+    def live_report(self) -> Any:
+        """The self-refreshing ``report.html`` (html_report.LiveReport), or a stand-in that does nothing
+        when ``report: false``. A report never stops a search: its failures are one warning."""
+        if not self.config.report:
+            return _NoReport()
+        from archsearch.html_report import LiveReport
+
+        return LiveReport(self.out_dir, warn=self._warn)
+
+    def _warn(self, text: str) -> None:
+        if not self.quiet:
+            print(f"warning: {text}", file=sys.stderr, flush=True)
+
     def run(self, executor: Optional[Executor] = None) -> Summary:
-        if self.oneshot is not None:
-            return self._run_oneshot(executor)
+        """Run the search to its budget, then the final training; ``report.html`` follows along."""
+        report = self.live_report()
+        try:
+            if self.oneshot is not None:
+                self._run_oneshot(executor, report)
+            else:
+                self._run_trials(executor, report)
+            final = self.finalize()
+        finally:
+            report.close()  # the last page, which stops reloading (also after a failure or Ctrl-C)
+        return Summary(self.out_dir, self.journal.count(TrialState.COMPLETE), self.journal.count(TrialState.FAILED),
+                       self.best_trial(), final)
+
+    def _run_trials(self, executor: Optional[Executor], report: Any) -> None:
+        """Ask, run and tell trials until the budget (trials, time, failures) is met."""
         cfg = self.config
         trials = self.trials()
         complete = sum(t.state is TrialState.COMPLETE for t in trials)
-        progress = Progress(cfg.budget.trials, complete, quiet=self.quiet)
+        progress = Progress(cfg.budget.trials, complete, quiet=self.quiet, extra=self.final_estimate(trials))
         rerun = self._replay(trials, progress) if trials else []
         if trials:
             progress.message(f"resuming {self.out_dir}: {complete} complete, {len(rerun)} to run again")
@@ -223,15 +271,15 @@ class Experiment:
                         complete += 1
                         if best_reward is None or (trial.reward is not None and trial.reward > best_reward):
                             best_reward = trial.reward
+                        progress.extra = self.final_estimate(self.trials())
                     progress.trial(trial, best_reward)
+                    report.update()
                 # saved every tick, so a kill loses at most a second of the time budget
                 self.journal.set_meta("elapsed", elapsed0 + time.monotonic() - start)
         finally:
             progress.close()
             if own_executor:
                 executor.close()
-        final = self.finalize()
-        return Summary(self.out_dir, complete, self.journal.count(TrialState.FAILED), self.best_trial(), final)
 
     def _ask(self) -> Trial:
         assert self.strategy is not None
@@ -300,11 +348,11 @@ class Experiment:
         return trial
 
     # -- one-shot search -------------------------------------------------------------
-    def _run_oneshot(self, executor: Optional[Executor]) -> Summary:
+    def _run_oneshot(self, executor: Optional[Executor], report: Any) -> None:
         """Supernet epochs (resumed from the checkpoint), then the derived architecture as the
-        search's one trial, evaluated like any other, then final training."""
+        search's one trial, evaluated like any other (final training follows in :meth:`run`)."""
         if not self.trials():
-            arch = self._search_oneshot()
+            arch = self._search_oneshot(report)
             self.journal.create_trial(self.space.validate(arch), self.config.fidelity, None)
         pending = [t for t in self.trials() if not t.state.finished]
         own_executor = executor is None
@@ -320,17 +368,15 @@ class Experiment:
                     what = f"reward {done.reward:.4f}" if done.reward is not None else f"failed: {done.error}"
                     print(f"derived architecture (trial {done.number}) {what}: {done.arch}", file=sys.stderr,
                           flush=True)
+                report.update(force=True)
         finally:
             if own_executor:
                 executor.close()
         if self.best_trial() is None:
             raise SearchAborted("the derived architecture's evaluation failed: "
                                 f"{next((t.error for t in self.trials() if t.error), '')}")
-        final = self.finalize()
-        return Summary(self.out_dir, self.journal.count(TrialState.COMPLETE), self.journal.count(TrialState.FAILED),
-                       self.best_trial(), final)
 
-    def _search_oneshot(self) -> Any:
+    def _search_oneshot(self, report: Any) -> Any:
         from archsearch.estimation.language import is_language_model
         from archsearch.oneshot.search import OneShotSearch, search_fidelity
 
@@ -355,6 +401,7 @@ class Experiment:
         def on_epoch(record: dict[str, Any]) -> None:
             self.journal.set_meta("elapsed", elapsed0 + time.monotonic() - start)
             progress.epoch(record)
+            report.update()
 
         try:
             arch = runner.run(on_epoch)
@@ -367,6 +414,26 @@ class Experiment:
         return arch
 
     # -- after the search ----------------------------------------------------------
+    def final_estimate(self, trials: Sequence[Trial]) -> float:
+        """Seconds the final training will take, estimated from the complete trials: their median cost
+        per unit of training effort (epochs x data fraction x width x depth) times the final
+        training's effort (final.epochs on all the training data, plus the valid split when it
+        trains on it). 0 when there is no final training or nothing measured yet. The final space
+        may be larger than the searched one ("search small, train big"), which this does not know."""
+        fcfg = self.config.final
+        if not (fcfg.enabled and self.evaluator.trains_models):
+            return 0.0
+        rates = sorted(t.cost / max(t.fidelity.epochs * t.fidelity.data_fraction * t.fidelity.width
+                                    * t.fidelity.depth, 1e-9)
+                       for t in trials if t.state is TrialState.COMPLETE and t.cost > 0)
+        if not rates:
+            return 0.0
+        info = self.journal.get_meta("data") or {}
+        share = 1.0
+        if fcfg.train_on_valid and info.get("train"):
+            share = (info["train"] + info.get("valid", 0)) / info["train"]
+        return rates[len(rates) // 2] * fcfg.epochs * share
+
     def finalize(self) -> Optional[dict[str, Any]]:
         """Final training of the best architecture; writes best.json and best_model.pt once."""
         best = self.best_trial()
@@ -380,14 +447,16 @@ class Experiment:
         fcfg = self.config.final
         if fcfg.enabled and self.evaluator.trains_models:
             if not self.quiet:
-                import sys
-
                 print(f"final training of trial {best.number} for {fcfg.epochs} epochs: {best.arch}",
                       file=sys.stderr, flush=True)
             fidelity = Fidelity(epochs=fcfg.epochs, resolution=self.config.fidelity.resolution)
             final_space = self.space.final_space()  # "search small, train big"
-            final = self.evaluator.final(final_space, best.arch, fidelity, trial_seed(self.config.seed, -1),
-                                         train_on_valid=fcfg.train_on_valid)
+            progress = Progress(fcfg.epochs, 0, quiet=self.quiet, label="final")
+            try:
+                final = self.evaluator.final(final_space, best.arch, fidelity, trial_seed(self.config.seed, -1),
+                                             train_on_valid=fcfg.train_on_valid, on_epoch=progress.final_epoch)
+            finally:
+                progress.close()
             record["metrics"] = {**best.metrics, **final.result.metrics}
             record["final_metrics"] = final.result.metrics
             checkpoint = make_checkpoint(
@@ -417,6 +486,16 @@ class Experiment:
         self.journal.close()
 
 
+class _NoReport:
+    """``report: false``: no page is written."""
+
+    def update(self, force: bool = False) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _atomic(path: str, write: Any) -> None:
     """Write through a temporary file and rename, so a kill never leaves half a file."""
     tmp = f"{path}.tmp"
@@ -428,8 +507,12 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=list))
 
 
-def run_search(config: Config, out_dir: str, data: Optional[Splits] = None, quiet: bool = False) -> Summary:
-    """Python API: run a new search to completion."""
+def run_search(config: Config | dict[str, Any], out_dir: str, data: Optional[Splits] = None,
+               quiet: bool = False) -> Summary:
+    """Python API: run a new search to completion. ``config`` is a :class:`Config` or a plain dict of
+    sections as in a YAML config (``{"space": {"name": "chain"}, "budget": {"trials": 10}}``)."""
+    if not isinstance(config, Config):
+        config = Config.from_dict(config)
     experiment = Experiment.create(config, out_dir, data, quiet)
     try:
         return experiment.run()

@@ -57,6 +57,22 @@ class Registry(Generic[T]):
                 break
         return names
 
+    def defaults(self, name: str, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Every option that has a default, with it (following ``**options`` up the class tree as
+        :meth:`option_names` does): what a config that leaves the option out gets."""
+        out: dict[str, Any] = {}
+        for klass in self.get(name).__mro__:
+            if "__init__" not in vars(klass):
+                continue
+            params = list(inspect.signature(vars(klass)["__init__"]).parameters.values())[1:]
+            for p in params:
+                if (p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in skip
+                        and p.default is not p.empty and p.name not in out):
+                    out[p.name] = p.default
+            if not any(p.kind is p.VAR_KEYWORD for p in params):
+                break
+        return out
+
     def check_options(self, name: str, options: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
         valid = self.option_names(name, skip)
         for key in options:
@@ -100,6 +116,9 @@ class RegistryUnion:
 
     def option_names(self, name: str, skip: tuple[str, ...] = ()) -> list[str]:
         return self._part(name).option_names(name, skip)
+
+    def defaults(self, name: str, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+        return self._part(name).defaults(name, skip)
 
     def check_options(self, name: str, options: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
         self._part(name).check_options(name, options, skip)

@@ -25,7 +25,7 @@ def summary(journal: Journal) -> dict[str, Any]:
             "fidelity": json.loads(row["fidelity"]),
         })
     done = {t["number"]: t for t in trials if t["state"] == "complete" and t["reward"] is not None}
-    number = incumbent([(n, t["reward"], t["fidelity"]) for n, t in done.items()])
+    number = incumbent([(n, t["reward"], t["fidelity"], t["metrics"].get("params")) for n, t in done.items()])
     best = None if number is None else done[number]
     final = journal.get_meta("final")
     config = journal.get_meta("config") or {}
@@ -119,17 +119,19 @@ def pareto_text(front: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_pareto(data: dict[str, Any], front: dict[str, Any], path: str) -> None:
-    """Every complete trial on the first two objectives, the front highlighted and joined."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def draw_pareto(ax: Any, trials: list[dict[str, Any]], front: dict[str, Any]) -> None:
+    """Every complete trial on the first two objectives (infeasible ones as red crosses), the front
+    joined in order; shared by ``show --pareto-plot`` and the HTML report."""
+    import math
 
     x_name, y_name = (o.split(":")[0] for o in front["objectives"][:2])
-    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
+
+    def finite(value: Any) -> bool:
+        return isinstance(value, (int, float)) and math.isfinite(value)
+
     pts = [(t["metrics"][x_name], t["metrics"][y_name], t["metrics"].get("violation", 0.0) > 0)
-           for t in data["trials"] if t["state"] == "complete" and x_name in t["metrics"] and y_name in t["metrics"]]
+           for t in trials if t["state"] == "complete" and finite(t["metrics"].get(x_name))
+           and finite(t["metrics"].get(y_name))]
     ok = [(x, y) for x, y, bad in pts if not bad]
     bad = [(x, y) for x, y, b in pts if b]
     if ok:
@@ -143,8 +145,19 @@ def plot_pareto(data: dict[str, Any], front: dict[str, Any], path: str) -> None:
         ax.plot([fx[i] for i in order], [fy[i] for i in order], "-o", color="C1", ms=5, label="pareto front")
     ax.set_xlabel(front["objectives"][0])
     ax.set_ylabel(front["objectives"][1])
-    ax.set_title("pareto front")
     ax.grid(alpha=0.3)
+
+
+def plot_pareto(data: dict[str, Any], front: dict[str, Any], path: str) -> None:
+    """Every complete trial on the first two objectives, the front highlighted and joined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=120)
+    draw_pareto(ax, data["trials"], front)
+    ax.set_title("pareto front")
     ax.legend(loc="best")
     fig.tight_layout()
     fig.savefig(path)

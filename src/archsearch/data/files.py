@@ -32,6 +32,7 @@ __all__ = [
     "ImageFolder",
     "Mnist",
     "IMAGE_EXTENSIONS",
+    "dataset_spec",
     "detect_format",
     "read_idx",
     "safe_unpickle",
@@ -536,3 +537,20 @@ def detect_format(path: str) -> str:
         if matches(path):
             return name
     raise DataError(f"cannot tell the data format of {path}: {_EXPECTED}")
+
+
+def dataset_spec(value: str) -> dict[str, Any]:
+    """The ``dataset`` config section for ``--dataset VALUE``: a registered name, ``NAME:PATH``, or a
+    path whose format is detected."""
+    from archsearch.data.base import DATASETS
+    from archsearch.errors import ConfigError
+
+    if value in DATASETS:
+        return {"name": value}
+    name, sep, path = value.partition(":")
+    if sep and name in DATASETS:
+        return {"name": name, "path": path}
+    if os.path.exists(value):
+        return {"name": detect_format(value), "path": value}
+    raise ConfigError(f"unknown dataset {value!r} (valid: {', '.join(DATASETS.names())}; "
+                      "or a path to a data folder or .npz file, or NAME:PATH)")

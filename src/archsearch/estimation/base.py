@@ -12,7 +12,7 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional, Sequence
+from typing import Any, Callable, ClassVar, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -60,6 +60,11 @@ class Evaluator(ABC):
     def prepare(self) -> None:
         """Per-process set-up (load data) run before a trial's clock starts. Default: nothing."""
 
+    def data_info(self) -> Optional[dict[str, Any]]:
+        """What the search trains on, for the journal and the report: ``name``, ``input_shape``,
+        ``num_classes`` and the split sizes ``train``/``valid``/``test``. None: no data (tables)."""
+        return None
+
     @abstractmethod
     def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
                  init: Optional[dict[str, torch.Tensor]] = None) -> EvalResult:
@@ -67,8 +72,10 @@ class Evaluator(ABC):
         an evaluator that trains may start from its matching tensors; others ignore it."""
 
     def final(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
-              train_on_valid: bool = True) -> FinalResult:
-        """Train the chosen architecture for good (on train, plus valid if asked) and measure test metrics."""
+              train_on_valid: bool = True, on_epoch: Optional[Callable[[dict[str, float]], None]] = None
+              ) -> FinalResult:
+        """Train the chosen architecture for good (on train, plus valid if asked) and measure test metrics.
+        ``on_epoch`` gets each epoch's learning-curve point as it ends (progress for a long training)."""
         raise NotImplementedError(f"evaluator {self.name!r} has no final training")
 
 

@@ -20,7 +20,7 @@ default settings (``final.enabled: false`` skips it).
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -86,8 +86,9 @@ class ProxyEvaluator(Evaluator):
         return EvalResult(TrialState.COMPLETE, metrics, 0.0, None, [])
 
     def final(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
-              train_on_valid: bool = True) -> FinalResult:
+              train_on_valid: bool = True, on_epoch: Optional[Callable[[dict[str, float]], None]] = None
+              ) -> FinalResult:
         from archsearch.estimation.training import TrainingEvaluator
 
         trainer = TrainingEvaluator(self.data, self.data_seed)
-        return trainer.final(space, arch, fidelity, seed, train_on_valid)
+        return trainer.final(space, arch, fidelity, seed, train_on_valid, on_epoch)

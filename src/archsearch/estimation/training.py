@@ -131,8 +131,10 @@ def train_model(
     deadline: Optional[float] = None,
     grad_clip: Optional[float] = None,
     stop: Optional[Callable[[list[dict[str, float]]], bool]] = None,
+    on_epoch: Optional[Callable[[dict[str, float]], None]] = None,
 ) -> list[dict[str, float]]:
-    """Train in place; returns the learning curve (one dict per epoch).
+    """Train in place; returns the learning curve (one dict per epoch), each point also given to
+    ``on_epoch`` as it is made.
 
     Language models ((B, T, V) logits against (B, T) targets) train on the mean per-token loss;
     ``grad_clip`` clips the gradient norm before each step. ``stop(curve)``, called after every
@@ -180,6 +182,8 @@ def train_model(
             if valid.y.dim() == 2:  # token targets: a language model
                 point.update(lm_metrics("valid", point["valid_loss"]))
         curve.append(point)
+        if on_epoch is not None:
+            on_epoch({**point, "epochs": float(epochs)})
         if stop is not None and epoch < epochs and stop(curve):
             break
     return curve
@@ -375,6 +379,12 @@ class TrainingEvaluator(Evaluator):
     def splits(self) -> Splits:
         return self.data if isinstance(self.data, Splits) else load_splits(self.data, self.data_seed)
 
+    def data_info(self) -> dict[str, Any]:
+        splits = self.splits()
+        return {"name": splits.name, "input_shape": list(splits.task.input_shape), "num_classes": splits.num_classes,
+                "kind": splits.kind, "train": len(splits.train), "valid": len(splits.valid), "test": len(splits.test),
+                "in_memory": isinstance(self.data, Splits)}
+
     @property
     def objective(self) -> str:  # type: ignore[override]
         """The metric strategies maximise: it depends on the task (loads the data if needed) and on
@@ -428,6 +438,7 @@ class TrainingEvaluator(Evaluator):
     def _train(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
                train: Split, valid: Optional[Split], init: Optional[dict[str, torch.Tensor]] = None,
                stop: Optional[MedianStop] = None,
+               on_epoch: Optional[Callable[[dict[str, float]], None]] = None,
                ) -> tuple[nn.Module, list[dict[str, float]], float, Optional[float]]:
         """Build (seeded, at the fidelity's width and depth), start from ``init``'s matching tensors
         if given, train (``stop`` may end it early). The fourth value is the inherited fraction
@@ -449,7 +460,7 @@ class TrainingEvaluator(Evaluator):
             model, train, epochs, batch_size=hp["batch_size"], lr=float(hp["lr"]),
             weight_decay=float(hp["weight_decay"]), optimizer=hp["optimizer"],
             label_smoothing=float(hp["label_smoothing"]), generator=generator, device=device, valid=valid,
-            deadline=deadline, grad_clip=self.clip_norm(), stop=stop,
+            deadline=deadline, grad_clip=self.clip_norm(), stop=stop, on_epoch=on_epoch,
         )
         return model, curve, time.perf_counter() - start, inherited
 
@@ -511,8 +522,9 @@ class TrainingEvaluator(Evaluator):
         return out
 
     def final(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
-              train_on_valid: bool = True) -> FinalResult:
-        """Train on train (+ valid) at ``fidelity`` and report test accuracy."""
+              train_on_valid: bool = True, on_epoch: Optional[Callable[[dict[str, float]], None]] = None
+              ) -> FinalResult:
+        """Train on train (+ valid) at ``fidelity`` and report test accuracy (``on_epoch``: progress)."""
         start = time.perf_counter()
         splits = self.splits()
         generator = torch.Generator().manual_seed(seed + 7919)
@@ -521,7 +533,7 @@ class TrainingEvaluator(Evaluator):
             train = Split(torch.cat([splits.train.x, splits.valid.x]), torch.cat([splits.train.y, splits.valid.y]))
         train = prepare_split(train, fidelity, generator, subset=True)
         test = prepare_split(splits.test, fidelity, generator, subset=False)
-        model, curve, train_time, _ = self._train(space, arch, fidelity, seed, train, None)
+        model, curve, train_time, _ = self._train(space, arch, fidelity, seed, train, None, on_epoch=on_epoch)
         device = resolve_device(self.device)
         test_acc, test_loss = evaluate_model(model, test, device)
         metrics = {"test_acc": test_acc, "test_loss": test_loss, "train_loss": curve[-1]["train_loss"],

@@ -51,7 +51,7 @@ TOP = 10  # the ranking kept for the journal
 
 @register_oneshot("enas")
 class Enas(OneShotMethod):
-    """ENAS with a REINFORCE-trained LSTM controller; see the module docstring."""
+    """ENAS: an LSTM controller samples children that share one supernet's weights, trained by REINFORCE."""
 
     has_alphas = False
 

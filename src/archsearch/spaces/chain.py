@@ -211,17 +211,34 @@ class ChainSpace(SearchSpace):
         return self if width == 1.0 else scaled_copy(self, width_scale=self.width_scale * width)
 
     def diagram(self, arch: Architecture) -> Diagram:
+        """Every layer as the network runs it: input, stem, the layers with their output channels,
+        the automatic 2x2 max-pool reductions (with the map size relative to the input, e.g. /4;
+        the network skips a reduction once the map is under 4 pixels, which needs the task to
+        know), global average pool + linear."""
         self.validate(arch)
         assert isinstance(arch, ChainArch)
-        d = Diagram(title=f"chain: {arch}")
-        prev = d.node("input", "input")
-        d.edge(prev, "stem", f"conv3x3 {self.stem_channels}")
-        prev = "stem"
+        n = len(arch.layers)
+        reduce_after = {round(n * (r + 1) / (self.reductions + 1)) - 1 for r in range(self.reductions)}
+        w = self.width_scale
+        c = scale_count(self.stem_channels, w)
+        d = Diagram(title=f"chain ({self.reductions} max-pool reductions, skipped below 4 px): {arch}")
+        prev = d.node("input", "input image")
+        d.edge(prev, d.node("stem", f"stem conv3x3-BN-ReLU, {c} ch"))
+        prev, scale = "stem", 1
         for i, layer in enumerate(arch.layers):
-            label = (f"{layer.op} {layer.kernel}x{layer.kernel}" if layer.op in ("identity",) or "pool" in layer.op
-                     else f"{layer.op} {layer.kernel}x{layer.kernel}, {layer.channels}, {layer.activation}")
-            node = d.node(f"layer{i}", f"{i}: {label}")
+            kernel = f"{layer.op} {layer.kernel}x{layer.kernel}"
+            if layer.op == "identity" or "pool" in layer.op:  # keeps the incoming width
+                label = f"{i}: {kernel}, {c} ch" if layer.op != "identity" else f"{i}: identity, {c} ch"
+            else:
+                c = scale_count(layer.channels, w)
+                label = f"{i}: {kernel}, {layer.activation}, {c} ch"
+            node = d.node(f"layer{i}", label + (f", /{scale}" if scale > 1 else ""))
             d.edge(prev, node)
             prev = node
-        d.edge(prev, d.node("head", "global pool + linear"))
+            if i in reduce_after:
+                scale *= 2
+                node = d.node(f"reduce{i}", f"reduction: max-pool 2x2, {c} ch, /{scale}")
+                d.edge(prev, node)
+                prev = node
+        d.edge(prev, d.node("head", f"global avg pool + linear ({c} -> classes)"))
         return d

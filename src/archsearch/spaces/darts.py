@@ -797,19 +797,26 @@ class DartsSpace(SearchSpace):
         return out
 
     def diagram(self, arch: Architecture) -> Diagram:
-        """Both cells: c_{k-2}, c_{k-1} -> intermediate nodes 0..B-1 -> c_{k}; edges labelled by op
-        (``none`` edges are left out: they connect nothing)."""
+        """Both cells, each framed: c_{k-2}, c_{k-1} -> intermediate nodes 0..B-1 -> c_{k} (their
+        concatenation); edges labelled by op (``none`` edges are left out: they connect nothing).
+        In the reduction cell the ops reading c_{k-2}, c_{k-1} have stride 2, so c_{k} is half the
+        size with twice the channels. The title gives the network's stacking of the cells."""
         self.validate(arch)
         assert isinstance(arch, DartsArch)
-        d = Diagram(title=f"darts: normal and reduction cell ({self.nodes} nodes)")
+        cells = self.cells
+        reductions = sorted(reduction_cells(cells))
+        d = Diagram(title=f"darts: {cells} cells from C={self.channels} channels, reduction cells at "
+                          f"{', '.join(str(r + 1) for r in reductions)} (each /2 size, 2x channels), "
+                          f"the others normal; {self.nodes} nodes per cell")
         for cell, genes in (("normal", arch.normal), ("reduce", arch.reduce)):
-            title = "normal" if cell == "normal" else "reduction"
-            inputs = [d.node(f"{cell}.c_k-2", f"c_{{k-2}} ({title})"), d.node(f"{cell}.c_k-1", f"c_{{k-1}} ({title})")]
-            nodes = [d.node(f"{cell}.{i}", f"{title} {i}") for i in range(self.nodes)]
-            out = d.node(f"{cell}.c_k", f"c_{{k}} ({title} cell)")
+            inputs = [d.node(f"{cell}.c_k-2", "c_{k-2}", layer=0), d.node(f"{cell}.c_k-1", "c_{k-1}", layer=0)]
+            nodes = [d.node(f"{cell}.{i}", f"node {i}") for i in range(self.nodes)]
+            out = d.node(f"{cell}.c_k", f"c_{{k}} = concat({self.nodes} x C)" + (", /2" if cell == "reduce" else ""))
             for n, (op, j) in enumerate(genes):
                 if op != "none":
                     d.edge((inputs + nodes)[j], nodes[n // 2], op)
             for node in nodes:
                 d.edge(node, out)
+            d.group("normal cell" if cell == "normal" else "reduction cell (ops on c_{k-2}, c_{k-1} have stride 2)",
+                    inputs + nodes + [out])
         return d

@@ -497,21 +497,24 @@ class HierarchicalSpace(SearchSpace):
         self.validate(arch)
         assert isinstance(arch, HierarchicalArch)
         d = Diagram(title=f"{self.name}: {arch}")
-        self._draw_dag(d, "cell", "cell", self.cell_nodes, arch.cell)
+        self._draw_dag(d, "cell", "cell (level 3): each edge runs a motif", self.cell_nodes, arch.cell)
         used = sorted({int(op[1:]) for op in arch.cell if op.startswith("m")})
         for k in used:
-            self._draw_dag(d, f"m{k}", f"motif m{k}", self.motif_nodes, arch.motifs[k - 1])
+            self._draw_dag(d, f"m{k}", f"motif m{k} (level 2): each edge runs an operation", self.motif_nodes,
+                           arch.motifs[k - 1])
         return d
 
     @staticmethod
-    def _draw_dag(d: Diagram, prefix: str, title: str, nodes: int, entries: Sequence[str]) -> None:
+    def _draw_dag(d: Diagram, prefix: str, caption: str, nodes: int, entries: Sequence[str]) -> None:
+        """One DAG as a framed group (``caption``) of nodes ``{prefix}.{i}``."""
         incoming = dag_inputs(nodes, entries)
         live = live_nodes(incoming)
         for i in range(nodes):
-            label = f"{title} input" if i == 0 else f"{title} output" if i == nodes - 1 else f"{title} node {i}"
+            label = "input" if i == 0 else "output" if i == nodes - 1 else f"node {i}"  # the group names the DAG
             notes = (["concat+1x1"] if len(incoming[i]) > 1 else []) + ([] if live[i] else ["unused"])
             d.node(f"{prefix}.{i}", label + (f" ({', '.join(notes)})" if notes else ""))
         for i in range(1, nodes):
             orphan = all(op == "none" for (j, k), op in zip(edge_list(nodes), entries) if k == i)
             for j, op in incoming[i]:
                 d.edge(f"{prefix}.{j}", f"{prefix}.{i}", "id (no input)" if orphan else op)
+        d.group(caption, [f"{prefix}.{i}" for i in range(nodes)])

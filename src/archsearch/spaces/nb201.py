@@ -343,13 +343,18 @@ class NB201Space(SearchSpace):
         return out
 
     def diagram(self, arch: Architecture) -> Diagram:
-        """The cell DAG with op-labelled edges ('none' edges omitted)."""
+        """The cell DAG: nodes 0 (input) to 3 (output) in four columns, one op-labelled edge per
+        live edge. ``none`` edges are left out (they carry nothing; the title counts them), and
+        each node keeps its own column even when an edge into it is ``none``."""
         self.validate(arch)
         assert isinstance(arch, NB201Arch)
         c, n = self.channels, self.cells_per_stage
-        d = Diagram(title=f"nb201 cell, {n} per stage at {c}/{2 * c}/{4 * c} channels: {arch}")
-        for i, label in enumerate(("0 (input)", "1", "2", "3 (output)")):
-            d.node(f"node{i}", label)
+        dropped = sum(op == "none" for op in arch.ops)
+        note = f"; {dropped} 'none' edge{'s' if dropped != 1 else ''} not drawn" if dropped else ""
+        d = Diagram(title=f"nb201 cell ({n} per stage at {c}/{2 * c}/{4 * c} channels, nodes sum their inputs"
+                          f"{note}): {arch}")
+        for i, label in enumerate(("node 0 (input)", "node 1", "node 2", "node 3 (output)")):
+            d.node(f"node{i}", label, layer=i)
         for (s, t), op in zip(EDGES, arch.ops):
             if op != "none":
                 d.edge(f"node{s}", f"node{t}", op)

@@ -601,10 +601,22 @@ class RNNCellSpace(SearchSpace):
 
     # -- pictures -----------------------------------------------------------------------
     def diagram(self, arch: Architecture) -> Diagram:
-        """The tree: leaves read x_t and h_{t-1}, c_{t-1} enters the injected node, c_t leaves node m."""
+        """The network (input, one node per tree-cell layer with its hidden size, the linear
+        output), then the cell of one time step: leaves read x_t and h_{t-1}, c_{t-1} enters the
+        injected node, c_t leaves node m. The task decides the input (token embeddings for a
+        language model, image rows or sequence steps for classification), so both are named."""
         self.validate(arch)
         assert isinstance(arch, RNNCellArch)
-        d = Diagram(title=f"rnn_cell, {arch.leaves} leaves: {arch}")
+        d = Diagram(title=f"rnn_cell ({arch.leaves} leaves, hidden size {self.hidden}): {arch}")
+        net = [d.node("net.input", f"input: tokens -> embedding {self.embedding_size} (language model), "
+                                   "or one image row / step per time step (classification)")]
+        for i in range(self.layers):
+            net.append(d.node(f"net.layer{i + 1}", f"tree-cell layer {i + 1}, hidden {self.hidden}"))
+            d.edge(net[-2], net[-1], "sequence" if i == 0 else "")
+        net.append(d.node("net.output", "linear: vocabulary logits per step, or classes from the last step"))
+        d.edge(net[-2], net[-1], f"{self.hidden} per step")
+        d.group(f"network ({self.layers} layer{'s' if self.layers != 1 else ''})", net)
+        first = len(d.nodes)
         label = lambda k: f"{k}: {COMBINE_TOKENS[arch.nodes[k][0]]}, {ACTIVATION_TOKENS[arch.nodes[k][1]]}"  # noqa: E731
         for k in range(self.num_nodes):
             d.node(f"node{k}", label(k))
@@ -618,4 +630,5 @@ class RNNCellSpace(SearchSpace):
         d.edge("c_{t-1}", f"node{arch.inject_index}", inj)
         d.edge(f"node{arch.cell_index}", "c_t", "before activation")
         d.edge(f"node{self.num_nodes - 1}", "h_t")
+        d.group("cell: one time step (every node is hidden-sized)", [n for n, _ in d.nodes[first:]])
         return d

@@ -585,15 +585,26 @@ class SkipChainSpace(SearchSpace):
 
     def diagram(self, arch: Architecture) -> Diagram:
         """Layers as nodes; chain and skip edges; fix-up edges labelled (stem -> reads-nothing
-        layers, unused layers -> the final concat)."""
+        layers, unused layers -> the final concat). Shape changes are in the layer labels: the
+        filters, the stride, "inputs pooled" where a layer's inputs are average-pooled down to its
+        stage's size (the ``reductions``), and the output size relative to the input ("out /4";
+        the network stops halving below 4 px, which needs the task to know)."""
         self.validate(arch)
         assert isinstance(arch, SkipChainArch)
-        d = Diagram(title=f"{self.name}: {arch}")
+        d = Diagram(title=f"{self.name} ({self.reductions} reductions by pooling, skipped below 4 px): {arch}")
+        w = self.width_scale
         d.node("input")
-        d.edge("input", d.node("stem", f"stem conv3x3, {self.stem_channels} filters"))
-        for i, layer in enumerate(arch.layers):
-            stride = f", stride {layer.stride}" if layer.stride != 1 else ""
-            d.node(f"L{i}", f"L{i}: {layer.op} {layer.kernel_h}x{layer.kernel_w}, {layer.filters} filters{stride}")
+        d.edge("input", d.node("stem", f"stem conv3x3, {scale_count(self.stem_channels, w)} filters"))
+        factor: dict[int, int] = {STEM: 1}  # output size of each layer as 1/factor of the input's
+        for i, (layer, stage) in enumerate(zip(arch.layers, _stages(len(arch.layers), self.reductions))):
+            reads = max(factor[j] for j in (layer.inputs or (STEM,)))
+            size = max(reads, 2 ** stage)
+            factor[i] = size * layer.stride
+            notes = [f"stride {layer.stride}"] if layer.stride != 1 else []
+            notes += ["inputs pooled"] if size > reads else []
+            notes += [f"out /{factor[i]}"] if factor[i] > 1 else []
+            d.node(f"L{i}", f"L{i}: {layer.op} {layer.kernel_h}x{layer.kernel_w}, "
+                            f"{scale_count(layer.filters, w)} filters" + "".join(f", {n}" for n in notes))
         for i, layer in enumerate(arch.layers):
             if not layer.inputs:
                 d.edge("stem", f"L{i}", "" if i == 0 else "fix-up: no input")
@@ -601,7 +612,10 @@ class SkipChainSpace(SearchSpace):
                 d.edge(f"L{j}", f"L{i}", "" if j == i - 1 else "skip")
         last = f"L{self.layers - 1}"
         if arch.unused():
-            d.node("concat", "concat")
+            final = (*arch.unused(), self.layers - 1)
+            width = sum(scale_count(arch.layers[j].filters, w) for j in final)
+            size = max(max(factor[j] for j in final), 2 ** self.reductions)  # pooled to the last stage's size
+            d.node("concat", f"concat, {width} filters" + (f", out /{size}" if size > 1 else ""))
             for j in arch.unused():
                 d.edge(f"L{j}", "concat", "fix-up: unused")
             d.edge(last, "concat")

@@ -394,17 +394,23 @@ class TemplateSpace(SearchSpace):
         return scaled_copy(self, width_scale=self.width_scale * width, depth_scale=self.depth_scale * depth)
 
     def diagram(self, arch: Architecture) -> Diagram:
-        """Stem, one node per stage with its choices, head; edges carry the channel counts."""
+        """Stem, one node per stage with its choices, head; edges carry the channel counts. A
+        stride-2 stage also shows the map size it leaves relative to the stem's ("-> /4"; the
+        network skips a stride once the map is under 4 px, and the stem has stride 2 on inputs of
+        64 px or more, which needs the task to know)."""
         self.validate(arch)
         assert isinstance(arch, TemplateArch)
         d = Diagram(title=f"{self.name}: {arch}")
-        prev = d.node("stem", f"stem conv3x3, {self.stem_channels} ch")
-        c = self.stem_channels
+        c = scale_count(self.stem_channels, self.width_scale)
+        prev = d.node("stem", f"stem conv3x3, {c} ch (stride 2 on inputs >= 64 px)")
+        scale = 1
         for i, ((base, stride), spec) in enumerate(zip(self.skeleton, arch.stages)):
-            c = stage_channels(spec, base)
+            c = scale_count(stage_channels(spec, base), self.width_scale)
+            depth = scale_count(spec.depth, self.depth_scale)
+            scale *= stride
             label = (f"stage {i + 1}: {spec.block} ({BLOCK_DESCRIPTIONS[spec.block]}), "
-                     f"k{spec.kernel} x{spec.depth}, {c} ch" + (", SE" if spec.se else "")
-                     + (", stride 2" if stride == 2 else ""))
+                     f"k{spec.kernel} x{depth}, {c} ch" + (", SE" if spec.se else "")
+                     + (f", stride 2 -> /{scale}" if stride == 2 else ""))
             node = d.node(f"stage{i + 1}", label)
             d.edge(prev, node)
             prev = node

@@ -194,17 +194,21 @@ class MultiFidelity(Strategy):
 
 @register_strategy("successive_halving")
 class SuccessiveHalving(MultiFidelity):
-    pass
+    """Successive halving (ASHA): promote the top 1/eta of each rung to eta x the resource."""
 
 
 @register_strategy("hyperband")
 class Hyperband(MultiFidelity):
+    """Hyperband: successive halving in brackets that start at different resources."""
+
     def bracket_levels(self) -> list[int]:
         return list(range(self.s_max, -1, -1))
 
 
 @register_strategy("bohb")
 class BOHB(Hyperband):
+    """BOHB: Hyperband's brackets with new architectures picked by a TPE-style density model."""
+
     def __init__(
         self,
         space: SearchSpace,

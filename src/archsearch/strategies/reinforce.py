@@ -291,7 +291,7 @@ def _number(key: str, value: object, low: float, high: float = math.inf, integer
 
 @register_strategy("reinforce")
 class Reinforce(Strategy):
-    """The policy-gradient controller; options are documented in the module docstring."""
+    """RL search: an LSTM controller emits the decision sequence, trained by REINFORCE; options in the module docstring."""
 
     def __init__(
         self,
