@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import archsearch
+from archsearch import html_report
 from archsearch.config import Config
 from archsearch.core import Fidelity, TrialState
 from archsearch.errors import ArchsearchError, JournalError
@@ -250,6 +251,9 @@ def test_live_report_throttles_and_writes_the_final_page_on_close(runs, tmp_path
     run = str(tmp_path / "run")
     shutil.copytree(runs["evolution"], run)
     live = LiveReport(run)
+    live.update()  # nothing measured yet: the first page waits until 2% of the time pays for it and the final
+    assert live.writes == 0
+    live._created -= 2 * html_report.FIRST_COST / html_report.SHARE
     live.update()
     assert live.writes == 1 and live.last_cost > 0
     assert "location.reload" in read(os.path.join(run, "report.html"))

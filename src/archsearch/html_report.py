@@ -40,6 +40,7 @@ MAX_FAILED = 50  # failed trials listed (newest first)
 MAX_CURVES = 5  # learning curves of the top trials
 MAX_EPOCH_ROWS = 200  # one-shot epochs listed
 RELOAD_SECONDS = 5  # a live page reloads itself this often
+FIRST_COST = 0.5  # seconds a first write is assumed to take (imports matplotlib and jinja2) until measured
 SHARE = 0.02  # LiveReport: writing may cost at most this share of the search's time
 MAX_ERROR_CHARS = 4000  # of a failed trial's error text
 MAX_CONFIG_CHARS = 100_000
@@ -70,7 +71,10 @@ class LiveReport:
     ``force``. It also keeps the running total in budget: no write unless what all writes cost so
     far plus two more like the last (this one and the final page) stays within 2% of the time
     since the report was created, so an expensive first write (imports) and the final page are
-    paid for too. :meth:`close` writes the final page, which does not reload. Never raises: a
+    paid for too; before any write has been measured, one is assumed to cost :data:`FIRST_COST`,
+    so the first page appears once 2% of the search's time covers it and the final page (after
+    about 50 s: a shorter search gets its page at the end only). :meth:`close` writes the final
+    page, which does not reload. Never raises: a
     failed write is reported once through ``warn`` (one line, without a ``warning:`` prefix) and
     the search goes on. ``writes`` and ``seconds`` count what writing cost.
     """
@@ -87,9 +91,12 @@ class LiveReport:
         self._cache: dict[str, Any] = {}  # space, diagram and latency of the best, kept between writes
 
     def update(self, force: bool = False) -> None:
-        if not force and self._last_end is not None:
-            now = time.monotonic()
-            if (now - self._last_end) * SHARE < self.last_cost \
+        now = time.monotonic()
+        if not force:
+            if self._last_end is None:  # not measured yet: assume a first write's cost (imports included)
+                if 2 * FIRST_COST > SHARE * (now - self._created):
+                    return
+            elif (now - self._last_end) * SHARE < self.last_cost \
                     or self.seconds + 2 * self.last_cost > SHARE * (now - self._created):
                 return
         self._write(live=True)
