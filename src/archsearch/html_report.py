@@ -26,7 +26,6 @@ import os
 import re
 import shlex
 import sqlite3
-import tempfile
 import time
 import warnings
 from typing import Any, Callable, Optional
@@ -500,16 +499,7 @@ def _diagram(space: Any, space_error: Optional[str], best_trial: Optional[dict[s
     else:
         try:
             diagram = space.diagram(space.from_dict(json.loads(best_trial["arch_json"])))
-            svg = getattr(diagram, "svg", None)
-            if callable(svg):
-                text = svg()
-            else:  # transitional: Diagram.svg() is on its way; render to a temporary file meanwhile
-                with tempfile.TemporaryDirectory(prefix="archsearch-diagram-") as tmp:
-                    path = os.path.join(tmp, "diagram.svg")
-                    diagram.render(path)
-                    with open(path, encoding="utf-8") as fh:
-                        text = fh.read()
-            out["svg"] = _clean_svg(text, "diagram")
+            out["svg"] = _clean_svg(diagram.svg(), "diagram")
         except Exception as exc:  # noqa: BLE001 - a diagram that cannot be drawn is shown as its error
             out["error"] = f"cannot draw the diagram: {_one_line(exc)}"
     cache["diagram_key"], cache["diagram"] = key, out
