@@ -56,14 +56,14 @@ def multi_fidelity(name: str, evaluator, space, budget: int, args: argparse.Name
     spent, best, i = 0, 0.0, 0
     while True:
         p = strategy.ask()
-        if spent + p.fidelity.epochs > budget:
+        fidelity = Fidelity(epochs=max_epochs, data_fraction=args.data_fraction).refined(p.fidelity)
+        if spent + fidelity.epochs > budget:
             break
-        acc = evaluate(evaluator, space, p.arch, p.fidelity.epochs, seed * 1000 + i, args.data_fraction)
-        spent += p.fidelity.epochs
-        if p.fidelity.epochs == max_epochs:
+        acc = evaluate(evaluator, space, p.arch, fidelity.epochs, seed * 1000 + i, args.data_fraction)
+        spent += fidelity.epochs
+        if fidelity.epochs == max_epochs:
             best = max(best, acc)
-        strategy.tell(Trial(i, p.arch, TrialState.COMPLETE,
-                            p.fidelity, p.parent, reward=acc))
+        strategy.tell(Trial(i, p.arch, TrialState.COMPLETE, fidelity, p.parent, reward=acc))
         i += 1
     return best, spent, i
 

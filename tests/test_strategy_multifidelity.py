@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from archsearch.core import Trial, TrialState
+from archsearch.core import Fidelity, Trial, TrialState
 from archsearch.errors import ConfigError
 from archsearch.spaces import create_space
 from archsearch.strategies import create_strategy
@@ -25,7 +25,7 @@ def quality(space, arch) -> float:
 
 
 def reward(space, proposal) -> float:
-    return quality(space, proposal.arch) + 0.1 * proposal.fidelity.epochs
+    return quality(space, proposal.arch) + 0.1 * proposal.fidelity["epochs"]
 
 
 def run(strategy, space, n, fail=lambda p: False):
@@ -33,7 +33,7 @@ def run(strategy, space, n, fail=lambda p: False):
     for i in range(n):
         p = strategy.ask()
         failed = fail(p)
-        strategy.tell(Trial(i, p.arch, TrialState.FAILED if failed else TrialState.COMPLETE, p.fidelity, p.parent,
+        strategy.tell(Trial(i, p.arch, TrialState.FAILED if failed else TrialState.COMPLETE, Fidelity().refined(p.fidelity), p.parent,
                             reward=None if failed else reward(space, p)))
         proposals.append(p)
     return proposals
@@ -43,9 +43,9 @@ def test_successive_halving_promotes_the_top_third_of_each_rung_to_three_times_t
     sh = create_strategy("successive_halving", space, seed=0, min_resource=1, max_resource=9, eta=3)
     assert [b.resources for b in sh.brackets] == [[1.0, 3.0, 9.0]]
     proposals = run(sh, space, 39)  # 27 bottom-rung + 9 + 3 promotions, interleaved as ASHA does
-    epochs = Counter(p.fidelity.epochs for p in proposals)
+    epochs = Counter(p.fidelity["epochs"] for p in proposals)
     assert epochs[3] >= 8 and epochs[9] >= 2
-    by_epochs = {e: [p for p in proposals if p.fidelity.epochs == e] for e in (1, 3, 9)}
+    by_epochs = {e: [p for p in proposals if p.fidelity["epochs"] == e] for e in (1, 3, 9)}
     for low, high in ((1, 3), (3, 9)):
         promoted = {p.arch.id for p in by_epochs[high]}
         assert promoted <= {p.arch.id for p in by_epochs[low]}  # only architectures that ran at the rung below
@@ -55,28 +55,28 @@ def test_successive_halving_promotes_the_top_third_of_each_rung_to_three_times_t
         left = [quality(space, p.arch) for p in by_epochs[low] if p.arch.id not in promoted]
         assert min(quality(space, p.arch) for p in by_epochs[high]) >= np.median(left)
     # an architecture runs at most once per rung
-    assert all(c == 1 for c in Counter((p.arch.id, p.fidelity.epochs) for p in proposals).values())
+    assert all(c == 1 for c in Counter((p.arch.id, p.fidelity["epochs"]) for p in proposals).values())
 
 
 def test_asynchronous_promotion_needs_eta_results_and_never_waits_for_tells(space):
     sh = create_strategy("successive_halving", space, seed=1, eta=3)
     asked = [sh.ask() for _ in range(20)]  # parallel workers: no tell yet
-    assert all(p.fidelity.epochs == 1 for p in asked) and len({p.arch.id for p in asked}) == 20
+    assert all(p.fidelity["epochs"] == 1 for p in asked) and len({p.arch.id for p in asked}) == 20
     for i, p in enumerate(asked[:2]):
-        sh.tell(Trial(i, p.arch, TrialState.COMPLETE, p.fidelity, None, reward=reward(space, p)))
-    assert sh.ask().fidelity.epochs == 1  # 2 results: the top third is empty
+        sh.tell(Trial(i, p.arch, TrialState.COMPLETE, Fidelity().refined(p.fidelity), None, reward=reward(space, p)))
+    assert sh.ask().fidelity["epochs"] == 1  # 2 results: the top third is empty
     p = asked[2]
-    sh.tell(Trial(2, p.arch, TrialState.COMPLETE, p.fidelity, None, reward=reward(space, p)))
+    sh.tell(Trial(2, p.arch, TrialState.COMPLETE, Fidelity().refined(p.fidelity), None, reward=reward(space, p)))
     promoted = sh.ask()
-    assert promoted.fidelity.epochs == 3
+    assert promoted.fidelity["epochs"] == 3
     assert promoted.arch == max(asked[:3], key=lambda q: reward(space, q)).arch
 
 
 def test_failed_trials_count_in_the_rung_but_are_never_promoted(space):
     sh = create_strategy("successive_halving", space, seed=2)
-    proposals = run(sh, space, 60, fail=lambda p: p.fidelity.epochs == 1 and hash(p.arch.id) % 2 == 0)
-    failed = {p.arch.id for p in proposals if p.fidelity.epochs == 1 and hash(p.arch.id) % 2 == 0}
-    assert failed and not failed & {p.arch.id for p in proposals if p.fidelity.epochs > 1}
+    proposals = run(sh, space, 60, fail=lambda p: p.fidelity["epochs"] == 1 and hash(p.arch.id) % 2 == 0)
+    failed = {p.arch.id for p in proposals if p.fidelity["epochs"] == 1 and hash(p.arch.id) % 2 == 0}
+    assert failed and not failed & {p.arch.id for p in proposals if p.fidelity["epochs"] > 1}
 
 
 def test_hyperband_spreads_new_architectures_over_brackets_in_its_proportions(space):
@@ -86,7 +86,7 @@ def test_hyperband_spreads_new_architectures_over_brackets_in_its_proportions(sp
     starts = Counter()
     for p in run(hb, space, 80):
         if p.parent is None:
-            starts[p.fidelity.epochs] += 1
+            starts[p.fidelity["epochs"]] += 1
     assert starts[1] > starts[3] > starts[9] > 0
 
 
@@ -94,8 +94,9 @@ def test_data_fraction_resource(space):
     sh = create_strategy("successive_halving", space, seed=0, resource="data_fraction", min_resource=0.25,
                          max_resource=1.0, eta=2, epochs=4)
     assert sh.brackets[0].resources == [0.25, 0.5, 1.0]
-    fidelities = {p.fidelity for p in run(sh, space, 30)}
-    assert {f.data_fraction for f in fidelities} == {0.25, 0.5, 1.0} and {f.epochs for f in fidelities} == {4}
+    fidelities = [p.fidelity for p in run(sh, space, 30)]
+    assert {f["data_fraction"] for f in fidelities} == {0.25, 0.5, 1.0} and {f["epochs"] for f in fidelities} == {4}
+    assert all(set(f) == {"epochs", "data_fraction"} for f in fidelities)  # it sets nothing else
 
 
 def test_bohb_picks_new_architectures_with_its_model_and_they_beat_uniform_ones(space):
@@ -122,7 +123,7 @@ def test_replay_with_interleaved_asks_and_tells(space, name):
     for i in range(60):
         if pending and (len(pending) >= 3 or rng.random() < 0.5):
             p = pending.pop(int(rng.integers(len(pending))))
-            t = Trial(i, p.arch, TrialState.COMPLETE, p.fidelity, p.parent, reward=reward(space, p))
+            t = Trial(i, p.arch, TrialState.COMPLETE, Fidelity().refined(p.fidelity), p.parent, reward=reward(space, p))
             events.append(("tell", t))
             original.tell(t)
         else:
@@ -182,3 +183,28 @@ def test_the_incumbent_is_the_best_at_the_highest_fidelity_reached():
     assert incumbent([(0, 0.9, {"epochs": 3, "data_fraction": 1.0}),
                       (1, 0.8, {"epochs": 9, "data_fraction": 0.5})]) == 1  # 4.5 epochs of data beat 3
     assert incumbent([]) is None
+
+
+@pytest.mark.parametrize("name", ["successive_halving", "hyperband", "bohb"])
+def test_proposals_refine_the_configured_fidelity_in_the_journal(tmp_path, name):
+    """A proposal changes only the fields it sets: width, resolution and data fraction configured by
+    the user stay in every trial (they were silently reset to the defaults before)."""
+    import json
+
+    import archsearch
+    from conftest import journal_rows, tiny_config
+
+    cfg = tiny_config(strategy={"name": name, "min_resource": 1, "max_resource": 3},
+                      fidelity={"epochs": 1, "data_fraction": 0.3, "resolution": 6, "width": 0.5},
+                      budget={"trials": 5})
+    archsearch.run_search(cfg, str(tmp_path / "run"), quiet=True)
+    fidelities = [json.loads(r["fidelity"]) for r in journal_rows(str(tmp_path / "run"))]
+    assert {f["epochs"] for f in fidelities} >= {1, 3}  # the strategy's own resource moved
+    assert all((f["data_fraction"], f["resolution"], f["width"]) == (0.3, 6, 0.5) for f in fidelities), fidelities
+
+
+def test_refined_names_unknown_fields():
+    assert Fidelity(epochs=2, width=0.5).refined({"epochs": 4}) == Fidelity(epochs=4, width=0.5)
+    assert Fidelity().refined(None) == Fidelity()
+    with pytest.raises(ConfigError, match=r"unknown fidelity field\(s\) 'epoch' \(valid: epochs"):
+        Fidelity().refined({"epoch": 3})

@@ -70,7 +70,7 @@ def run_one(spec: RunSpec) -> RunResult:
             raise DataError(f"strategy {spec.strategy!r} proposed {key}, which is not in the table {spec.table} "
                             f"(is --space right for this table?)")
         reward = row[spec.reward]
-        trial = Trial(n, proposal.arch, TrialState.COMPLETE, proposal.fidelity or fidelity, proposal.parent,
+        trial = Trial(n, proposal.arch, TrialState.COMPLETE, fidelity.refined(proposal.fidelity), proposal.parent,
                       metrics=dict(row), reward=reward, cost=0.0)
         t0 = time.perf_counter()
         strategy.tell(trial)

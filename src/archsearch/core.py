@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from archsearch.errors import ConfigError
@@ -65,6 +65,18 @@ class Fidelity:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def refined(self, changes: Optional[dict[str, Any]]) -> "Fidelity":
+        """This fidelity with only the fields in ``changes`` replaced (a proposal refines the configured
+        fidelity: successive halving sets the epochs, and the width, resolution or data fraction the
+        user configured stay)."""
+        if not changes:
+            return self
+        valid = [f.name for f in fields(self)]
+        unknown = [k for k in changes if k not in valid]
+        if unknown:
+            raise ConfigError(f"unknown fidelity field(s) {', '.join(map(repr, unknown))} (valid: {', '.join(valid)})")
+        return replace(self, **changes)
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Fidelity":
         return cls(**d)  # journals written before width/depth existed lack them: the defaults apply
@@ -97,11 +109,13 @@ def incumbent(trials: Sequence[tuple[Any, ...]]) -> Optional[int]:
 
 @dataclass(frozen=True)
 class Proposal:
-    """What a strategy asks to evaluate. ``fidelity`` None means the experiment's default;
-    ``parent`` is the id of the architecture it was derived from (for weight inheritance)."""
+    """What a strategy asks to evaluate. ``fidelity`` holds only the fidelity fields the strategy
+    sets (``{"epochs": 3}``); the trial runs at the configured fidelity refined by them
+    (:meth:`Fidelity.refined`), None meaning the configured one as it is. ``parent`` is the id of
+    the architecture it was derived from (for weight inheritance)."""
 
     arch: "Architecture"
-    fidelity: Optional[Fidelity] = None
+    fidelity: Optional[dict[str, Any]] = None
     parent: Optional[str] = None
 
 

@@ -285,7 +285,7 @@ class Experiment:
         assert self.strategy is not None
         proposal: Proposal = self.strategy.ask()
         arch = self.space.validate(proposal.arch)
-        fidelity = proposal.fidelity or self.config.fidelity
+        fidelity = self.config.fidelity.refined(proposal.fidelity)  # only what the strategy sets changes
         number = self.journal.create_trial(arch, fidelity, proposal.parent)
         return Trial(number, arch, TrialState.WAITING, fidelity, proposal.parent)
 

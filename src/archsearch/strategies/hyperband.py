@@ -23,8 +23,9 @@ makes the same promotions as synchronous successive halving once each rung is fu
   random samples and mutations of that level's best by a Thompson draw; a ``random_fraction``
   of new architectures stays uniform, as in BOHB.
 
-``resource`` is ``epochs`` (integers; ``Fidelity(epochs=r)``) or ``data_fraction``
-(``Fidelity(epochs=epochs, data_fraction=r)``). The experiment's budget counts trials of every
+``resource`` is ``epochs`` (integers; a proposal sets ``epochs=r``) or ``data_fraction``
+(it sets ``epochs=epochs, data_fraction=r``); width, depth, resolution (and the data fraction
+when the resource is epochs) stay as the config sets them. The experiment's budget counts trials of every
 fidelity; the journal keeps each trial's fidelity, and replaying its asks and tells rebuilds
 the brackets exactly.
 """
@@ -38,7 +39,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from archsearch.core import Fidelity, Proposal, Trial, TrialState
+from archsearch.core import Proposal, Trial, TrialState
 from archsearch.errors import ConfigError
 from archsearch.spaces.base import Architecture, SearchSpace
 from archsearch.strategies.base import Strategy, register_strategy
@@ -139,10 +140,11 @@ class MultiFidelity(Strategy):
             schedule += [b] * int(math.ceil((self.s_max + 1) / (s + 1)) * self.eta ** s)
         return schedule
 
-    def fidelity(self, r: float) -> Fidelity:
+    def fidelity(self, r: float) -> dict[str, Any]:
+        """The fidelity fields resource level ``r`` sets (the rest stay as configured)."""
         if self.resource == "epochs":
-            return Fidelity(epochs=int(r))
-        return Fidelity(epochs=self.epochs, data_fraction=float(r))
+            return {"epochs": int(r)}
+        return {"epochs": self.epochs, "data_fraction": float(r)}
 
     # -- ask/tell ----------------------------------------------------------------------
     def ask(self) -> Proposal:
