@@ -65,12 +65,6 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _dataset_section(value: str) -> dict[str, Any]:
-    from archsearch.data.files import dataset_spec
-
-    return dataset_spec(value)
-
-
 def _set_name(data: dict[str, Any], section: str, name: str) -> None:
     current = data.get(section)
     if isinstance(current, dict) and current.get("name") == name:
@@ -143,7 +137,9 @@ def search(
     if strategy:
         _set_name(data, "strategy", strategy)
     if dataset:
-        data["dataset"] = _dataset_section(dataset)
+        from archsearch.data.files import dataset_spec
+
+        data["dataset"] = dataset_spec(dataset)
     if evaluator or table or reward:
         _set_name(data, "evaluator", evaluator or ("tabular" if table or reward else "train"))
         for key, value in (("table", table), ("reward", reward)):
@@ -639,7 +635,9 @@ def calibrate(
     if evaluator == "tabular":
         options.update({key: value for key, value in (("table", table), ("reward", reward)) if value is not None})
     the_space = create_space(space, **{key: v for key, v in data["space"].items() if key != "name"})
-    the_evaluator = EVALUATORS.create(evaluator, _dataset_section(dataset), seed, skip=("data", "data_seed"),
+    from archsearch.data.files import dataset_spec
+
+    the_evaluator = EVALUATORS.create(evaluator, dataset_spec(dataset), seed, skip=("data", "data_seed"),
                                       **options)
     the_evaluator.task()  # load and check the data here: bad data is one line, before any training
     low = Fidelity(epochs=low_epochs, data_fraction=low_data_fraction)

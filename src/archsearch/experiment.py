@@ -271,7 +271,8 @@ class Experiment:
                         complete += 1
                         if best_reward is None or (trial.reward is not None and trial.reward > best_reward):
                             best_reward = trial.reward
-                        progress.extra = self.final_estimate(self.trials())
+                        trials.append(trial)
+                        progress.extra = self.final_estimate(trials)
                     progress.trial(trial, best_reward)
                     report.update()
                 # saved every tick, so a kill loses at most a second of the time budget

@@ -113,14 +113,18 @@ def load_model(path: str, device: str = "cpu") -> FoundModel:
     """The found model of ``path`` (a ``best_model.pt`` or a search directory), ready in eval mode:
     raw inputs in, logits out (see :class:`FoundModel`)."""
     ckpt = read_checkpoint(path)
-    network = build_network(ckpt)
-    spec = ckpt.get("preprocess")
-    if spec is None:
+    if ckpt.get("preprocess") is None:
         warnings.warn(f"{model_path(path)} is an old checkpoint without preprocessing: the model takes inputs "
                       "scaled and normalised as during the search, not raw data (search again to get one that does)",
                       NoPreprocessingWarning, stacklevel=2)
+    return model_from_checkpoint(ckpt).to(device).eval()
+
+
+def model_from_checkpoint(ckpt: dict[str, Any]) -> FoundModel:
+    """The :class:`FoundModel` of a checkpoint dict already read (:func:`read_checkpoint`), in eval mode."""
+    spec = ckpt.get("preprocess")
     info = {k: v for k, v in ckpt.items() if k != "state_dict"}
     input_shape = ckpt.get("input_shape") or ckpt["task"]["input_shape"]
-    model = FoundModel(network, build_preprocess(spec), input_shape, ckpt.get("class_names"), info,
+    model = FoundModel(build_network(ckpt), build_preprocess(spec), input_shape, ckpt.get("class_names"), info,
                        build_tokenizer(spec))
-    return model.to(device).eval()
+    return model.eval()

@@ -31,9 +31,9 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
-from archsearch.deploy.checkpoint import load_model, model_path, read_checkpoint
+from archsearch.deploy.checkpoint import model_from_checkpoint, model_path, read_checkpoint
 from archsearch.deploy.model import FoundModel
-from archsearch.errors import ArchsearchError, DataError, ExportError
+from archsearch.errors import ArchsearchError, ExportError
 
 FORMATS = ("onnx", "torchscript", "code")
 ONNX_TOLERANCE = 1e-4
@@ -278,12 +278,10 @@ def export_run(run: str, formats: list[str], out_dir: Optional[str] = None, chec
             require("onnx", "onnxscript", "onnxruntime", what="ONNX export")
         if fmt == "code":
             require("safetensors", what="code export (weights in safetensors)")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = load_model(run)
     if ckpt.get("preprocess") is None:
         raise ExportError(f"{model_path(run)} is an old checkpoint without preprocessing; an export would take "
                           "normalised inputs instead of raw data: search again to get one that does")
+    model = model_from_checkpoint(ckpt)
     if out_dir is None:
         base = run if os.path.isdir(run) else os.path.dirname(os.path.abspath(run))
         out_dir = os.path.join(base, "export")
@@ -314,4 +312,4 @@ def export_run(run: str, formats: list[str], out_dir: Optional[str] = None, chec
     return report
 
 
-__all__ = ["FORMATS", "ExportReport", "Exported", "check_data", "export_run", "parse_formats", "DataError"]
+__all__ = ["FORMATS", "ExportReport", "Exported", "check_data", "export_run", "parse_formats"]
