@@ -236,7 +236,7 @@ def test_a_damaged_checkpoint_is_a_clear_error_and_is_kept(run_cli, tmp_path, fi
 def test_method_options_come_from_the_base_and_the_subclass(first_order):
     from archsearch import registries
 
-    names = registries()["strategy"].option_names(first_order, skip=("space", "seed"))
+    names = registries()["strategy"].option_names(first_order)
     assert "arch_lr" in names and "epochs" in names and "max_skips" in names
     with pytest.raises(ConfigError, match="strategy.max_skips"):
         from archsearch.spaces import create_space

@@ -637,7 +637,7 @@ def calibrate(
     the_space = create_space(space, **{key: v for key, v in data["space"].items() if key != "name"})
     from archsearch.data.files import dataset_spec
 
-    the_evaluator = EVALUATORS.create(evaluator, dataset_spec(dataset), seed, skip=("data", "data_seed"),
+    the_evaluator = EVALUATORS.create(evaluator, dataset_spec(dataset), seed, 
                                       **options)
     the_evaluator.task()  # load and check the data here: bad data is one line, before any training
     low = Fidelity(epochs=low_epochs, data_fraction=low_data_fraction)

@@ -39,9 +39,6 @@ def read_yaml(text: str) -> Any:
 
 
 NAMED_SECTIONS = ("space", "strategy", "dataset", "evaluator", "executor")
-# constructor arguments the framework passes itself; not user options
-FRAMEWORK_ARGS = {"space": (), "strategy": ("space", "seed"), "dataset": (), "evaluator": ("data", "data_seed"),
-                  "executor": ()}
 
 
 @dataclass
@@ -155,7 +152,7 @@ class Config:
             registry.get(section["name"])
             options = {k: v for k, v in section.items() if k != "name"}
             try:
-                registry.check_options(section["name"], options, skip=FRAMEWORK_ARGS[s])
+                registry.check_options(section["name"], options)
             except ConfigError as exc:
                 raise ConfigError(f"{s}: {exc}") from None
 
@@ -170,7 +167,7 @@ class Config:
         out = self.to_dict()
         for s in NAMED_SECTIONS:
             section = out[s]
-            defaults = registries()[s].defaults(section["name"], skip=FRAMEWORK_ARGS[s])
+            defaults = registries()[s].defaults(section["name"])
             filled = {k: _plain(v) for k, v in defaults.items() if k not in section}
             out[s] = {"name": section["name"], **{k: v for k, v in {**filled, **section}.items()
                                                  if k != "name" and v is not _UNSET}}

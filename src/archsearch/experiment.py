@@ -76,7 +76,7 @@ class Experiment:
         self.space: SearchSpace = create_space(config.space["name"], **config.options("space"))
         data_spec: Any = data if data is not None else dict(config.dataset)
         self.evaluator: Evaluator = EVALUATORS.create(
-            config.evaluator["name"], data_spec, config.seed, skip=("data", "data_seed"), **config.options("evaluator"))
+            config.evaluator["name"], data_spec, config.seed, **config.options("evaluator"))
         # a one-shot method (darts, gdas, enas, spos) replaces the ask/tell strategy
         self.oneshot: Optional[OneShotMethod] = None
         self.strategy: Optional[Strategy] = None

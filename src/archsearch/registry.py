@@ -1,41 +1,85 @@
 """Name -> class registries, one per kind (timm's register/create/list pattern).
 
-Options given by name (from YAML, ``--set`` or Python) are checked against the
-class's ``__init__`` signature so that a typo is an error naming the valid keys.
+Adding a component is one file: a module in the kind's package (``archsearch/spaces/``,
+``archsearch/strategies/``, ...) that registers its class with the decorator is found by
+importing every module of that package on the registry's first lookup, and a component in
+another distribution is found through its entry point (group ``archsearch.spaces``,
+``archsearch.strategies``, ``archsearch.oneshot``, ``archsearch.evaluators``,
+``archsearch.executors``, ``archsearch.datasets``), whose target is either the module that
+registers it or the class itself (registered under the entry point's name).
+
+Options are the class's ``Options`` dataclass (:mod:`archsearch.options`): the registry checks
+them, lists them and gives their defaults from that one declaration.
 """
 
 from __future__ import annotations
 
-import inspect
+import importlib
+import pkgutil
+from dataclasses import MISSING
+from importlib.metadata import entry_points
 from typing import Any, Callable, Generic, TypeVar
 
 from archsearch.errors import ConfigError, UnknownNameError
+from archsearch.options import Configurable, Declared, declared, parse
 
 T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
+    def __init__(self, kind: str, section: str = "", package: str = "", group: str = "",
+                 framework: tuple[str, ...] = ()) -> None:
+        """``kind`` names the components in messages, ``section`` is the config section their
+        options live in, ``package`` the package whose modules register them, ``group`` the entry
+        point group of plugins."""
+        self.kind, self.section = kind, section or kind
+        self.package, self.group = package, group
         self._classes: dict[str, type[T]] = {}
+        self._loaded = not (package or group)
+        self._framework = framework  # TRANSITION: constructor arguments of not-yet-typed classes
 
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
         def decorator(cls: type[T]) -> type[T]:
             if name in self._classes and self._classes[name] is not cls:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
             self._classes[name] = cls
-            cls.name = name  # type: ignore[attr-defined]
+            cls.name, cls.section, cls.kind = name, self.section, self.kind
             return cls
 
         return decorator
 
+    # -- discovery -----------------------------------------------------------------
+    def _load(self) -> None:
+        """Import the package's modules and the plugins, once (registration is their import)."""
+        if self._loaded:
+            return
+        self._loaded = True
+        if self.package:
+            pkg = importlib.import_module(self.package)
+            for info in pkgutil.iter_modules(pkg.__path__, self.package + "."):
+                if not info.name.rsplit(".", 1)[-1].startswith("_"):
+                    importlib.import_module(info.name)
+        if self.group:
+            for ep in entry_points(group=self.group):
+                try:
+                    target = ep.load()
+                except Exception as exc:  # a broken plugin: one line naming it
+                    raise ConfigError(f"plugin {ep.name!r} ({self.group} = {ep.value}) failed to import: "
+                                      f"{type(exc).__name__}: {exc}") from exc
+                if isinstance(target, type) and target not in self._classes.values():
+                    self.register(ep.name)(target)
+
+    # -- lookup --------------------------------------------------------------------
     def names(self) -> list[str]:
+        self._load()
         return sorted(self._classes)
 
     def __contains__(self, name: object) -> bool:
+        self._load()
         return name in self._classes
 
     def get(self, name: str) -> type[T]:
+        self._load()
         try:
             return self._classes[name]
         except KeyError:
@@ -43,53 +87,69 @@ class Registry(Generic[T]):
                 f"unknown {self.kind} {name!r} (valid: {', '.join(self.names())})"
             ) from None
 
-    def option_names(self, name: str, skip: tuple[str, ...] = ()) -> list[str]:
-        """The constructor's named parameters; a constructor taking ``**options`` passes them on to
-        its base class, whose named parameters are then valid too (shared options live once)."""
-        names: list[str] = []
-        for klass in self.get(name).__mro__:
-            if "__init__" not in vars(klass):
-                continue
-            params = list(inspect.signature(vars(klass)["__init__"]).parameters.values())[1:]
-            names += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-                      and p.name not in skip and p.name not in names]
-            if not any(p.kind is p.VAR_KEYWORD for p in params):
-                break
-        return names
+    # -- options -------------------------------------------------------------------
+    def options(self, name: str) -> list[Declared]:
+        """The options ``name`` declares, in order, with types, defaults, bounds and help."""
+        cls = self.get(name)
+        if _typed(cls, self._framework):
+            return declared(cls.Options)  # type: ignore[attr-defined]
+        return _legacy_declared(cls, self._framework)
 
-    def defaults(self, name: str, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-        """Every option that has a default, with it (following ``**options`` up the class tree as
-        :meth:`option_names` does): what a config that leaves the option out gets."""
-        out: dict[str, Any] = {}
-        for klass in self.get(name).__mro__:
-            if "__init__" not in vars(klass):
-                continue
-            params = list(inspect.signature(vars(klass)["__init__"]).parameters.values())[1:]
-            for p in params:
-                if (p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in skip
-                        and p.default is not p.empty and p.name not in out):
-                    out[p.name] = p.default
-            if not any(p.kind is p.VAR_KEYWORD for p in params):
-                break
-        return out
+    def option_names(self, name: str) -> list[str]:
+        return [d.name for d in self.options(name)]
 
-    def check_options(self, name: str, options: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
-        valid = self.option_names(name, skip)
+    def defaults(self, name: str) -> dict[str, Any]:
+        """Every option that has a default, with it: what a config that leaves it out gets."""
+        return {d.name: d.default for d in self.options(name) if d.default is not MISSING}
+
+    def check_options(self, name: str, options: dict[str, Any]) -> None:
+        """Raise a ConfigError for the first unknown or invalid option (nothing is built)."""
+        cls = self.get(name)
+        if _typed(cls, self._framework):
+            parse(cls.Options, options, self.section, f"{self.kind} {name!r}")  # type: ignore[attr-defined]
+            return
+        valid = self.option_names(name)
         for key in options:
             if key not in valid:
-                raise ConfigError(
-                    f"unknown option {key!r} for {self.kind} {name!r} "
-                    f"(valid: {', '.join(valid) if valid else 'none'})"
-                )
+                raise ConfigError(f"unknown option {key!r} for {self.kind} {name!r} "
+                                  f"(valid: {', '.join(valid) if valid else 'none'})")
 
-    def create(self, name: str, *args: Any, skip: tuple[str, ...] = (), **options: Any) -> T:
-        """Instantiate ``name``; positional ``args`` are the framework's, ``options`` the user's."""
+    def create(self, name: str, *args: Any, **options: Any) -> T:
+        """Instantiate ``name``; positional ``args`` are the framework's, ``options`` the user's.
+        Only option errors are ConfigErrors; anything else a constructor raises is a bug and
+        propagates as it is."""
         cls = self.get(name)
-        self.check_options(name, options, skip)
+        if _typed(cls, self._framework):
+            return cls(*args, **options)
+        self.check_options(name, options)
         try:
             return cls(*args, **options)
-        except TypeError as exc:  # wrong option type reaching the constructor
+        except TypeError as exc:
             raise ConfigError(f"bad options for {self.kind} {name!r}: {exc}") from exc
+
+
+def _typed(cls: type, framework: tuple[str, ...]) -> bool:
+    """TRANSITION: a typed class's constructor takes only the framework's arguments and ``**options``."""
+    return issubclass(cls, Configurable) and not _legacy_declared(cls, framework)
+
+
+def _legacy_declared(cls: type, skip: tuple[str, ...]) -> list[Declared]:
+    """TRANSITION: options read from the constructor signature (following ``**options`` up)."""
+    import inspect
+
+    from archsearch.options import Spec
+
+    out: list[Declared] = []
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = list(inspect.signature(vars(klass)["__init__"]).parameters.values())[1:]
+        out += [Declared(p.name, Any, MISSING if p.default is p.empty else p.default, Spec(help=""))
+                for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                and p.name not in skip and p.name not in [d.name for d in out]]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return out
 
 
 class RegistryUnion:
@@ -114,11 +174,14 @@ class RegistryUnion:
     def get(self, name: str) -> type:
         return self._part(name).get(name)
 
-    def option_names(self, name: str, skip: tuple[str, ...] = ()) -> list[str]:
-        return self._part(name).option_names(name, skip)
+    def options(self, name: str) -> list[Declared]:
+        return self._part(name).options(name)
 
-    def defaults(self, name: str, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-        return self._part(name).defaults(name, skip)
+    def option_names(self, name: str) -> list[str]:
+        return self._part(name).option_names(name)
 
-    def check_options(self, name: str, options: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
-        self._part(name).check_options(name, options, skip)
+    def defaults(self, name: str) -> dict[str, Any]:
+        return self._part(name).defaults(name)
+
+    def check_options(self, name: str, options: dict[str, Any]) -> None:
+        self._part(name).check_options(name, options)

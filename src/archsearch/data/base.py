@@ -17,6 +17,7 @@ import torch
 
 from archsearch.core import Task
 from archsearch.errors import ConfigError, DataError
+from archsearch.options import Configurable
 from archsearch.registry import Registry
 
 
@@ -63,7 +64,7 @@ class RawData:
     class_names: Optional[tuple[str, ...]] = None  # name of each label, where the format has them
 
 
-DATASETS: Registry["DatasetSource"] = Registry("dataset")
+DATASETS: Registry["DatasetSource"] = Registry("dataset", package="archsearch.data", group="archsearch.datasets")
 register_dataset = DATASETS.register
 
 
@@ -71,7 +72,7 @@ def list_datasets() -> list[str]:
     return DATASETS.names()
 
 
-class DatasetSource(ABC):
+class DatasetSource(Configurable, ABC):
     """A named data format. Subclasses implement :meth:`load_raw`; splitting is shared."""
 
     name: str = ""

@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 
 from archsearch.core import EvalResult, Fidelity, Task, TrialState
+from archsearch.options import Configurable
 from archsearch.registry import Registry
 from archsearch.spaces.base import Architecture, SearchSpace
 
@@ -48,7 +49,7 @@ class FinalResult:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-class Evaluator(ABC):
+class Evaluator(Configurable, ABC):
     name: ClassVar[str] = ""
     objective: str = "valid_acc"  # the metric strategies maximise
     trains_models: ClassVar[bool] = True  # False: no final training (tables, proxies)
@@ -79,7 +80,8 @@ class Evaluator(ABC):
         raise NotImplementedError(f"evaluator {self.name!r} has no final training")
 
 
-EVALUATORS: Registry[Evaluator] = Registry("evaluator")
+EVALUATORS: Registry[Evaluator] = Registry("evaluator", package="archsearch.estimation", group="archsearch.evaluators",
+                                          framework=("data", "data_seed"))
 register_evaluator = EVALUATORS.register
 
 

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Optional
 from archsearch.core import EvalResult, Fidelity
 from archsearch.errors import ConfigError
 from archsearch.estimation.base import Evaluator, run_trial
+from archsearch.options import Configurable
 from archsearch.registry import Registry
 from archsearch.spaces.base import Architecture, SearchSpace
 
@@ -37,7 +38,7 @@ class TrialCall:
                          self.reference)
 
 
-class Executor(ABC):
+class Executor(Configurable, ABC):
     name: ClassVar[str] = ""
 
     def __init__(self, workers: int = 1) -> None:
@@ -114,7 +115,7 @@ def warm_up_worker(threads: int, parent_pid: int) -> None:
     import archsearch.data  # noqa: F401
 
 
-EXECUTORS: Registry[Executor] = Registry("executor")
+EXECUTORS: Registry[Executor] = Registry("executor", package="archsearch.execution", group="archsearch.executors")
 register_executor = EXECUTORS.register
 
 

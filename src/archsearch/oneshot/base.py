@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from archsearch.devices import check_device
 from archsearch.errors import ConfigError
 from archsearch.oneshot.supernet import Supernet
+from archsearch.options import Configurable
 from archsearch.registry import Registry
 from archsearch.spaces.base import Architecture, SearchSpace
 
@@ -66,7 +67,7 @@ def check_number(key: str, value: Any, low: float, high: float = math.inf, integ
         raise ConfigError(f"strategy.{key} must be {kind} {lo}{hi}{' or null' if none else ''}, got {value!r}")
 
 
-class OneShotMethod(ABC):
+class OneShotMethod(Configurable, ABC):
     """Base class of the one-shot methods; the options here are shared by all of them.
 
     ``epochs`` search epochs; ``batch_size`` of both the train and the valid batches; the
@@ -257,9 +258,10 @@ def _rng_from(saved: dict[str, Any]) -> dict[str, Any]:
             "has_uint32": saved["has_uint32"], "uinteger": saved["uinteger"]}
 
 
-ONESHOT: Registry[OneShotMethod] = Registry("one-shot strategy")
+ONESHOT: Registry[OneShotMethod] = Registry("one-shot strategy", section="strategy", package="archsearch.oneshot",
+                                          group="archsearch.oneshot", framework=("space", "seed"))
 register_oneshot = ONESHOT.register
 
 
 def create_oneshot(name: str, space: SearchSpace, seed: int = 0, **options: Any) -> OneShotMethod:
-    return ONESHOT.create(name, space, seed, skip=("space", "seed"), **options)
+    return ONESHOT.create(name, space, seed, **options)

@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
+from archsearch.options import Configurable
 from archsearch.registry import Registry
 from archsearch.spaces.diagram import Diagram
 
@@ -64,7 +65,7 @@ class Decision:
     choices: tuple[Any, ...]
 
 
-class SearchSpace(ABC):
+class SearchSpace(Configurable, ABC):
     """Describes a set of architectures and builds networks from them.
 
     Constructor keyword arguments are the space's options (``--set space.KEY=VALUE``).
@@ -216,7 +217,7 @@ class SearchSpace(ABC):
         return n
 
 
-SPACES: Registry[SearchSpace] = Registry("space")
+SPACES: Registry[SearchSpace] = Registry("space", package="archsearch.spaces", group="archsearch.spaces")
 register_space = SPACES.register
 
 

@@ -18,14 +18,14 @@ import numpy as np
 
 from archsearch.core import Proposal, Trial
 from archsearch.errors import ConfigError
+from archsearch.options import Configurable
 from archsearch.registry import Registry
 from archsearch.spaces.base import SearchSpace
 
 
-class Strategy(ABC):
-    name: ClassVar[str] = ""
-
-    def __init__(self, space: SearchSpace, seed: int = 0) -> None:
+class Strategy(Configurable, ABC):
+    def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
+        self.configure(options)
         self.space = space
         self.seed = seed
         self.rng = np.random.default_rng(seed)
@@ -44,12 +44,13 @@ class Strategy(ABC):
         start replaces random samples instead of adding to them. Default: nothing to count."""
 
 
-STRATEGIES: Registry[Strategy] = Registry("strategy")
+STRATEGIES: Registry[Strategy] = Registry("strategy", package="archsearch.strategies", group="archsearch.strategies",
+                                          framework=("space", "seed"))
 register_strategy = STRATEGIES.register
 
 
 def create_strategy(name: str, space: SearchSpace, seed: int = 0, **options: Any) -> Strategy:
-    return STRATEGIES.create(name, space, seed, skip=("space", "seed"), **options)
+    return STRATEGIES.create(name, space, seed, **options)
 
 
 def create_inner(space: SearchSpace, seed: int, inner: Any, wrapper: str) -> Strategy:
