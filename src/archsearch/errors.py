@@ -40,3 +40,7 @@ class SpaceExhausted(SearchAborted):
 
 class ExportError(ArchsearchError):
     """A model that cannot be exported in the asked format, or a missing export package; the message says why in one line."""
+
+
+class SpaceTooLarge(ConfigError):
+    """A strategy that enumerates (grid) was given a space too large to enumerate."""

@@ -83,6 +83,8 @@ class Configurable:
     section: ClassVar[str] = ""
     kind: ClassVar[str] = ""
     Options: ClassVar[type] = Options
+    # options for a small, fast instance: what the conformance suites (archsearch.testing) build
+    small_options: ClassVar[Mapping[str, Any]] = {}
     opts: Any
 
     def configure(self, options: Mapping[str, Any]) -> None:
@@ -117,12 +119,12 @@ class Declared:
         return self.default is MISSING
 
     def type_text(self) -> str:
-        return _type_text(self.type)
+        return _phrase(self.type)
 
     def rule_text(self) -> str:
         if self.spec.choices is not None:
             return "one of " + ", ".join(_show(c) for c in self.spec.choices)
-        return (_type_text(self.type) + self.spec.bounds()).strip()
+        return _phrase(self.type, self.spec.bounds())
 
 
 _HINTS: dict[type, dict[str, Any]] = {}
@@ -176,9 +178,9 @@ def convert(d: Declared, value: Any, full_name: str) -> Any:
         raise ConfigError(f"{full_name} must be one of: {', '.join(_show(c) for c in spec.choices)} "
                           f"(got {value!r})")
     if not ok:
-        raise ConfigError(f"{full_name} must be {_article(_type_text(d.type))}{spec.bounds()}, got {value!r}")
+        raise ConfigError(f"{full_name} must be {_phrase(d.type, spec.bounds())}, got {value!r}")
     if isinstance(out, (int, float)) and not isinstance(out, bool) and not _in_bounds(spec, out):
-        raise ConfigError(f"{full_name} must be {_article(_type_text(d.type))}{spec.bounds()}, got {value!r}")
+        raise ConfigError(f"{full_name} must be {_phrase(d.type, spec.bounds())}, got {value!r}")
     if spec.check is not None and out is not None:
         problem = spec.check(out)
         if problem:
@@ -251,35 +253,31 @@ def _coerce(tp: Any, value: Any) -> tuple[bool, Any]:
     raise TypeError(f"option type {tp!r} is not supported")  # a declaration bug, not user input
 
 
-def _type_text(tp: Any) -> str:
+def _phrase(tp: Any, bounds: str = "") -> str:
+    """What a type accepts, in words: ``an integer >= 1``, ``a list of strings``, ``... or null``."""
     if tp is Any:
         return "any value"
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         arms = [a for a in typing.get_args(tp) if a is not type(None)]
-        text = " or ".join(_type_text(a) for a in arms)
+        text = " or ".join(_phrase(a, bounds) for a in arms)
         return text + " or null" if len(arms) < len(typing.get_args(tp)) else text
     if origin is Literal:
         return "one of " + ", ".join(_show(a) for a in typing.get_args(tp))
     if tp is bool:
         return "true or false"
     if tp in (int, float, str):
-        return {int: "integer", float: "number", str: "string"}[tp]
+        return {int: "an integer", float: "a number", str: "a string"}[tp] + bounds
     if origin in (list, tuple, Sequence, typing.Sequence) or tp in (list, tuple):
         args = typing.get_args(tp)
         if origin is tuple and args and args[-1] is not Ellipsis:
-            return f"list of {len(args)} ({', '.join(_type_text(a) for a in args)})"
-        return f"list of {_type_text(args[0]) if args else 'values'}"
+            return f"a list of {len(args)} ({', '.join(_phrase(a) for a in args)})"
+        item = args[0] if args else Any
+        plural = {int: "integers", float: "numbers", str: "strings", bool: "booleans"}.get(item)
+        return f"a list of {plural or _phrase(item)}{bounds}"
     if origin in (dict, Mapping, typing.Mapping) or tp is dict:
-        return "mapping"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _article(text: str) -> str:
-    first = text.split()[0]
-    if first in ("one", "true", "any", "list", "mapping") or " or " in text:
-        return text if first != "mapping" else "a mapping"
-    return ("an " if text[0] in "aeiou" else "a ") + text
+        return "a mapping"
+    return f"a {getattr(tp, '__name__', str(tp))}"
 
 
 def _show(value: Any) -> str:
@@ -293,3 +291,46 @@ def as_dict(opts: Any) -> dict[str, Any]:
 
 def replace(opts: Any, **changes: Any) -> Any:
     return dataclasses.replace(opts, **changes)
+
+
+# -- reusable rules for ``option(check=...)`` ------------------------------------------
+
+
+def all_of(*checks: Check) -> Check:
+    """The first problem any of ``checks`` finds."""
+    def check(value: Any) -> Optional[str]:
+        for c in checks:
+            problem = c(value)
+            if problem:
+                return problem
+        return None
+    return check
+
+
+def nonempty_distinct(values: Sequence[Any]) -> Optional[str]:
+    """A list option that must name at least one value and none twice."""
+    if not values:
+        return "must be a non-empty list"
+    if len(set(values)) != len(values):
+        return f"lists a value twice: {list(values)}"
+    return None
+
+
+def each_in(valid: Sequence[Any]) -> Check:
+    """Every item of a list option is one of ``valid``."""
+    def check(values: Sequence[Any]) -> Optional[str]:
+        for v in values:
+            if v not in valid:
+                return f"has unknown {v!r} (valid: {', '.join(map(str, valid))})"
+        return None
+    return check
+
+
+def each_between(low: float, high: float) -> Check:
+    """Every number of a list option is in ``low..high``."""
+    def check(values: Sequence[Any]) -> Optional[str]:
+        for v in values:
+            if not low <= v <= high:
+                return f"must hold numbers in {_num(low)}..{_num(high)}"
+        return None
+    return check

@@ -14,7 +14,7 @@ import json
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 import torch.nn as nn
@@ -71,8 +71,8 @@ class SearchSpace(Configurable, ABC):
     Constructor keyword arguments are the space's options (``--set space.KEY=VALUE``).
     """
 
-    name: ClassVar[str] = ""
     arch_type: ClassVar[type[Architecture]]
+    small_supernet_options: ClassVar[Mapping[str, Any]] = {}  # a supernet a test trains quickly ({}: small_options)
 
     # -- the canonical encoding --------------------------------------------------
     @abstractmethod

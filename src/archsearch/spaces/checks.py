@@ -54,11 +54,14 @@ def check_ints(key: str, values: Any, lo: int = 1, hi: int = 4096) -> tuple[int,
     return tuple(values)
 
 
+IMAGE_SHAPE_RULE = "needs input shape (C, H, W)"  # the words every image space's task error contains
+
+
 def require_image(task: Task, space: str) -> tuple[int, int, int]:
     """(C, H, W) of an image task; other tasks are a clear error, not a conv2d traceback."""
     shape = tuple(task.input_shape)
     if len(shape) != 3 or any(not isinstance(d, int) or d < 1 for d in shape):
-        raise ConfigError(f"space {space!r} builds image networks and needs input shape (C, H, W), got {shape}")
+        raise ConfigError(f"space {space!r} builds image networks and {IMAGE_SHAPE_RULE}, got {shape}")
     return shape  # type: ignore[return-value]
 
 
