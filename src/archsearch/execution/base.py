@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Optional
+from typing import Any, Optional
 
 from archsearch.core import EvalResult, Fidelity
-from archsearch.errors import ConfigError
 from archsearch.estimation.base import Evaluator, run_trial
-from archsearch.options import Configurable
+from archsearch.options import Configurable, Options, option
 from archsearch.registry import Registry
 from archsearch.spaces.base import Architecture, SearchSpace
 
@@ -39,12 +38,22 @@ class TrialCall:
 
 
 class Executor(Configurable, ABC):
-    name: ClassVar[str] = ""
+    """Runs trial calls somewhere (this process, a process pool, Ray) and hands back their results.
 
-    def __init__(self, workers: int = 1) -> None:
-        if not isinstance(workers, int) or workers < 1:
-            raise ConfigError(f"executor.workers must be an integer >= 1, got {workers!r}")
-        self.workers = workers
+    Rules: ``submit`` never blocks on a trial; ``wait`` returns finished ``(key, result)`` pairs
+    (possibly none before ``timeout``), every submitted key exactly once; a trial that crashes
+    its worker comes back as a failed result, never as an exception; ``close`` is safe twice.
+    """
+
+    @dataclass(frozen=True)
+    class Options(Options):
+        workers: int = option(1, "trials run at the same time", low=1)
+
+    opts: Options
+
+    def __init__(self, **options: Any) -> None:
+        self.configure(options)
+        self.workers = self.opts.workers
 
     @abstractmethod
     def submit(self, key: int, call: TrialCall) -> None: ...

@@ -8,23 +8,34 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as futures_wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import Optional
+from dataclasses import dataclass
+from typing import Any, ClassVar, Optional
 
 from archsearch.core import EvalResult
-from archsearch.errors import ConfigError
 from archsearch.execution.base import Executor, TrialCall, default_threads, register_executor, warm_up_worker
+from archsearch.options import invalid, option
 
 
 @register_executor("inline")
 class InlineExecutor(Executor):
     """Runs each trial in the driver process, one at a time: simplest to debug."""
 
-    def __init__(self, workers: int = 1, threads: Optional[int] = None) -> None:
-        super().__init__(workers)
-        if workers != 1:
-            raise ConfigError("executor 'inline' runs one trial at a time: use executor.workers=1, "
-                              "or --executor process|ray for parallel trials")
-        self.threads = threads
+    small_options: ClassVar[dict[str, Any]] = {"threads": 1}
+
+    @dataclass(frozen=True)
+    class Options(Executor.Options):
+        threads: Optional[int] = option(None, "torch threads for the trial (null: torch's default)", low=1)
+
+        def __post_init__(self) -> None:
+            if self.workers != 1:
+                raise invalid("workers", "must be 1: executor 'inline' runs one trial at a time "
+                                         "(--executor process|ray for parallel trials)")
+
+    opts: Options
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.threads = self.opts.threads
         self._queue: deque[tuple[int, TrialCall]] = deque()
 
     def submit(self, key: int, call: TrialCall) -> None:
@@ -55,11 +66,18 @@ class ProcessExecutor(Executor):
     that breaks the pool while running alone is the cause and fails; the others complete.
     """
 
-    def __init__(self, workers: int = 2, threads: Optional[int] = None) -> None:
-        super().__init__(workers)
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise ConfigError(f"executor.threads must be a positive integer or null, got {threads!r}")
-        self.threads = threads or default_threads(workers)
+    small_options: ClassVar[dict[str, Any]] = {"workers": 2, "threads": 1}
+
+    @dataclass(frozen=True)
+    class Options(Executor.Options):
+        workers: int = option(2, "worker processes, each running one trial at a time", low=1)
+        threads: Optional[int] = option(None, "torch threads per worker (null: the cores shared out)", low=1)
+
+    opts: Options
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.threads = self.opts.threads or default_threads(self.workers)
         self._pool: Optional[ProcessPoolExecutor] = None
         self._futures: dict[Future[EvalResult], int] = {}
         self._calls: dict[int, TrialCall] = {}

@@ -8,11 +8,13 @@ off unless ``dashboard=True``: no network listener is opened unless asked for.
 from __future__ import annotations
 
 import time
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Any, ClassVar, Optional
 
 from archsearch.core import EvalResult
 from archsearch.errors import ConfigError
 from archsearch.execution.base import Executor, TrialCall, register_executor
+from archsearch.options import option
 
 
 def _ray() -> Any:
@@ -29,25 +31,25 @@ def _run_remote(call: TrialCall, threads: int) -> EvalResult:
 
 @register_executor("ray")
 class RayExecutor(Executor):
-    def __init__(
-        self,
-        workers: int = 2,
-        ray_address: Optional[str] = None,
-        cpus_per_trial: float = 1.0,
-        gpus_per_trial: float = 0.0,
-        dashboard: bool = False,
-        trial_timeout: Optional[float] = None,
-    ) -> None:
-        super().__init__(workers)
-        if not isinstance(cpus_per_trial, (int, float)) or cpus_per_trial <= 0:
-            raise ConfigError(f"executor.cpus_per_trial must be positive, got {cpus_per_trial!r}")
-        if not isinstance(gpus_per_trial, (int, float)) or gpus_per_trial < 0:
-            raise ConfigError(f"executor.gpus_per_trial must be >= 0, got {gpus_per_trial!r}")
-        if trial_timeout is not None and (not isinstance(trial_timeout, (int, float)) or trial_timeout <= 0):
-            raise ConfigError(f"executor.trial_timeout must be a positive number of seconds, got {trial_timeout!r}")
-        self.ray_address, self.dashboard = ray_address, bool(dashboard)
-        self.cpus_per_trial, self.gpus_per_trial = float(cpus_per_trial), float(gpus_per_trial)
-        self.trial_timeout = trial_timeout
+    small_options: ClassVar[dict[str, Any]] = {"workers": 2}
+
+    @dataclass(frozen=True)
+    class Options(Executor.Options):
+        workers: int = option(2, "trials run at the same time as Ray tasks", low=1)
+        ray_address: Optional[str] = option(None, "a running cluster to join (null: a private local Ray)")
+        cpus_per_trial: float = option(1.0, "CPUs Ray reserves for each trial", above=0)
+        gpus_per_trial: float = option(0.0, "GPUs Ray reserves for each trial", low=0)
+        dashboard: bool = option(False, "start Ray's dashboard (a network listener)")
+        trial_timeout: Optional[float] = option(None, "seconds before a running trial is cancelled", above=0)
+
+    opts: Options
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        o = self.opts
+        self.ray_address, self.dashboard = o.ray_address, o.dashboard
+        self.cpus_per_trial, self.gpus_per_trial = o.cpus_per_trial, o.gpus_per_trial
+        self.trial_timeout = o.trial_timeout
         self._refs: dict[Any, tuple[int, float]] = {}
         self._started_ray = False
         self._remote: Any = None
