@@ -13,7 +13,7 @@ from archsearch.core import Task
 from archsearch.errors import ConfigError
 from archsearch.oneshot.base import create_oneshot
 from archsearch.oneshot.gdas import GDAS
-from archsearch.oneshot.supernet import ChoicePoint, Supernet, mix
+from archsearch.spaces.supernet import ChoicePoint, Supernet, mix
 from archsearch.spaces.base import SearchSpace, create_space
 from conftest import TINY_SUPERNET_SPACES, make_oneshot, oneshot_batches
 

@@ -13,7 +13,7 @@ from archsearch.core import Task
 from archsearch.errors import ConfigError
 from archsearch.oneshot.base import create_oneshot
 from archsearch.oneshot.spos import SPOS
-from archsearch.oneshot.supernet import Supernet
+from archsearch.spaces.supernet import Supernet
 from archsearch.spaces.base import Architecture, create_space
 from conftest import TINY_SUPERNET_SPACES, make_oneshot, oneshot_batches
 

@@ -1,12 +1,11 @@
 """One-shot search: supernets that share weights across every architecture of a space.
 
-``supernet.py`` is the protocol spaces implement; ``base.py`` the one methods implement
-(DARTS, GDAS, ENAS, SPOS register themselves in ``ONESHOT`` when the package ``archsearch``
-imports them: spaces import ``supernet.py``, so this file must not import the methods);
-``search.py`` runs them.
+The supernet protocol spaces implement lives with them (``archsearch.spaces.supernet``);
+``base.py`` is the protocol methods implement (DARTS, GDAS, ENAS, SPOS are found by the
+registry, which imports every module of this package); ``search.py`` runs them.
 """
 
-from archsearch.oneshot.supernet import ChoicePoint, Supernet, mix  # noqa: I001 - first: spaces import it
+from archsearch.spaces.supernet import ChoicePoint, Supernet, mix
 from archsearch.oneshot.base import ONESHOT, OneShotMethod, create_oneshot, register_oneshot
 
 __all__ = ["ChoicePoint", "ONESHOT", "OneShotMethod", "Supernet", "create_oneshot", "mix", "register_oneshot"]

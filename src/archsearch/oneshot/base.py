@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from archsearch.devices import check_device
 from archsearch.errors import ConfigError
-from archsearch.oneshot.supernet import Supernet
+from archsearch.spaces.supernet import Supernet
 from archsearch.options import Configurable
 from archsearch.registry import Registry
 from archsearch.spaces.base import Architecture, SearchSpace

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from archsearch.errors import ConfigError
 from archsearch.oneshot.base import Batch, OneShotMethod, Score, check_number, register_oneshot
-from archsearch.oneshot.supernet import Supernet
+from archsearch.spaces.supernet import Supernet
 from archsearch.spaces.base import Architecture, SearchSpace
 
 # spaces whose supernet groups its choice points by the node they enter (``node_groups``)

@@ -42,7 +42,7 @@ import torch
 
 from archsearch.oneshot.base import (Batch, OneShotMethod, Score, accuracy, check_number, count_param_free,
                                      register_oneshot)
-from archsearch.oneshot.supernet import Supernet
+from archsearch.spaces.supernet import Supernet
 from archsearch.spaces.base import Architecture, SearchSpace
 from archsearch.strategies.reinforce import Controller, MovingAverage
 

@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from archsearch.oneshot.base import Batch, OneShotMethod, Score, check_number, register_oneshot
-from archsearch.oneshot.supernet import Supernet
+from archsearch.spaces.supernet import Supernet
 from archsearch.spaces.base import Architecture, SearchSpace
 
 MAX_DRAWS = 100  # a non-finite Gumbel sample is astronomically rare: a retry loop this long never ends it

@@ -23,7 +23,7 @@ import torch
 
 from archsearch.errors import ConfigError
 from archsearch.oneshot.base import Batch, OneShotMethod, Score, check_number, count_param_free, register_oneshot
-from archsearch.oneshot.supernet import Supernet
+from archsearch.spaces.supernet import Supernet
 from archsearch.spaces.base import Architecture, SearchSpace
 
 SEARCHES = ("random", "evolution")

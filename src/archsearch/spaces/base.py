@@ -9,12 +9,13 @@ RL controllers and Optuna-style samplers consume the same sequence.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import json
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Optional, Sequence
 
 import numpy as np
 import torch.nn as nn
@@ -26,7 +27,7 @@ from archsearch.registry import Registry
 from archsearch.spaces.diagram import Diagram
 
 if TYPE_CHECKING:
-    from archsearch.oneshot.supernet import Supernet
+    from archsearch.spaces.supernet import Supernet
 
 
 class Architecture(ABC):
@@ -57,12 +58,45 @@ class Architecture(ABC):
         return hashlib.sha256(f"{self.space}:{self.to_json()}".encode()).hexdigest()[:16]
 
 
+class DecisionKind(str, enum.Enum):
+    """What a decision's index means, so strategies read it instead of guessing from names.
+
+    * ``CATEGORICAL``: unordered choices (operations);
+    * ``ORDINAL``: ordered choices where neighbours are similar (channel counts, kernel sizes);
+    * ``NUMERIC``: ordered numbers (a hyper-parameter grid): ordinal, and the values are numbers;
+    * ``INPUTS``: whether earlier output ``source`` feeds node ``node`` (choices :data:`INPUT_CHOICES`),
+      the anchor-point decisions of chains with skips that an RL controller attends over.
+    """
+
+    CATEGORICAL = "categorical"
+    ORDINAL = "ordinal"
+    NUMERIC = "numeric"
+    INPUTS = "inputs"
+
+    @property
+    def ordered(self) -> bool:
+        return self in (DecisionKind.ORDINAL, DecisionKind.NUMERIC)
+
+
+INPUT_CHOICES = (False, True)  # an INPUTS decision's choices: index 1 means "source feeds node"
+
+
 @dataclass(frozen=True)
 class Decision:
-    """One categorical choice of the canonical encoding."""
+    """One choice of the canonical encoding. ``kind`` says how its choices relate; an ``INPUTS``
+    decision also names the ``node`` it belongs to and the earlier output ``source`` it may read."""
 
     name: str
     choices: tuple[Any, ...]
+    kind: DecisionKind = DecisionKind.CATEGORICAL
+    node: Optional[int] = None
+    source: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        if self.kind is DecisionKind.INPUTS and (self.node is None or self.source is None
+                                                 or tuple(self.choices) != INPUT_CHOICES):
+            raise ValueError(f"decision {self.name}: an INPUTS decision needs node, source and choices "
+                             f"{INPUT_CHOICES}")
 
 
 class SearchSpace(Configurable, ABC):

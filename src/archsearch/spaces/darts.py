@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
-from archsearch.oneshot.supernet import ChoicePoint, Supernet, mix
+from archsearch.spaces.supernet import ChoicePoint, Supernet, mix
 from archsearch.spaces import checks
 from archsearch.spaces.base import Architecture, Decision, SearchSpace, create_space, register_space, scale_count
 from archsearch.spaces.diagram import Diagram

@@ -28,7 +28,7 @@ import torch.nn as nn
 
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
-from archsearch.oneshot.supernet import ChoicePoint, Supernet, mix
+from archsearch.spaces.supernet import ChoicePoint, Supernet, mix
 from archsearch.spaces.base import Architecture, Decision, SearchSpace, create_space, register_space, scale_count
 from archsearch.spaces.checks import check_int, check_names, require_image
 from archsearch.spaces.diagram import Diagram
