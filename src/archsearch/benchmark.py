@@ -71,7 +71,7 @@ def run_one(spec: RunSpec) -> RunResult:
                             f"(is --space right for this table?)")
         reward = row[spec.reward]
         trial = Trial(n, proposal.arch, TrialState.COMPLETE, fidelity.refined(proposal.fidelity), proposal.parent,
-                      metrics=dict(row), reward=reward, cost=0.0)
+                      metrics=dict(row), reward=reward, cost=0.0, ask_id=proposal.ask_id)
         t0 = time.perf_counter()
         strategy.tell(trial)
         out.strategy_seconds += time.perf_counter() - t0

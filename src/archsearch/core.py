@@ -112,11 +112,15 @@ class Proposal:
     """What a strategy asks to evaluate. ``fidelity`` holds only the fidelity fields the strategy
     sets (``{"epochs": 3}``); the trial runs at the configured fidelity refined by them
     (:meth:`Fidelity.refined`), None meaning the configured one as it is. ``parent`` is the id of
-    the architecture it was derived from (for weight inheritance)."""
+    the architecture it was derived from (for weight inheritance). ``ask_id`` numbers the
+    strategy's asks (:meth:`Strategy.propose` sets it); the trial made from the proposal carries
+    it back in :meth:`Strategy.tell`, so a strategy matches tells to asks by id, never by
+    architecture or order."""
 
     arch: "Architecture"
     fidelity: Optional[dict[str, Any]] = None
     parent: Optional[str] = None
+    ask_id: Optional[int] = None
 
 
 class TrialState(str, enum.Enum):
@@ -167,3 +171,4 @@ class Trial:
     ask_seq: int = 0
     tell_seq: Optional[int] = None
     curve: list[dict[str, float]] = field(default_factory=list)
+    ask_id: Optional[int] = None  # the proposal's, when a strategy asked for this trial

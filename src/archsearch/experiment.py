@@ -187,7 +187,9 @@ class Experiment:
         diverged = 0
         for _, kind, trial in events:
             if kind == 0:
-                if self.strategy.ask().arch != trial.arch:
+                proposal = self.strategy.ask()
+                trial.ask_id = proposal.ask_id  # asks replay in order, so ids come back as first given
+                if proposal.arch != trial.arch:
                     diverged += 1
             else:
                 self.strategy.tell(trial)
@@ -288,7 +290,7 @@ class Experiment:
         arch = self.space.validate(proposal.arch)
         fidelity = self.config.fidelity.refined(proposal.fidelity)  # only what the strategy sets changes
         number = self.journal.create_trial(arch, fidelity, proposal.parent)
-        return Trial(number, arch, TrialState.WAITING, fidelity, proposal.parent)
+        return Trial(number, arch, TrialState.WAITING, fidelity, proposal.parent, ask_id=proposal.ask_id)
 
     def _submit(self, executor: Executor, trial: Trial) -> None:
         self.space.scaled(trial.fidelity.width, trial.fidelity.depth)  # a space that cannot scale refuses once, here

@@ -106,6 +106,10 @@ class SearchSpace(Configurable, ABC):
     """
 
     arch_type: ClassVar[type[Architecture]]
+
+    def __init__(self, **options: Any) -> None:
+        self.configure(options)  # ``self.opts``: the parsed ``Options``
+
     small_supernet_options: ClassVar[Mapping[str, Any]] = {}  # a supernet a test trains quickly ({}: small_options)
 
     # -- the canonical encoding --------------------------------------------------

@@ -12,7 +12,7 @@ Rules every strategy keeps, so that a search resumes exactly:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from archsearch.core import Proposal, Trial
 from archsearch.errors import ConfigError
 from archsearch.options import Configurable
 from archsearch.registry import Registry
-from archsearch.spaces.base import SearchSpace
+from archsearch.spaces.base import Architecture, SearchSpace
 
 
 class Strategy(Configurable, ABC):
@@ -29,10 +29,19 @@ class Strategy(Configurable, ABC):
         self.space = space
         self.seed = seed
         self.rng = np.random.default_rng(seed)
+        self._asks = 0
 
     @abstractmethod
     def ask(self) -> Proposal:
-        """The next architecture to evaluate. May be called again before earlier tells (parallel workers)."""
+        """The next architecture to evaluate, made with :meth:`propose`. May be called again before
+        earlier tells (parallel workers)."""
+
+    def propose(self, arch: Architecture, fidelity: Optional[dict[str, Any]] = None,
+                parent: Optional[str] = None) -> Proposal:
+        """A proposal stamped with this strategy's next ask id (0, 1, 2, ...); the trial made from it
+        comes back to :meth:`tell` with the same ``ask_id``."""
+        self._asks += 1
+        return Proposal(arch, fidelity, parent, ask_id=self._asks - 1)
 
     def tell(self, trial: Trial) -> None:
         """A finished trial (complete or failed). Default: nothing to learn."""
