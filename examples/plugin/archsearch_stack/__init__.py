@@ -1,0 +1,1 @@
+"""Example plugin: the ``stack`` space and the ``hill`` strategy (registered on import)."""
