@@ -23,7 +23,7 @@ from typing import Any, Callable, Generic, TypeVar
 from archsearch.errors import ConfigError, UnknownNameError
 from archsearch.options import Configurable, Declared, declared, parse
 
-T = TypeVar("T")
+T = TypeVar("T", bound=Configurable)
 
 
 class Registry(Generic[T]):
@@ -92,7 +92,7 @@ class Registry(Generic[T]):
         """The options ``name`` declares, in order, with types, defaults, bounds and help."""
         cls = self.get(name)
         if _typed(cls, self._framework):
-            return declared(cls.Options)  # type: ignore[attr-defined]
+            return declared(cls.Options)
         return _legacy_declared(cls, self._framework)
 
     def option_names(self, name: str) -> list[str]:
@@ -106,7 +106,7 @@ class Registry(Generic[T]):
         """Raise a ConfigError for the first unknown or invalid option (nothing is built)."""
         cls = self.get(name)
         if _typed(cls, self._framework):
-            parse(cls.Options, options, self.section, f"{self.kind} {name!r}")  # type: ignore[attr-defined]
+            parse(cls.Options, options, self.section, f"{self.kind} {name!r}")
             return
         valid = self.option_names(name)
         for key in options:

@@ -15,7 +15,8 @@ from typing import Any, Optional
 
 from archsearch.core import EvalResult, Fidelity
 from archsearch.estimation.base import Evaluator, run_trial
-from archsearch.options import Configurable, Options, option
+from archsearch.options import Configurable, option
+from archsearch.options import Options as BaseOptions
 from archsearch.registry import Registry
 from archsearch.spaces.base import Architecture, SearchSpace
 
@@ -46,7 +47,7 @@ class Executor(Configurable, ABC):
     """
 
     @dataclass(frozen=True)
-    class Options(Options):
+    class Options(BaseOptions):
         workers: int = option(1, "trials run at the same time", low=1)
 
     opts: Options
@@ -118,7 +119,7 @@ def warm_up_worker(threads: int, parent_pid: int) -> None:
     torch.set_num_threads(threads)
     x = torch.randn(8, 4, 8, 8, requires_grad=True)
     w = torch.randn(8, 4, 3, 3, requires_grad=True)
-    F.conv2d(x, w, padding=1).relu().mean().backward()
+    F.conv2d(x, w, padding=1).relu().mean().backward()  # type: ignore[no-untyped-call]
     import sklearn.datasets  # noqa: F401  (the built-in digits loader)
 
     import archsearch.data  # noqa: F401
