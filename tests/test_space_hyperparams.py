@@ -17,6 +17,7 @@ from archsearch.estimation import TrainingEvaluator, run_trial
 from archsearch.estimation.training import TRAINING_KEYS, training_overrides
 from archsearch.experiment import load_checkpoint, run_search
 from archsearch.spaces import create_space
+from archsearch.spaces.base import CarriesTrainingOverrides
 from archsearch.spaces.hyperparams import DEFAULT_ARCH, HyperArch
 from archsearch.config import Config
 from conftest import TINY, synthetic_images
@@ -138,7 +139,7 @@ def test_final_space_wraps_the_architecture_space_final_space():
 
 # -- the evaluator hook ------------------------------------------------------------------
 def test_training_overrides_are_validated_with_the_evaluator_rules():
-    class Fake:
+    class Fake(CarriesTrainingOverrides):  # the capability is declared, not guessed from a method name
         def __init__(self, **hp):
             self.hp = hp
 
@@ -146,6 +147,12 @@ def test_training_overrides_are_validated_with_the_evaluator_rules():
             return self.hp
 
     assert training_overrides(object()) == {}
+
+    class Undeclared:
+        def training_overrides(self):
+            return {"lr": 0.1}
+
+    assert training_overrides(Undeclared()) == {}
     assert training_overrides(Fake(lr=0.1, epochs=3)) == {"lr": 0.1, "epochs": 3}
     with pytest.raises(ConfigError, match="lr must be a positive number"):
         training_overrides(Fake(lr=-1.0))

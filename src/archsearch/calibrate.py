@@ -38,7 +38,7 @@ import numpy as np
 
 from archsearch.core import EvalResult, Fidelity, Task, TrialState
 from archsearch.errors import ConfigError, SearchAborted
-from archsearch.estimation.base import Evaluator, describe_failure
+from archsearch.estimation.base import Evaluator, TrainsOnSplits, describe_failure
 from archsearch.spaces.base import Architecture, SearchSpace
 
 DEFAULT_THRESHOLD = 0.6
@@ -335,14 +335,13 @@ def _check_numbers(k: Any, seed: Any, workers: Any, threshold: Any, resamples: A
 def _proxy_batch(evaluator: Evaluator, task: Task, seed: int) -> Any:
     """One seeded minibatch of the training split for data-dependent proxies (None: the proxy
     module draws a random one, as for tables, which have no data)."""
-    splits = getattr(evaluator, "splits", None)
-    if splits is None:
+    if not isinstance(evaluator, TrainsOnSplits):
         return None
     import torch
 
     from archsearch.estimation.proxies import DEFAULT_BATCH_SIZE
 
-    train = splits().train
+    train = evaluator.splits().train
     g = torch.Generator().manual_seed(seed)
     idx = torch.randperm(len(train.y), generator=g)[:DEFAULT_BATCH_SIZE]
     return train.x[idx], train.y[idx]

@@ -12,15 +12,18 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
-from archsearch.core import EvalResult, Fidelity, Task, TrialState
+from archsearch.core import EvalResult, Fidelity, Task, Trial, TrialState
 from archsearch.options import Configurable
 from archsearch.registry import Registry
 from archsearch.spaces.base import Architecture, SearchSpace
+
+if TYPE_CHECKING:
+    from archsearch.data.base import Splits
 
 
 class TrialError(Exception):
@@ -55,8 +58,9 @@ class Evaluator(Configurable, ABC):
     trains_models: ClassVar[bool] = True  # False: no final training (tables, proxies)
 
     @abstractmethod
-    def task(self) -> Task:
-        """The task networks are built for (loads and validates the data in the driver)."""
+    def task(self, fidelity: Optional[Fidelity] = None) -> Task:
+        """The task networks are built for at ``fidelity`` (its resolution changes the input
+        shape; None: the data as it is). Loads and validates the data in the driver."""
 
     def prepare(self) -> None:
         """Per-process set-up (load data) run before a trial's clock starts. Default: nothing."""
@@ -78,6 +82,48 @@ class Evaluator(Configurable, ABC):
         """Train the chosen architecture for good (on train, plus valid if asked) and measure test metrics.
         ``on_epoch`` gets each epoch's learning-curve point as it ends (progress for a long training)."""
         raise NotImplementedError(f"evaluator {self.name!r} has no final training")
+
+
+# -- capabilities: what some evaluators do beyond the protocol, checked with isinstance -------------
+
+
+class TrainsOnSplits(ABC):
+    """An evaluator that loads a dataset: one-shot search trains its supernet on these splits, and
+    data-dependent proxies draw their minibatch from them."""
+
+    @abstractmethod
+    def splits(self) -> "Splits":
+        """The train/valid/test splits (loaded once, the same in every process)."""
+
+
+class SupportsEarlyStop(ABC):
+    """An evaluator that can stop a poor trial early against completed trials' learning curves.
+    The experiment builds the reference when the trial is submitted and hands it to ``evaluate``
+    as ``reference``."""
+
+    @property
+    @abstractmethod
+    def stops_early(self) -> bool:
+        """Whether this instance is configured to stop trials early (else no reference is built)."""
+
+    @abstractmethod
+    def stop_reference(self, trials: Sequence[Trial], fidelity: Fidelity) -> Optional[list[list[float]]]:
+        """The curves a trial at ``fidelity`` is compared with; None when there are too few yet."""
+
+    @abstractmethod
+    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
+                 init: Optional[dict[str, torch.Tensor]] = None,
+                 reference: Optional[Sequence[Sequence[float]]] = None) -> EvalResult: ...
+
+
+class SupportsInheritance(ABC):
+    """An evaluator that can start a child from its parent's trained weights (``init``) and returns
+    its own trained weights in ``EvalResult.weights`` for its children."""
+
+    @property
+    @abstractmethod
+    def inherits(self) -> bool:
+        """Whether this instance is configured to inherit (the experiment then saves and loads weights)."""
 
 
 EVALUATORS: Registry[Evaluator] = Registry("evaluator", package="archsearch.estimation", group="archsearch.evaluators",
@@ -106,9 +152,9 @@ def run_trial(evaluator: Evaluator, space: SearchSpace, arch: Architecture, fide
     """Evaluate one trial, never raising: what executors run in their workers.
 
     The evaluator's per-process set-up (data loading) runs before the clock starts, so a
-    worker's first trial does not report a higher cost than the others. ``init`` (a parent's
-    weights) and ``reference`` (completed trials' curves, for early stopping) are passed on only
-    when given, so evaluators written before them still work.
+    worker's first trial does not report a higher cost than the others. ``init`` is a parent's
+    weights; ``reference`` (completed trials' curves) goes only to a :class:`SupportsEarlyStop`
+    evaluator.
     """
     start = time.perf_counter()
     try:
@@ -118,17 +164,16 @@ def run_trial(evaluator: Evaluator, space: SearchSpace, arch: Architecture, fide
             torch.set_num_threads(threads)
         evaluator.prepare()
         start = time.perf_counter()
-        extra: dict[str, object] = {}
-        if init is not None:
-            extra["init"] = init
-        if reference is not None:
-            extra["reference"] = reference
-        result = evaluator.evaluate(space, arch, fidelity, seed, **extra)
+        if reference is not None and isinstance(evaluator, SupportsEarlyStop):
+            result = evaluator.evaluate(space, arch, fidelity, seed, init=init, reference=reference)
+        else:
+            result = evaluator.evaluate(space, arch, fidelity, seed, init=init)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a failed trial
         error = describe_failure(exc)
         if not isinstance(exc, TrialError):  # unexpected: keep where it happened
             error = f"{error}\n{traceback.format_exc(limit=8)}"
-        result = EvalResult.failed(error, time.perf_counter() - start, getattr(exc, "curve", None))
+        curve = exc.curve if isinstance(exc, TrialError) else None
+        result = EvalResult.failed(error, time.perf_counter() - start, curve)
     if result.status is TrialState.COMPLETE and not result.cost:
         result.cost = time.perf_counter() - start
     return result

@@ -28,13 +28,13 @@ import torch.nn.functional as F
 from archsearch.core import EvalResult, Fidelity, Task, TrialState
 from archsearch.data.base import Splits, load_splits
 from archsearch.errors import ConfigError
-from archsearch.estimation.base import Evaluator, FinalResult, count_flops, count_params, register_evaluator
+from archsearch.estimation.base import Evaluator, FinalResult, TrainsOnSplits, count_flops, count_params, register_evaluator
 from archsearch.estimation.proxies import Batch, build_model, get_proxy, list_proxies, score_model
 from archsearch.spaces.base import Architecture, SearchSpace
 
 
 @register_evaluator("proxy")
-class ProxyEvaluator(Evaluator):
+class ProxyEvaluator(Evaluator, TrainsOnSplits):
     """Scores an untrained network with one zero-cost proxy (higher = better)."""
 
     def __init__(

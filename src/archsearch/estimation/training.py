@@ -26,7 +26,8 @@ from archsearch.data.base import Split, Splits, load_splits
 from archsearch.devices import check_device, resolve_device
 from archsearch.errors import ConfigError
 from archsearch.estimation.base import (
-    Evaluator, FinalResult, TrialError, TrialTimeout, count_flops, count_params, register_evaluator,
+    Evaluator, FinalResult, SupportsEarlyStop, SupportsInheritance, TrainsOnSplits, TrialError, TrialTimeout,
+    count_flops, count_params, register_evaluator,
 )
 from archsearch.estimation.language import (
     LM_GRAD_CLIP, LM_OBJECTIVE, flatten_tokens, is_language_model, lm_metrics,
@@ -34,7 +35,7 @@ from archsearch.estimation.language import (
 from archsearch.estimation.objectives import (
     MNAS_SOFT, check_constraints, measure_latency, mnas_reward, penalised, violation,
 )
-from archsearch.spaces.base import Architecture, SearchSpace
+from archsearch.spaces.base import Architecture, AuxiliaryClassifier, CarriesTrainingOverrides, SearchSpace
 
 OPTIMIZERS = ("adamw", "sgd")
 REWARDS = ("valid_acc", "mnas")
@@ -72,14 +73,13 @@ def check_training_option(key: str, value: Any, where: str = "evaluator") -> Any
 def training_overrides(arch: Architecture) -> dict[str, Any]:
     """Training settings an architecture carries for itself (validated), else ``{}``.
 
-    The hook: an architecture with a ``training_overrides()`` method (the ``hyperparams``
-    space's) returns a mapping over :data:`TRAINING_KEYS`; the evaluator applies it to that
-    architecture's search trials and its final training, over its own options.
+    An architecture that :class:`CarriesTrainingOverrides` (the ``hyperparams`` space's) returns a
+    mapping over :data:`TRAINING_KEYS`; the evaluator applies it to that architecture's search
+    trials and its final training, over its own options.
     """
-    method = getattr(arch, "training_overrides", None)
-    if method is None:
+    if not isinstance(arch, CarriesTrainingOverrides):
         return {}
-    overrides = dict(method())
+    overrides = dict(arch.training_overrides())
     for key, value in overrides.items():
         check_training_option(key, value, "architecture hyper-parameter")
     return overrides
@@ -160,9 +160,9 @@ def train_model(
                 continue
             logits, targets = flatten_tokens(model(x_all[idx]), y_all[idx])
             loss = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
-            aux = getattr(model, "aux_logits", None)  # auxiliary head (DARTS-style), set in train mode
-            if aux is not None:
-                loss = loss + AUX_WEIGHT * F.cross_entropy(aux, y_all[idx], label_smoothing=label_smoothing)
+            if isinstance(model, AuxiliaryClassifier) and model.aux_logits is not None:  # set in train mode
+                loss = loss + AUX_WEIGHT * F.cross_entropy(model.aux_logits, y_all[idx],
+                                                           label_smoothing=label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip:
@@ -251,7 +251,7 @@ def median_reference(trials: Sequence[Trial], fidelity: Fidelity, key: str) -> l
 
 
 @register_evaluator("train")
-class TrainingEvaluator(Evaluator):
+class TrainingEvaluator(Evaluator, TrainsOnSplits, SupportsEarlyStop, SupportsInheritance):
     """Trains each architecture from scratch on the experiment's dataset.
 
     ``data`` is a dataset spec (``{"name": "digits", ...}``) loaded in each worker, or an
@@ -401,6 +401,14 @@ class TrainingEvaluator(Evaluator):
     def curve_key(self) -> str:
         """The learning-curve value early stopping compares (higher is better)."""
         return LM_OBJECTIVE if is_language_model(self.splits().task) else "valid_acc"
+
+    @property
+    def inherits(self) -> bool:
+        return bool(self.inherit)
+
+    @property
+    def stops_early(self) -> bool:
+        return self.early_stop != "none"
 
     def stop_reference(self, trials: Sequence[Trial], fidelity: Fidelity) -> Optional[list[list[float]]]:
         """The reference curves a trial at ``fidelity`` is judged against (None: no early stopping)."""

@@ -27,6 +27,8 @@ from archsearch.registry import Registry
 from archsearch.spaces.diagram import Diagram
 
 if TYPE_CHECKING:
+    import torch
+
     from archsearch.spaces.supernet import Supernet
 
 
@@ -79,6 +81,25 @@ class DecisionKind(str, enum.Enum):
 
 
 INPUT_CHOICES = (False, True)  # an INPUTS decision's choices: index 1 means "source feeds node"
+
+
+# -- capabilities of architectures and networks, checked with isinstance -------------------------
+
+
+class CarriesTrainingOverrides(ABC):
+    """An architecture that carries training settings for itself (the ``hyperparams`` space's
+    learning rate, batch size, ...): the training evaluator applies them over its own options."""
+
+    @abstractmethod
+    def training_overrides(self) -> dict[str, Any]:
+        """A mapping over the training evaluator's overridable keys (it validates the values)."""
+
+
+class AuxiliaryClassifier(ABC):
+    """A network with an auxiliary head (DARTS-style): in train mode its forward pass leaves the
+    head's logits in ``aux_logits`` (None in eval mode), which training adds to the loss."""
+
+    aux_logits: Optional["torch.Tensor"]
 
 
 @dataclass(frozen=True)

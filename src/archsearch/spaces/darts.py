@@ -38,7 +38,9 @@ from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
 from archsearch.spaces.supernet import ChoicePoint, Supernet, mix
 from archsearch.spaces import checks
-from archsearch.spaces.base import Architecture, Decision, SearchSpace, create_space, register_space, scale_count
+from archsearch.spaces.base import (
+    Architecture, AuxiliaryClassifier, Decision, SearchSpace, create_space, register_space, scale_count,
+)
 from archsearch.spaces.diagram import Diagram
 from archsearch.spaces.ops import DilConv, FactorizedReduce, Identity, Pool, ReLUConvBN, SepConv, Zero
 
@@ -395,7 +397,7 @@ def _stem(c_in: int, c: int) -> nn.Module:
     return nn.Sequential(nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
 
 
-class DartsNetwork(nn.Module):
+class DartsNetwork(nn.Module, AuxiliaryClassifier):
     """DARTS NetworkCIFAR for any input shape. ``drop_path_prob`` may be changed (scheduled) by a trainer."""
 
     def __init__(self, arch: DartsArch, task: Task, channels: int, cells: int, auxiliary: bool,

@@ -47,7 +47,7 @@ import torch.nn as nn
 from archsearch.core import Task
 from archsearch.errors import ArchsearchError, ConfigError, ParseError
 from archsearch.spaces.base import (
-    SPACES, Architecture, Decision, SearchSpace, create_space, register_space, scaled_copy,
+    SPACES, Architecture, CarriesTrainingOverrides, Decision, SearchSpace, create_space, register_space, scaled_copy,
 )
 from archsearch.spaces.checks import check_indices
 from archsearch.spaces.diagram import Diagram
@@ -81,7 +81,7 @@ def _number(value: Any) -> bool:
 
 # -- the genotype -----------------------------------------------------------------
 @dataclass(frozen=True)
-class HyperArch(Architecture):
+class HyperArch(Architecture, CarriesTrainingOverrides):
     """An architecture of the inner space plus ``(name, value)`` hyper-parameters, in name order."""
 
     arch: Architecture

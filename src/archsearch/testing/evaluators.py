@@ -59,7 +59,7 @@ class _Unbuildable(SearchSpace):
 
 class EvaluatorSuite:
     """Subclass and set ``evaluator_name``; override :meth:`make` when the evaluator needs files
-    (a table) and ``space_name`` when it measures only one space's networks."""
+    (a table) and :meth:`space` (or ``space_name``) when it measures only one space's networks."""
 
     names_attribute: ClassVar[str] = "evaluator_name"
     evaluator_name: ClassVar[str] = ""
@@ -71,11 +71,14 @@ class EvaluatorSuite:
         small = EVALUATORS.get(self.evaluator_name).small_options
         return EVALUATORS.create(self.evaluator_name, dict(self.data), 0, **small)
 
+    def space(self) -> SearchSpace:
+        return small_space(self.space_name)
+
     def test_is_registered_and_declares_small_options(self) -> None:
         EVALUATORS.check_options(self.evaluator_name, dict(EVALUATORS.get(self.evaluator_name).small_options))
 
     def test_measures_an_architecture_the_same_way_for_a_seed(self) -> None:
-        ev, space = self.make(), small_space(self.space_name)
+        ev, space = self.make(), self.space()
         assert isinstance(ev.task(self.fidelity), Task)
         arch = space.sample(np.random.default_rng(0))
         a = run_trial(ev, space, arch, self.fidelity, seed=1, threads=1)
@@ -85,7 +88,7 @@ class EvaluatorSuite:
         assert math.isfinite(value) and value == b.metrics[ev.objective]
 
     def test_survives_pickling(self) -> None:
-        ev, space = self.make(), small_space(self.space_name)
+        ev, space = self.make(), self.space()
         arch = space.sample(np.random.default_rng(2))
         shipped = pickle.loads(pickle.dumps(ev))
         a = run_trial(ev, space, arch, self.fidelity, seed=3, threads=1)
@@ -93,7 +96,7 @@ class EvaluatorSuite:
         assert a.metrics[ev.objective] == b.metrics[ev.objective]
 
     def test_a_broken_network_is_a_failed_trial_with_its_reason(self) -> None:
-        ev, space = self.make(), small_space(self.space_name)
+        ev, space = self.make(), self.space()
         broken = _Unbuildable(space)
         result = run_trial(ev, broken, space.sample(np.random.default_rng(4)), self.fidelity, seed=0, threads=1)
         if ev.trains_models or result.status is TrialState.FAILED:
