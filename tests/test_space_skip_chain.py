@@ -13,7 +13,8 @@ import archsearch.spaces.skip_chain  # noqa: F401  (registers the space)
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
 from archsearch.spaces import create_space
-from archsearch.spaces.skip_chain import ANCHOR, SkipChainArch, SkipLayer
+from archsearch.spaces.base import DecisionKind
+from archsearch.spaces.skip_chain import SkipChainArch, SkipLayer
 
 SMALL = {"layers": 4, "kernels": [1, 3], "filters": [4, 8], "stem_channels": 4}
 # L1 reads nothing (fix-up: the stem); nobody reads L1 (fix-up: it joins the final concat)
@@ -102,7 +103,7 @@ def test_decisions_expose_anchor_points_as_named_binary_decisions():
     assert {(i, j) for _, i, j in anchors} == {(i, j) for i in range(6) for j in range(i)}
     for pos, i, j in anchors:
         assert names[pos] == f"layer{i}.input{j}" and space.decisions()[pos].choices == (False, True)
-    assert sum(bool(ANCHOR.fullmatch(n)) for n in names) == len(anchors)
+    assert sum(d.kind is DecisionKind.INPUTS for d in space.decisions()) == len(anchors)
     strided = create_space("skip_chain", strides=[1, 2])
     assert [d.choices for d in strided.decisions() if d.name.endswith(".stride")] == [(1, 2)] * 6
 
@@ -306,7 +307,7 @@ def test_supernet_choice_points_and_derive_of_path_is_identity():
     space = small(reductions=1)
     net = space.supernet(Task((1, 8, 8), 3))
     names = [cp.name for cp in net.choice_points]
-    assert names == [d.name for d in space.decisions() if d.name.endswith(".op") or ANCHOR.fullmatch(d.name)]
+    assert names == [d.name for d in space.decisions() if d.name.endswith(".op") or d.kind is DecisionKind.INPUTS]
     assert net.choice_points[0].candidates == ("conv_1x1", "conv_3x3", "sep_conv_1x1", "sep_conv_3x3",
                                                "max_pool_1x1", "max_pool_3x3", "avg_pool_1x1", "avg_pool_3x3")
     assert net.choice_points[2].candidates == ("off", "on")

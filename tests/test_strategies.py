@@ -43,7 +43,7 @@ def drive(strategy, space, n: int, fail_every: int = 0) -> list[Trial]:
         space.validate(p.arch)
         failed = fail_every and i % fail_every == fail_every - 1
         t = Trial(i, p.arch, TrialState.FAILED if failed else TrialState.COMPLETE, Fidelity(1), p.parent,
-                  reward=None if failed else fake_reward(space, p.arch))
+                  reward=None if failed else fake_reward(space, p.arch), ask_id=p.ask_id)
         strategy.tell(t)
         trials.append(t)
     return trials

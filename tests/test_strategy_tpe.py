@@ -23,9 +23,9 @@ from test_strategies import drive, fake_reward
 CHAIN = SMALL_OPTIONS["chain"]
 
 
-def done(number, arch, reward):
+def done(number, arch, reward, ask_id=None):
     state = TrialState.FAILED if reward is None else TrialState.COMPLETE
-    return Trial(number, arch, state, Fidelity(1), reward=reward)
+    return Trial(number, arch, state, Fidelity(1), reward=reward, ask_id=ask_id)
 
 
 @pytest.mark.parametrize("space_name", ["nb201", "chain", "hyperparams"])
@@ -53,11 +53,11 @@ def test_parallel_asks_are_matched_to_their_tells_and_replay_restores_the_state(
             for _ in range(3):  # three workers ask before anything finishes
                 p = strategy.ask()
                 calls.append(("ask", str(p.arch)))
-                pending.append(Trial(asked, p.arch, TrialState.RUNNING, Fidelity(1)))  # numbered as asked
+                pending.append(Trial(asked, p.arch, TrialState.RUNNING, Fidelity(1), ask_id=p.ask_id))
                 asked += 1
             for t in reversed(pending):  # finish out of order, one of them failed
                 failed = round_ % 3 == 0 and t is pending[0]
-                strategy.tell(done(t.number, t.arch, None if failed else fake_reward(space, t.arch)))
+                strategy.tell(done(t.number, t.arch, None if failed else fake_reward(space, t.arch), t.ask_id))
                 calls.append(("tell", str(t.arch)))
             pending.clear()
         return calls
@@ -86,7 +86,8 @@ def test_replay_matches_in_a_fresh_process_with_another_hash_seed(tmp_path):
         "s = create_strategy('tpe', space, seed=5, n_startup_trials=3)\n"
         "for i in range(15):\n"
         "    p = s.ask()\n"
-        "    s.tell(Trial(i, p.arch, TrialState.COMPLETE, Fidelity(1), reward=float(sum(space.encode(p.arch)))))\n"
+        "    s.tell(Trial(i, p.arch, TrialState.COMPLETE, Fidelity(1), reward=float(sum(space.encode(p.arch))),\n"
+        "                 ask_id=p.ask_id))\n"
         "    print(p.arch)\n")
     outs = []
     for hash_seed in ("1", "2"):
@@ -148,11 +149,13 @@ def test_a_trial_it_never_asked_for_is_learned_and_a_repeat_pending_twice_is_tol
     tpe.study.enqueue_trial(tpe._params(p.arch))  # make the next ask propose the same architecture
     q = tpe.ask()
     assert p.arch == q.arch
-    tpe.tell(done(1, q.arch, 0.25))
-    tpe.tell(done(2, p.arch, None))
+    tpe.tell(done(1, q.arch, 0.25, q.ask_id))  # same architecture, told by ask id: each closes its own ask
+    tpe.tell(done(2, p.arch, None, p.ask_id))
     states = [t.state for t in tpe.study.trials]
     assert states.count(optuna.trial.TrialState.RUNNING) == 0
     assert sorted(t.value for t in tpe.study.trials if t.value is not None) == [0.25, 0.5]
+    numbers = {ot.number: ot for ot in tpe.study.trials}
+    assert numbers[2].value == 0.25 and numbers[1].state is optuna.trial.TrialState.FAIL  # q's ask, p's ask
 
 
 def test_options_are_validated_and_optuna_stays_quiet(caplog, capsys):

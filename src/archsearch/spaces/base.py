@@ -83,6 +83,16 @@ class DecisionKind(str, enum.Enum):
 INPUT_CHOICES = (False, True)  # an INPUTS decision's choices: index 1 means "source feeds node"
 
 
+def sized_kind(choices: Sequence[Any], kind: "DecisionKind" = DecisionKind.ORDINAL) -> DecisionKind:
+    """``kind`` (ordinal or numeric) for a size-like option whose values the user lists (kernel
+    sizes, channel counts, a learning-rate grid) when they increase, else CATEGORICAL: an
+    unsorted list has no order for a strategy to exploit."""
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in choices)
+    if numbers and all(a < b for a, b in zip(choices, choices[1:])):
+        return kind
+    return DecisionKind.CATEGORICAL
+
+
 # -- capabilities of architectures and networks, checked with isinstance -------------------------
 
 

@@ -20,7 +20,9 @@ import torch.nn as nn
 
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
-from archsearch.spaces.base import Architecture, Decision, SearchSpace, register_space, scale_count, scaled_copy
+from archsearch.spaces.base import (
+    Architecture, Decision, DecisionKind, SearchSpace, register_space, scale_count, scaled_copy, sized_kind,
+)
 from archsearch.spaces.checks import check_int, check_ints, check_names, require_image
 from archsearch.spaces.diagram import Diagram
 
@@ -167,8 +169,10 @@ class ChainSpace(SearchSpace):
     def decisions(self) -> list[Decision]:
         out = []
         for i in range(self.layers):
-            out += [Decision(f"layer{i}.op", self.ops), Decision(f"layer{i}.kernel", self.kernels),
-                    Decision(f"layer{i}.channels", self.channels), Decision(f"layer{i}.activation", self.activations)]
+            out += [Decision(f"layer{i}.op", self.ops, node=i),
+                    Decision(f"layer{i}.kernel", self.kernels, sized_kind(self.kernels), node=i),
+                    Decision(f"layer{i}.channels", self.channels, sized_kind(self.channels), node=i),
+                    Decision(f"layer{i}.activation", self.activations, node=i)]
         return out
 
     def encode(self, arch: Architecture) -> list[int]:

@@ -47,7 +47,8 @@ import torch.nn as nn
 from archsearch.core import Task
 from archsearch.errors import ArchsearchError, ConfigError, ParseError
 from archsearch.spaces.base import (
-    SPACES, Architecture, CarriesTrainingOverrides, Decision, SearchSpace, create_space, register_space, scaled_copy,
+    SPACES, Architecture, CarriesTrainingOverrides, Decision, DecisionKind, SearchSpace, create_space, register_space,
+    scaled_copy, sized_kind,
 )
 from archsearch.spaces.checks import check_indices
 from archsearch.spaces.diagram import Diagram
@@ -244,7 +245,8 @@ class HyperparamSpace(SearchSpace):
 
     # -- the canonical encoding -----------------------------------------------------
     def decisions(self) -> list[Decision]:
-        return list(self._inner_decisions) + [Decision(f"hp.{n}", self.grids[n]) for n in self.names]
+        return list(self._inner_decisions) + [Decision(f"hp.{n}", self.grids[n], sized_kind(self.grids[n], DecisionKind.NUMERIC))
+                                                  for n in self.names]
 
     def _index(self, name: str, value: Any) -> int:
         """The grid index of ``value`` (by its text, else numerically), or ParseError."""

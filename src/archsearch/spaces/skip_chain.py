@@ -54,12 +54,14 @@ from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
 from archsearch.spaces.supernet import ChoicePoint, Supernet, mix
 from archsearch.spaces import checks
-from archsearch.spaces.base import Architecture, Decision, SearchSpace, register_space, scale_count, scaled_copy
+from archsearch.spaces.base import (
+    INPUT_CHOICES, Architecture, Decision, DecisionKind, SearchSpace, register_space, scale_count, scaled_copy,
+    sized_kind,
+)
 from archsearch.spaces.diagram import Diagram
 
 OPS = ("conv", "sep_conv", "max_pool", "avg_pool")
 STEM = -1  # source index of the stem output
-ANCHOR = re.compile(r"layer(\d+)\.input(\d+)")  # names of the anchor decisions
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KERNEL = re.compile(r"([0-9]{1,4})(?:\s*[xX]\s*([0-9]{1,4}))?")
@@ -458,11 +460,15 @@ class SkipChainSpace(SearchSpace):
     def _make_decisions(self) -> list[Decision]:
         out = []
         for i in range(self.layers):
-            out += [Decision(f"layer{i}.op", self.ops), Decision(f"layer{i}.kernel_h", self.kernels),
-                     Decision(f"layer{i}.kernel_w", self.kernels), Decision(f"layer{i}.filters", self.filters)]
+            kernels = sized_kind(self.kernels)
+            out += [Decision(f"layer{i}.op", self.ops, node=i),
+                    Decision(f"layer{i}.kernel_h", self.kernels, kernels, node=i),
+                    Decision(f"layer{i}.kernel_w", self.kernels, kernels, node=i),
+                    Decision(f"layer{i}.filters", self.filters, sized_kind(self.filters), node=i)]
             if self._strided:
-                out.append(Decision(f"layer{i}.stride", self.strides))
-            out += [Decision(f"layer{i}.input{j}", (False, True)) for j in range(i)]
+                out.append(Decision(f"layer{i}.stride", self.strides, sized_kind(self.strides), node=i))
+            out += [Decision(f"layer{i}.input{j}", INPUT_CHOICES, DecisionKind.INPUTS, node=i, source=j)
+                    for j in range(i)]
         return out
 
     def decisions(self) -> list[Decision]:
@@ -470,12 +476,8 @@ class SkipChainSpace(SearchSpace):
 
     def anchors(self) -> list[tuple[int, int, int]]:
         """(position in the decision sequence, layer i, earlier layer j) of every anchor decision."""
-        out = []
-        for pos, d in enumerate(self._decisions):
-            m = ANCHOR.fullmatch(d.name)
-            if m:
-                out.append((pos, int(m.group(1)), int(m.group(2))))
-        return out
+        return [(pos, d.node, d.source) for pos, d in enumerate(self._decisions)  # type: ignore[misc]
+                if d.kind is DecisionKind.INPUTS]
 
     def encode(self, arch: Architecture) -> list[int]:
         if not isinstance(arch, SkipChainArch):

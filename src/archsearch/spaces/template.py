@@ -38,7 +38,9 @@ import torch.nn as nn
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
 from archsearch.spaces import checks
-from archsearch.spaces.base import Architecture, Decision, SearchSpace, register_space, scale_count, scaled_copy
+from archsearch.spaces.base import (
+    Architecture, Decision, DecisionKind, SearchSpace, register_space, scale_count, scaled_copy, sized_kind,
+)
 from archsearch.spaces.diagram import Diagram
 
 BLOCKS = ("conv", "mbconv3", "mbconv6", "sep_conv", "resblock")
@@ -304,8 +306,9 @@ class TemplateSpace(SearchSpace):
         self._index = [{c: i for i, c in enumerate(ch)} for ch in self._choices]
         width_key = "channels" if self.absolute else "width"
         fields = ("block", "kernel", "depth", width_key, "se")
-        self._decisions = [Decision(f"stage{s}.{f}", ch) for s in range(len(self.skeleton))
-                           for f, ch in zip(fields, self._choices)]
+        self._decisions = [Decision(f"stage{s}.{f}", ch, DecisionKind.CATEGORICAL if f == "block" else sized_kind(ch),
+                                    node=s)
+                           for s in range(len(self.skeleton)) for f, ch in zip(fields, self._choices)]
         self._names = tuple(d.name for d in self._decisions)
         self._count_list = self._choice_counts().tolist()
 

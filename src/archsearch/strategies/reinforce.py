@@ -4,13 +4,13 @@ The controller emits the space's decision sequence one token per LSTM step, feed
 sampled token's embedding back as the next input, so every space works: cells, chains, and
 the hyper-parameter and RNN-cell spaces, which expose decision sequences too.
 
-Anchor points (seed 000): decisions named ``layer{i}.input{j}`` with choices ``(False, True)``
-(the chain-with-skips space) get no softmax head. Layer i's anchor step is one LSTM step whose
+Anchor points (seed 000): ``DecisionKind.INPUTS`` decisions ("does layer j feed layer i", the
+chain-with-skips space's; ``Decision.node`` is i, ``Decision.source`` j) get no softmax head. Layer i's anchor step is one LSTM step whose
 output h_i is both the query for i's inputs and the key later layers attend to; each earlier
 layer j is an input with probability sigmoid(v^T tanh(W_prev h_j + W_curr h_i)) (Bahdanau
 attention), so one set of weights serves every layer whatever its number of candidates. A
-layer with no anchor decisions of its own (layer 0) gets a key step after its last
-``layer{j}.*`` decision. After an anchor step the next input is the mean of the chosen
+layer with no anchor decisions of its own (layer 0) gets a key step after its last decision
+(``Decision.node == j``). After an anchor step the next input is the mean of the chosen
 layers' keys (ENAS): sum_j bit_j h_j / (1 + sum_j bit_j).
 
 Learning: one Adam step per ``batch`` rewarded samples on
@@ -51,11 +51,9 @@ import torch.nn.functional as F
 
 from archsearch.core import Proposal, Trial, TrialState
 from archsearch.errors import ConfigError
-from archsearch.spaces.base import Decision, SearchSpace
-from archsearch.spaces.skip_chain import ANCHOR
+from archsearch.spaces.base import Decision, DecisionKind, SearchSpace
 from archsearch.strategies.base import Strategy, register_strategy
 
-ANCHOR_CHOICES = (False, True)  # an anchor decision's choices: index 1 means "j is an input of i"
 NORMALIZE = ("rank", "none")
 
 
@@ -72,23 +70,20 @@ class Step:
 
 
 def plan(decisions: Sequence[Decision]) -> list[Step]:
-    """The step sequence for a decision sequence: consecutive anchor decisions of one layer
-    share a step, and a key step is inserted for every attended layer that has no anchor step
-    before its first use (after its last ``layer{j}.`` decision, or else just before the use)."""
+    """The step sequence for a decision sequence: consecutive INPUTS decisions of one node (the
+    anchor points) share a step, and a key step is inserted for every attended node that has no
+    anchor step before its first use (after its last decision, or else just before the use)."""
     steps: list[Step] = []
     pos = 0
     while pos < len(decisions):
-        m = ANCHOR.fullmatch(decisions[pos].name)
-        if m is None or tuple(decisions[pos].choices) != ANCHOR_CHOICES:
+        d = decisions[pos]
+        if d.kind is not DecisionKind.INPUTS:
             steps.append(Step("softmax", pos=pos))
             pos += 1
             continue
-        i, pairs = int(m.group(1)), []
-        while pos < len(decisions):
-            m = ANCHOR.fullmatch(decisions[pos].name)
-            if m is None or int(m.group(1)) != i or tuple(decisions[pos].choices) != ANCHOR_CHOICES:
-                break
-            pairs.append((pos, int(m.group(2))))
+        i, pairs = d.node, []
+        while pos < len(decisions) and decisions[pos].kind is DecisionKind.INPUTS and decisions[pos].node == i:
+            pairs.append((pos, decisions[pos].source))
             pos += 1
         steps.append(Step("anchor", layer=i, pairs=tuple(pairs)))
     # where each attended layer's key must exist by
@@ -104,8 +99,7 @@ def plan(decisions: Sequence[Decision]) -> list[Step]:
     for j, use in sorted(first_use.items()):
         if j in has_key and has_key[j] < use:
             continue
-        prefix = f"layer{j}."
-        last = [s for s in range(use) if steps[s].kind == "softmax" and decisions[steps[s].pos].name.startswith(prefix)]
+        last = [s for s in range(use) if steps[s].kind == "softmax" and decisions[steps[s].pos].node == j]
         inserts.setdefault(last[-1] + 1 if last else use, []).append(j)
     out: list[Step] = []
     for s in range(len(steps) + 1):

@@ -4,16 +4,15 @@ Optuna does the modelling; this class only translates. Each proposal is one tria
 in-memory Optuna study (``study.ask``), each decision one parameter of it, and each
 ``tell`` closes the matching Optuna trial (failed trials become ``FAIL``, which TPE ignores).
 
-* Parameters: a decision whose choices are three or more strictly increasing numbers
-  (kernel sizes, widths, a hyper-parameter grid) is an ``IntDistribution`` over the choice
-  index, so TPE's Parzen estimators can exploit the order (a good lr of 3e-3 makes 1e-3
-  likelier than 1e-1). Every other decision is a ``CategoricalDistribution`` over the
-  indices. ``ordinal=False`` makes every decision categorical.
+* Parameters: a decision the space declares ordered (``DecisionKind.ORDINAL``/``NUMERIC``:
+  kernel sizes, widths, a hyper-parameter grid) with three or more choices is an
+  ``IntDistribution`` over the choice index, so TPE's Parzen estimators can exploit the order
+  (a good lr of 3e-3 makes 1e-3 likelier than 1e-1). Every other decision is a
+  ``CategoricalDistribution`` over the indices. ``ordinal=False`` makes every decision categorical.
 * Pending proposals: several asks may precede their tells (parallel workers); with
   ``constant_liar`` (the default) TPE treats the running ones as bad so workers spread out.
-  A tell is matched to its ask by ``trial.number`` (the ask order, as the experiment numbers
-  trials), else to the oldest pending ask of the same architecture; a trial never asked
-  (the replay diverged) is added to the study as a finished trial of its own.
+  A tell is matched to its ask by ``trial.ask_id``; a trial this strategy never asked for (a
+  warm start's) is added to the study as a finished trial of its own.
 * Duplicates: TPE on a small discrete space often re-proposes an architecture it has seen,
   which spends a query for nothing. With ``dedupe`` (default) such a proposal is closed as
   ``FAIL`` and replaced by an unseen one-decision mutation of it (random order from
@@ -29,63 +28,50 @@ in-memory Optuna study (``study.ask``), each decision one parameter of it, and e
 from __future__ import annotations
 
 import warnings
-from collections import deque
-from numbers import Real
-from typing import Any, Optional
-
-import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
-from optuna.trial import TrialState as OptunaState
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from archsearch.core import Proposal, Trial, TrialState
-from archsearch.errors import ConfigError
+from archsearch.options import Options, option
 from archsearch.spaces.base import Architecture, Decision, SearchSpace
 from archsearch.strategies.base import Strategy, register_strategy
 
+if TYPE_CHECKING:  # Optuna loads with the first TPE strategy, not with ``import archsearch``
+    from optuna.distributions import BaseDistribution
+
 
 def _is_ordinal(decision: Decision) -> bool:
-    """Three or more strictly increasing real numbers (bools excluded)."""
-    c = decision.choices
-    if len(c) < 3 or any(isinstance(v, bool) or not isinstance(v, Real) for v in c):
-        return False
-    return all(float(a) < float(b) for a, b in zip(c, c[1:]))
-
-
-def _check_bool(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"strategy.{key} must be true or false, got {value!r}")
-    return value
+    """Declared ordered, with enough choices for an order to matter."""
+    return decision.kind.ordered and len(decision.choices) >= 3
 
 
 @register_strategy("tpe")
 class TPE(Strategy):
-    def __init__(
-        self,
-        space: SearchSpace,
-        seed: int = 0,
-        n_startup_trials: int = 10,
-        n_ei_candidates: int = 24,
-        multivariate: bool = True,
-        constant_liar: bool = True,
-        ordinal: bool = True,
-        dedupe: bool = True,
-    ) -> None:
-        super().__init__(space, seed)
-        if not isinstance(n_startup_trials, int) or isinstance(n_startup_trials, bool) or n_startup_trials < 0:
-            raise ConfigError(f"strategy.n_startup_trials must be an integer >= 0, got {n_startup_trials!r}")
-        if not isinstance(n_ei_candidates, int) or isinstance(n_ei_candidates, bool) or n_ei_candidates < 1:
-            raise ConfigError(f"strategy.n_ei_candidates must be an integer >= 1, got {n_ei_candidates!r}")
-        for key, value in (("multivariate", multivariate), ("constant_liar", constant_liar),
-                           ("ordinal", ordinal), ("dedupe", dedupe)):
-            _check_bool(key, value)
-        self.dedupe = dedupe
+    @dataclass(frozen=True)
+    class Options(Options):
+        n_startup_trials: int = option(10, "random proposals before TPE models the results", low=0)
+        n_ei_candidates: int = option(24, "candidates TPE scores per proposal", low=1)
+        multivariate: bool = option(True, "model decisions jointly, not one by one")
+        constant_liar: bool = option(True, "treat running trials as bad so parallel workers spread out")
+        ordinal: bool = option(True, "ordered decisions (declared by the space) as integers, not categories")
+        dedupe: bool = option(True, "replace a re-proposed architecture by an unseen neighbour")
+
+    opts: Options
+    small_options = {"n_startup_trials": 3, "n_ei_candidates": 8}
+
+    def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
+        super().__init__(space, seed, **options)
+        import optuna
+        from optuna.distributions import CategoricalDistribution, IntDistribution
+
+        self._optuna = optuna
         decisions = space.decisions()
         names = [d.name for d in decisions]
         if len(set(names)) != len(names):  # Optuna needs distinct parameter names
             names = [f"{i}:{n}" for i, n in enumerate(names)]
         self._names = names
         self._dists: dict[str, BaseDistribution] = {
-            name: (IntDistribution(0, len(d.choices) - 1) if ordinal and _is_ordinal(d)
+            name: (IntDistribution(0, len(d.choices) - 1) if self.opts.ordinal and _is_ordinal(d)
                    else CategoricalDistribution(list(range(len(d.choices)))))
             for name, d in zip(names, decisions)
         }
@@ -95,13 +81,11 @@ class TPE(Strategy):
         with warnings.catch_warnings():  # some options are marked experimental in some versions
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             sampler = optuna.samplers.TPESampler(
-                seed=seed, n_startup_trials=n_startup_trials, n_ei_candidates=n_ei_candidates,
-                multivariate=multivariate, constant_liar=constant_liar)
+                seed=seed, n_startup_trials=self.opts.n_startup_trials, n_ei_candidates=self.opts.n_ei_candidates,
+                multivariate=self.opts.multivariate, constant_liar=self.opts.constant_liar)
         self.study = optuna.create_study(storage=optuna.storages.InMemoryStorage(), sampler=sampler,
                                          direction="maximize")
-        self._asked = 0
-        self._pending: dict[int, tuple[str, int]] = {}  # ask order -> (arch id, optuna trial number)
-        self._pending_by_arch: dict[str, deque[int]] = {}  # arch id -> ask orders, oldest first
+        self._pending: dict[int, int] = {}  # ask id -> optuna trial number
         self._seen: set[str] = set()  # ids of every architecture proposed
 
     # -- translation -------------------------------------------------------------
@@ -122,56 +106,31 @@ class TPE(Strategy):
 
     # -- the protocol ------------------------------------------------------------
     def ask(self) -> Proposal:
+        fail = self._optuna.trial.TrialState.FAIL
         otrial = self.study.ask(self._dists)
         arch = self.space.decode([otrial.params[n] for n in self._names])
-        if self.dedupe and arch.id in self._seen:
-            self.study.tell(otrial, state=OptunaState.FAIL)  # a wasted draw; TPE ignores failures
+        if self.opts.dedupe and arch.id in self._seen:
+            self.study.tell(otrial, state=fail)  # a wasted draw; TPE ignores failures
             arch = self._unseen_variant(arch)
             self.study.enqueue_trial(self._params(arch))
             otrial = self.study.ask(self._dists)
-        order = self._asked
-        self._asked += 1
         self._seen.add(arch.id)
-        self._pending[order] = (arch.id, otrial.number)
-        self._pending_by_arch.setdefault(arch.id, deque()).append(order)
-        return Proposal(arch)
-
-    def _match(self, trial: Trial) -> Optional[int]:
-        """The optuna trial number of the pending ask that ``trial`` answers, if any."""
-        arch_id = trial.arch.id
-        order: Optional[int] = None
-        if trial.number in self._pending and self._pending[trial.number][0] == arch_id:
-            order = trial.number
-        elif self._pending_by_arch.get(arch_id):
-            order = self._pending_by_arch[arch_id][0]
-        elif trial.number in self._pending:
-            # asked for something else under this number (replay diverged): close that ask
-            self.study.tell(self._pending[trial.number][1], state=OptunaState.FAIL)
-            self._drop(trial.number)
-        if order is None:
-            return None
-        number = self._pending[order][1]
-        self._drop(order)
-        return number
-
-    def _drop(self, order: int) -> None:
-        arch_id, _ = self._pending.pop(order)
-        queue = self._pending_by_arch[arch_id]
-        queue.remove(order)
-        if not queue:
-            del self._pending_by_arch[arch_id]
+        proposal = self.propose(arch)
+        assert proposal.ask_id is not None
+        self._pending[proposal.ask_id] = otrial.number
+        return proposal
 
     def tell(self, trial: Trial) -> None:
         ok = trial.state is TrialState.COMPLETE and trial.reward is not None
-        number = self._match(trial)
+        number = self._pending.pop(trial.ask_id, None) if trial.ask_id is not None else None
         if number is not None:
             if ok:
-                self.study.tell(number, float(trial.reward))
+                self.study.tell(number, float(trial.reward))  # type: ignore[arg-type]
             else:
-                self.study.tell(number, state=OptunaState.FAIL)
+                self.study.tell(number, state=self._optuna.trial.TrialState.FAIL)
             return
         # a trial this strategy never asked for: learn from it all the same
         self._seen.add(trial.arch.id)
         if ok:
-            self.study.add_trial(optuna.trial.create_trial(
+            self.study.add_trial(self._optuna.trial.create_trial(
                 params=self._params(trial.arch), distributions=self._dists, value=float(trial.reward)))
