@@ -43,15 +43,6 @@ from archsearch.spaces.base import Architecture, SearchSpace
 Batch = tuple[torch.Tensor, torch.Tensor]  # (inputs, labels) on the method's device
 Score = Callable[[Sequence[torch.Tensor]], float]  # supernet valid accuracy under the given weights
 
-# candidate names that carry no parameters; "none" (an unused edge) is not counted as an op
-PARAM_FREE = ("skip", "identity", "pool")
-
-
-def is_param_free(candidate: object) -> bool:
-    name = str(candidate)
-    return any(key in name for key in PARAM_FREE)
-
-
 def check_number(key: str, value: Any, low: float, high: float = math.inf, integer: bool = False,
                  low_open: bool = False, none: bool = False) -> None:
     """One-line ``strategy.KEY`` errors for numeric options (``none``: null is allowed)."""
@@ -85,14 +76,17 @@ class OneShotMethod(Configurable, ABC):
     # whether the method learns a weight vector per choice point that derive() reads (DARTS, GDAS):
     # the journal then records it as the ``alphas`` of every epoch
     has_alphas: ClassVar[bool] = False
+    # the best sampled architectures with their scores, best first (methods that rank samples:
+    # ENAS); the journal records it each epoch
+    ranking: Sequence[tuple[str, float]] = ()
 
     def __init__(self, space: SearchSpace, seed: int = 0, epochs: int = 10, batch_size: int = 64,
                  lr: float = 0.025, lr_min: float = 0.001, weight_decay: float = 3e-4, grad_clip: float = 5.0,
                  device: str = "auto", max_skips: Optional[int] = None, stop_skips: Optional[int] = None) -> None:
-        if not getattr(type(space), "has_supernet", False):
+        if not space.has_supernet:
             from archsearch.spaces.base import SPACES
 
-            with_one = [n for n in SPACES.names() if getattr(SPACES.get(n), "has_supernet", False)]
+            with_one = [n for n in SPACES.names() if SPACES.get(n).has_supernet]
             raise ConfigError(f"strategy {self.name!r} is one-shot and needs a space with a supernet; "
                               f"{space.name!r} has none (valid: {', '.join(with_one)})")
         check_number("epochs", epochs, 1, integer=True)
@@ -189,7 +183,7 @@ class OneShotMethod(Configurable, ABC):
         cands = [cp.candidates for cp in self.supernet.choice_points]
         while True:
             path = self.supernet.path(arch)
-            skips = [i for i, k in enumerate(path) if "skip" in str(cands[i][k])]
+            skips = [i for i, k in enumerate(path) if cands[i][k] in self.supernet.skip_candidates]
             if len(skips) <= self.max_skips:
                 return arch
             weakest = min(skips, key=lambda i: (float(rows[i][path[i]]), -i))
@@ -242,8 +236,9 @@ def accuracy(net: Supernet, weights: Sequence[torch.Tensor], x: torch.Tensor, y:
 def count_param_free(supernet: Supernet, arch: Architecture) -> dict[str, int]:
     """``param_free`` (ops without parameters) and ``skips`` (skip connections) in ``arch``'s path."""
     path = supernet.path(arch)
-    names = [str(cp.candidates[k]) for cp, k in zip(supernet.choice_points, path)]
-    return {"param_free": sum(is_param_free(n) for n in names), "skips": sum("skip" in n for n in names)}
+    names = [cp.candidates[k] for cp, k in zip(supernet.choice_points, path)]
+    return {"param_free": sum(n in supernet.param_free for n in names),
+            "skips": sum(n in supernet.skip_candidates for n in names)}
 
 
 def _rng_state(rng: np.random.Generator) -> dict[str, Any]:

@@ -30,7 +30,6 @@ PC-DARTS's genotype rule.
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Optional
 
 import torch
@@ -42,15 +41,14 @@ from archsearch.oneshot.base import Batch, OneShotMethod, Score, check_number, r
 from archsearch.spaces.supernet import Supernet
 from archsearch.spaces.base import Architecture, SearchSpace
 
-# spaces whose supernet groups its choice points by the node they enter (``node_groups``)
-EDGE_NORM_SPACES = ("darts",)
 FD_RADIUS = 0.01  # DARTS's r: the finite-difference step is r / ||v||
 DIFFERENCES = ("central", "forward")  # the Hessian-vector product's finite difference (central: DARTS)
 
 
-def _takes_partial_channels(space_type: type) -> bool:
-    supernet = getattr(space_type, "supernet", None)
-    return supernet is not None and "partial_channels" in inspect.signature(supernet).parameters
+def _node_grouped() -> list[str]:
+    from archsearch.spaces.base import SPACES
+
+    return [n for n in SPACES.names() if SPACES.get(n).supernet_node_groups]
 
 
 @register_oneshot("darts")
@@ -83,19 +81,11 @@ class Darts(OneShotMethod):
             raise ConfigError(f"strategy.edge_norm must be true, false or null (null: true exactly when "
                               f"partial_channels is set), got {edge_norm!r}")
         if partial_channels is not None:
-            if not _takes_partial_channels(type(space)):
-                from archsearch.spaces.base import SPACES
-
-                valid = [n for n in SPACES.names() if _takes_partial_channels(SPACES.get(n))]
-                raise ConfigError(f"strategy.partial_channels: the {space.name!r} supernet has no partial "
-                                  f"channels (valid spaces: {', '.join(valid)})")
-            from archsearch.spaces.darts import check_partial_channels
-
-            check_partial_channels(getattr(space, "channels"), partial_channels)
+            space.check_partial_channels(partial_channels)
         edge_norm = partial_channels is not None if edge_norm is None else edge_norm
-        if edge_norm and space.name not in EDGE_NORM_SPACES:
+        if edge_norm and not space.supernet_node_groups:
             raise ConfigError(f"strategy.edge_norm needs edges grouped by node; the {space.name!r} supernet has "
-                              f"none (valid spaces: {', '.join(EDGE_NORM_SPACES)})")
+                              f"none (valid spaces: {', '.join(_node_grouped())})")
         self.order, self.partial_channels, self.edge_norm = order, partial_channels, edge_norm
         self.arch_lr, self.arch_weight_decay = float(arch_lr), float(arch_weight_decay)
         self.alpha: Optional[nn.Parameter] = None  # (choice points, most candidates)
@@ -120,10 +110,10 @@ class Darts(OneShotMethod):
         self.alpha = nn.Parameter(init.to(self.device) * self.mask)
         params = [self.alpha]
         if self.edge_norm:
-            groups = getattr(supernet, "node_groups", None)
+            groups = supernet.node_groups
             if groups is None:
                 raise ConfigError(f"strategy.edge_norm: this supernet has no node_groups "
-                                  f"(valid spaces: {', '.join(EDGE_NORM_SPACES)})")
+                                  f"(valid spaces: {', '.join(_node_grouped())})")
             if [i for s, e in groups for i in range(s, e)] != list(range(len(self.sizes))):
                 raise ValueError("node_groups must cover the choice points in order, each once")
             self.groups = [(int(s), int(e)) for s, e in groups]

@@ -136,9 +136,8 @@ class OneShotSearch:
         alphas = m.alphas()
         if alphas is not None:
             record["alphas"] = alphas
-        ranking = getattr(m, "ranking", None)
-        if ranking:
-            record["ranking"] = [[str(a), float(s)] for a, s in ranking]
+        if m.ranking:
+            record["ranking"] = [[str(a), float(s)] for a, s in m.ranking]
         record["seconds"] = time.perf_counter() - start
         if m.stop_skips is not None and record["skips"] >= m.stop_skips:
             self.stopped = (f"stopped after epoch {self.epoch}: the derived architecture has {record['skips']} "

@@ -173,13 +173,24 @@ class SearchSpace(Configurable, ABC):
         raise ConfigError(f"space {self.name!r} cannot scale width/depth (fidelity.width={width:g}, "
                           f"fidelity.depth={depth:g}); leave them at 1")
 
-    def supernet(self, task: Task) -> "Supernet":
-        """A weight-sharing network over every architecture (one-shot search); not every space has one."""
+    def supernet(self, task: Task, partial_channels: Optional[int] = None) -> "Supernet":
+        """A weight-sharing network over every architecture (one-shot search); not every space has
+        one (``has_supernet``). ``partial_channels`` K builds PC-DARTS's partial-channel edges, only
+        where ``supernet_partial_channels`` says so."""
         with_one = [n for n in SPACES.names() if SPACES.get(n).has_supernet]
         raise ConfigError(f"space {self.name!r} has no supernet for one-shot search "
                           f"(spaces with one: {', '.join(with_one) or 'none'})")
 
+    # what the space's supernet can do, read by one-shot methods before they build it
     has_supernet: ClassVar[bool] = False
+    supernet_partial_channels: ClassVar[bool] = False  # supernet(task, partial_channels=K) (PC-DARTS)
+    supernet_node_groups: ClassVar[bool] = False  # its supernet sets node_groups (PC-DARTS edge normalisation)
+
+    def check_partial_channels(self, partial_channels: int) -> None:
+        """Raise ConfigError unless this space's supernet can use PC-DARTS's K = ``partial_channels``."""
+        valid = [n for n in SPACES.names() if SPACES.get(n).supernet_partial_channels]
+        raise ConfigError(f"strategy.partial_channels: the {self.name!r} supernet has no partial channels "
+                          f"(valid spaces: {', '.join(valid)})")
 
     # -- encodings for predictors and pictures -----------------------------------
     def feature_kinds(self) -> tuple[str, ...]:

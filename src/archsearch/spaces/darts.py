@@ -47,6 +47,7 @@ from archsearch.spaces.ops import DilConv, FactorizedReduce, Identity, Pool, ReL
 # DARTS's PRIMITIVES order
 OPS = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
        "dil_conv_3x3", "dil_conv_5x5")
+PARAM_FREE_OPS = frozenset({"max_pool_3x3", "avg_pool_3x3", "skip_connect"})
 CELLS = ("normal", "reduce")
 MAX_NODES = 8
 MAX_CELLS = 100
@@ -542,6 +543,8 @@ class DartsSupernet(Supernet):
         self.edges_per_cell = _edge_offset(b)
         self.choice_points = [ChoicePoint(f"{cell}.node{i}.input{j}", self.candidates)
                               for cell in CELLS for i in range(b) for j in range(i + 2)]
+        self.param_free = frozenset(self.candidates) & PARAM_FREE_OPS
+        self.skip_candidates = frozenset(self.candidates) & {"skip_connect"}
         e = self.edges_per_cell
         self.node_groups = [(c * e + _edge_offset(i), c * e + _edge_offset(i + 1)) for c in range(len(CELLS))
                             for i in range(b)]
@@ -644,6 +647,8 @@ class DartsSpace(SearchSpace):
 
     arch_type = DartsArch
     has_supernet = True
+    supernet_partial_channels = True
+    supernet_node_groups = True
 
     def __init__(
         self,
@@ -745,6 +750,9 @@ class DartsSpace(SearchSpace):
         options = {**self._all_options(), "channels": scale_count(self.channels, width, 2, even=True),
                    "cells": scale_count(self.cells, depth, 1)}
         return create_space("darts", **options)  # type: ignore[return-value]
+
+    def check_partial_channels(self, partial_channels: int) -> None:
+        check_partial_channels(self.channels, partial_channels)
 
     def supernet(self, task: Task, partial_channels: int | None = None) -> DartsSupernet:
         """DARTS's search network; ``partial_channels`` K: PC-DARTS's partial channel connections

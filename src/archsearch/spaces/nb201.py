@@ -203,6 +203,8 @@ class NB201Supernet(Supernet):
         super().__init__()
         self.space = space
         self.choice_points = [ChoicePoint(d.name, space.ops) for d in space.decisions()]
+        self.param_free = frozenset(space.ops) & {"skip_connect", "avg_pool_3x3"}
+        self.skip_candidates = frozenset(space.ops) & {"skip_connect"}
         stem, layers, lastact, classifier = _skeleton(task, space.channels, space.cells_per_stage,
                                                       lambda w: MixedCell(space.ops, w))
         self.stem, self.cells, self.lastact, self.classifier = stem, nn.ModuleList(layers), lastact, classifier

@@ -306,6 +306,7 @@ class SkipChainSupernet(Supernet):
             self.choice_points.append(ChoicePoint(f"layer{i}.op", tuple(f"{op}_{k}x{k}" for op, k in self.candidates)))
             self._skip_cp.append(list(range(len(self.choice_points), len(self.choice_points) + i)))
             self.choice_points += [ChoicePoint(f"layer{i}.input{j}", ("off", "on")) for j in range(i)]
+        self.param_free = frozenset(f"{op}_{k}x{k}" for op, k in self.candidates if op in ("max_pool", "avg_pool"))
         # skip j -> i is row i * (i - 1) // 2 + j of the stacked (skips, 2) weights; layer i's rows
         # are contiguous. _unused_rows[j]: the rows of j's readers i > j, padded with the index of
         # an appended 1.0, so one gather + prod gives every "nobody reads j" product at once

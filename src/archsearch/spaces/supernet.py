@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -57,9 +57,21 @@ def mix(ops: Sequence[nn.Module], x: torch.Tensor, w: torch.Tensor) -> torch.Ten
 
 
 class Supernet(nn.Module, ABC):
-    """A network holding every candidate of every choice point, sharing their weights."""
+    """A network holding every candidate of every choice point, sharing their weights.
+
+    Capabilities one-shot methods read (declared here, never guessed from names):
+
+    * ``param_free``: candidates without parameters (pooling, identity, skip), counted in the
+      journal because DARTS-style searches collapse towards them;
+    * ``skip_candidates``: candidates that are skip connections (``max_skips``/``stop_skips``);
+    * ``node_groups``: per node, the range of choice points (edges) entering it, for PC-DARTS's
+      edge normalisation; None when the supernet has no such grouping.
+    """
 
     choice_points: list[ChoicePoint]
+    param_free: frozenset[str] = frozenset()
+    skip_candidates: frozenset[str] = frozenset()
+    node_groups: Optional[list[tuple[int, int]]] = None
 
     @abstractmethod
     def forward(self, x: torch.Tensor, weights: Sequence[torch.Tensor]) -> torch.Tensor:
