@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/median_stopping.py
 	$(PY) benchmarks/export.py
 	$(PY) benchmarks/report.py
+	$(PY) benchmarks/startup.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

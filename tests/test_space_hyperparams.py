@@ -14,7 +14,8 @@ from archsearch.core import Fidelity, Task, TrialState
 from archsearch.data import from_arrays
 from archsearch.errors import ConfigError, ParseError
 from archsearch.estimation import TrainingEvaluator, run_trial
-from archsearch.estimation.training import TRAINING_KEYS, training_overrides
+from archsearch.estimation.training import training_overrides
+from archsearch.spaces.training_settings import TRAINING_KEYS
 from archsearch.experiment import load_checkpoint, run_search
 from archsearch.spaces import create_space
 from archsearch.spaces.base import CarriesTrainingOverrides

@@ -25,7 +25,7 @@ def _version(value: bool) -> None:
     if value:
         import torch
 
-        from archsearch import __version__
+        from archsearch.version import __version__
 
         print(f"archsearch {__version__} (torch {torch.__version__}, python {sys.version.split()[0]})")
         raise typer.Exit(0)
@@ -747,7 +747,7 @@ def export(
 @_guard
 def list_(debug: bool = DebugOpt) -> None:
     """Registered spaces, strategies, evaluators, executors and datasets."""
-    from archsearch import registries
+    from archsearch.catalog import registries
 
     for kind, registry in registries().items():
         print(f"{kind + 's' if not kind.endswith('y') else kind[:-1] + 'ies'}:")

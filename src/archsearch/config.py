@@ -144,7 +144,7 @@ class Config:
 
     def check_names(self) -> None:
         """Every named part exists and every option is one it accepts."""
-        from archsearch import registries
+        from archsearch.catalog import registries
 
         for s in NAMED_SECTIONS:
             section = getattr(self, s)
@@ -162,7 +162,7 @@ class Config:
     def resolved(self) -> dict[str, Any]:
         """:meth:`to_dict` with every option's default filled in: what the search really runs with
         (``config.yaml`` is written from it). Defaults that YAML cannot hold are left out."""
-        from archsearch import registries
+        from archsearch.catalog import registries
 
         out = self.to_dict()
         for s in NAMED_SECTIONS:

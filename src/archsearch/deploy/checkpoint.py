@@ -39,7 +39,7 @@ def make_checkpoint(*, space_name: str, space_options: dict[str, Any], arch: Any
                     preprocess: Optional[dict[str, Any]], class_names: Optional[tuple[str, ...]],
                     data: dict[str, Any], search: dict[str, Any]) -> dict[str, Any]:
     """The checkpoint dict of a final model (see the module docstring)."""
-    import archsearch
+    from archsearch.version import __version__
 
     if preprocess is not None and preprocess.get("kind") == "image":
         input_shape = list(preprocess["input_shape"])
@@ -52,7 +52,7 @@ def make_checkpoint(*, space_name: str, space_options: dict[str, Any], arch: Any
         "task": task.to_dict(), "input_shape": input_shape,
         "preprocess": preprocess, "class_names": list(class_names) if class_names else None,
         "config": config, "metrics": metrics, "data": data, "search": search,
-        "versions": {"archsearch": str(archsearch.__version__), "torch": str(torch.__version__)},
+        "versions": {"archsearch": __version__, "torch": str(torch.__version__)},
         "created_at": time.time(),
         "state_dict": model.state_dict(),
     }

@@ -21,7 +21,7 @@ import torch.nn as nn
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
 from archsearch.spaces.base import (
-    Architecture, Decision, DecisionKind, SearchSpace, register_space, scale_count, scaled_copy, sized_kind,
+    Architecture, Decision, SearchSpace, register_space, scale_count, scaled_copy, sized_kind,
 )
 from archsearch.spaces.checks import check_int, check_ints, check_names, require_image
 from archsearch.spaces.diagram import Diagram

@@ -51,6 +51,7 @@ from archsearch.spaces.base import (
     scaled_copy, sized_kind,
 )
 from archsearch.spaces.checks import check_indices
+from archsearch.spaces.training_settings import TRAINING_KEYS, check_training_option
 from archsearch.spaces.diagram import Diagram
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
@@ -176,8 +177,6 @@ def _grid(name: str, spec: Any) -> tuple[Any, ...]:
 
 
 def _check_values(name: str, choices: Sequence[Any]) -> None:
-    from archsearch.estimation.training import TRAINING_KEYS, check_training_option  # not at import: no cycle
-
     if name not in TRAINING_KEYS:
         raise ConfigError(f"space.params: unknown hyper-parameter {name!r} "
                           f"(valid: {', '.join(TRAINING_KEYS)}; the training evaluator's settings)")

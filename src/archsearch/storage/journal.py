@@ -110,7 +110,7 @@ class Journal:
     # -- schema ----------------------------------------------------------------
     def _create(self, meta: dict[str, Any]) -> None:
         """Schema, version and initial metadata in one transaction: a kill leaves all or nothing."""
-        from archsearch import __version__
+        from archsearch.version import __version__
 
         assert self._db is not None
         with self._tx():
