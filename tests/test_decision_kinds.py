@@ -8,7 +8,7 @@ from optuna.distributions import CategoricalDistribution, IntDistribution
 from archsearch.spaces import create_space, list_spaces
 from archsearch.spaces.base import INPUT_CHOICES, Decision, DecisionKind, sized_kind
 from archsearch.strategies import create_strategy
-from archsearch.strategies.reinforce import plan
+from archsearch.controller import plan
 from test_spaces import SMALL_OPTIONS
 
 

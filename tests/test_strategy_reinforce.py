@@ -16,11 +16,11 @@ import pytest
 import torch
 
 import archsearch.strategies.reinforce  # noqa: F401  (registers the strategy)
-from archsearch.core import Fidelity, Trial, TrialState
+from archsearch.core import Fidelity, Proposal, Trial, TrialState
 from archsearch.errors import ConfigError
 from archsearch.spaces import create_space, list_spaces
 from archsearch.strategies import create_strategy
-from archsearch.strategies.reinforce import Controller, MovingAverage, plan
+from archsearch.controller import Controller, MovingAverage, plan
 from test_spaces import SMALL_OPTIONS
 
 SKIP = {"layers": 4, "kernels": [1, 3], "filters": [4, 8], "stem_channels": 4}
@@ -30,9 +30,13 @@ def small(name: str):
     return create_space(name, **SMALL_OPTIONS.get(name, {}))
 
 
-def trial(number: int, arch, reward: float | None) -> Trial:
+def trial(number: int, asked, reward: float | None) -> Trial:
+    """The finished trial of ``asked``: a Proposal (its ask id comes back) or a bare architecture
+    (a trial the strategy did not ask for)."""
     state = TrialState.COMPLETE if reward is not None else TrialState.FAILED
-    return Trial(number, arch, state, Fidelity(1), reward=reward)
+    if isinstance(asked, Proposal):
+        return Trial(number, asked.arch, state, Fidelity(1), reward=reward, ask_id=asked.ask_id)
+    return Trial(number, asked, state, Fidelity(1), reward=reward)
 
 
 # -- the program and the attention anchors -----------------------------------------------
@@ -132,7 +136,7 @@ def test_advantages_are_reward_minus_the_baseline_before_it_absorbs_the_reward()
     space = small("nb201")
     s = create_strategy("reinforce", space, seed=0, baseline_decay=0.9, normalize="none", batch=10)
     for i, r in enumerate((1.0, 2.0, 4.0)):
-        s.tell(trial(i, s.ask().arch, r))
+        s.tell(trial(i, s.ask(), r))
     assert [a for _, a in s.queue] == pytest.approx([0.0, 1.0, 2.9])
     assert s.baseline.value == pytest.approx(1.39)
 
@@ -141,7 +145,7 @@ def test_rank_shaping_uses_the_mid_rank_among_told_rewards():
     space = small("nb201")
     s = create_strategy("reinforce", space, seed=0, batch=10)
     for i, r in enumerate((5.0, 1.0, 3.0, 3.0)):
-        s.tell(trial(i, s.ask().arch, r))
+        s.tell(trial(i, s.ask(), r))
     assert s.shaped(3.0) == pytest.approx((1 + 3) / 2 / 4)
     assert s.shaped(0.0) == 0.0 and s.shaped(9.0) == 1.0
     # the first told reward is its own baseline: shaped 1/2, advantage 0
@@ -165,8 +169,8 @@ def test_policy_gradient_moves_probability_towards_the_rewarded_choice(options):
     before = first_choice_probs(s)
     assert before.max() - before.min() < 0.05  # near uniform
     for i in range(60):
-        arch = s.ask().arch
-        s.tell(trial(i, arch, float(space.encode(arch)[0] == 3)))
+        asked = s.ask()
+        s.tell(trial(i, asked, float(space.encode(asked.arch)[0] == 3)))
     after = first_choice_probs(s)
     assert after[3] > before[3] + 0.2
     assert int(after.argmax()) == 3
@@ -194,15 +198,15 @@ def test_failed_trials_are_skipped_or_penalised():
     space = small("nb201")
     s = create_strategy("reinforce", space, seed=0)
     state = [p.detach().clone() for p in s.controller.parameters()]
-    s.tell(trial(0, s.ask().arch, None))
+    s.tell(trial(0, s.ask(), None))
     assert all(torch.equal(a, b) for a, b in zip(state, s.controller.parameters()))
     assert s.baseline.value is None and not s.pending
     arch = s.ask().arch
     s.tell(Trial(1, arch, TrialState.COMPLETE, Fidelity(1), reward=float("nan")))  # a broken metric
     assert all(torch.equal(a, b) for a, b in zip(state, s.controller.parameters()))
     p = create_strategy("reinforce", space, seed=0, failure_reward=0.0, normalize="none")
-    p.tell(trial(0, p.ask().arch, 1.0))
-    p.tell(trial(1, p.ask().arch, None))
+    p.tell(trial(0, p.ask(), 1.0))
+    p.tell(trial(1, p.ask(), None))
     assert p.baseline.value == pytest.approx(0.95)
 
 
@@ -210,10 +214,11 @@ def test_resampling_avoids_repeats_and_learns_from_known_redraws():
     space = create_space("skip_chain", layers=1, ops=["conv", "max_pool"], kernels=[1], filters=[4],
                          stem_channels=4)  # two architectures
     s = create_strategy("reinforce", space, seed=0)
-    a, b = s.ask().arch, s.ask().arch
+    pa, pb = s.ask(), s.ask()
+    a, b = pa.arch, pb.arch
     assert a != b
-    s.tell(trial(0, a, 1.0))
-    s.tell(trial(1, b, 0.0))
+    s.tell(trial(0, pa, 1.0))
+    s.tell(trial(1, pb, 0.0))
     steps = s.optimizer.state[s.controller.start]["step"].item()
     c = s.ask().arch  # out of new architectures: redraws of known ones trained the controller
     assert c in (a, b)
@@ -231,8 +236,8 @@ def test_pending_asks_and_out_of_order_tells_replay_exactly_without_touching_glo
         for i in range(0, n, 2):
             p, q = s.ask(), s.ask()  # two workers
             asked += [str(p.arch), str(q.arch)]
-            s.tell(trial(i + 1, q.arch, float(len(asked) % 3)))
-            s.tell(trial(i, p.arch, None if i % 6 == 0 else float(i % 5)))
+            s.tell(trial(i + 1, q, float(len(asked) % 3)))
+            s.tell(trial(i, p, None if i % 6 == 0 else float(i % 5)))
         return asked
 
     a, b = create_strategy("reinforce", space, seed=7), create_strategy("reinforce", space, seed=7)
@@ -253,12 +258,12 @@ def test_a_trial_it_did_not_propose_is_learned_from_its_encoding():
 
 
 @pytest.mark.parametrize("options, match", [
-    ({"lr": 0}, r"strategy.lr must be a number in \(0, inf\)"),
+    ({"lr": 0}, r"strategy.lr must be a number > 0"),
     ({"hidden": 2.5}, r"strategy.hidden must be an integer"),
     ({"baseline_decay": 1.0}, r"strategy.baseline_decay must be a number in \[0, 1\)"),
-    ({"entropy_weight": -1}, r"strategy.entropy_weight must be a number in \[0, inf\)"),
+    ({"entropy_weight": -1}, r"strategy.entropy_weight must be a number >= 0"),
     ({"batch": 0}, r"strategy.batch must be an integer"),
-    ({"resample": -1}, r"strategy.resample must be an integer in \[0, inf\)"),
+    ({"resample": -1}, r"strategy.resample must be an integer >= 0"),
     ({"temperature": 0}, r"strategy.temperature"),
     ({"tanh_constant": "big"}, r"strategy.tanh_constant"),
     ({"normalize": "zscore"}, r"strategy.normalize must be one of: rank, none"),

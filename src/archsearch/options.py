@@ -326,6 +326,11 @@ def each_in(valid: Sequence[Any]) -> Check:
     return check
 
 
+def finite(value: float) -> Optional[str]:
+    """A number option that may not be NaN or infinite (bounds already exclude them)."""
+    return None if math.isfinite(value) else "must be a finite number"
+
+
 def each_between(low: float, high: float) -> Check:
     """Every number of a list option is in ``low..high``."""
     def check(values: Sequence[Any]) -> Optional[str]:

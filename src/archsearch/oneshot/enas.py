@@ -44,7 +44,7 @@ from archsearch.oneshot.base import (Batch, OneShotMethod, Score, accuracy, chec
                                      register_oneshot)
 from archsearch.spaces.supernet import Supernet
 from archsearch.spaces.base import Architecture, SearchSpace
-from archsearch.strategies.reinforce import Controller, MovingAverage
+from archsearch.controller import Controller, MovingAverage
 
 TOP = 10  # the ranking kept for the journal
 
