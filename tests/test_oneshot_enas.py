@@ -50,7 +50,7 @@ def score_of(net):
     ("controller_hidden", 0, "strategy.controller_hidden must be an integer >= 1, got 0"),
     ("controller_lr", 0, "strategy.controller_lr must be a number > 0, got 0"),
     ("entropy_weight", -1, "strategy.entropy_weight must be a number >= 0, got -1"),
-    ("baseline_decay", 1.5, "strategy.baseline_decay must be a number >= 0 and <= 1, got 1.5"),
+    ("baseline_decay", 1.5, "strategy.baseline_decay must be a number in [0, 1], got 1.5"),
     ("temperature", 0, "strategy.temperature must be a number > 0 or null, got 0"),
     ("tanh_constant", "2", "strategy.tanh_constant must be a number > 0 or null, got '2'"),
     ("controller_every", 0, "strategy.controller_every must be an integer >= 1, got 0"),

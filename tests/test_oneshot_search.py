@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from archsearch.errors import ConfigError
 from archsearch.oneshot.base import ONESHOT, OneShotMethod
 from archsearch.oneshot.base import accuracy
 from archsearch.oneshot.search import CHECKPOINT, OneShotSearch
+from archsearch.options import option
 
 NB201_TINY = ["--space", "nb201", "--set", "space.channels=4", "--set", "space.cells_per_stage=1",
               "--data-fraction", "0.3", "--epochs", "1", "--set", "final.enabled=false", "--quiet"]
@@ -26,17 +28,17 @@ NB201_TINY = ["--space", "nb201", "--set", "space.channels=4", "--set", "space.c
 class FirstOrder(OneShotMethod):
     """Softmax alphas, one weight step and one first-order alpha step per batch pair."""
 
-    has_alphas = True
+    @dataclass(frozen=True)
+    class Options(OneShotMethod.Options):
+        arch_lr: float = option(0.05, "Adam learning rate of the alphas", above=0)
 
-    def __init__(self, space, seed=0, arch_lr: float = 0.05, **common):
-        super().__init__(space, seed, **common)
-        self.arch_lr = arch_lr
+    has_alphas = True
 
     def setup(self, supernet, steps_per_epoch):
         super().setup(supernet, steps_per_epoch)
         n, k = len(supernet.choice_points), len(supernet.choice_points[0].candidates)
         self.alpha = (1e-3 * torch.randn(n, k, generator=self.generator)).to(self.device).requires_grad_()
-        self.a_opt = torch.optim.Adam([self.alpha], lr=self.arch_lr)
+        self.a_opt = torch.optim.Adam([self.alpha], lr=self.opts.arch_lr)
 
     def weights(self):
         return list(F.softmax(self.alpha, dim=-1))

@@ -5,7 +5,8 @@ architecture parameters or the controller, and every optimiser. The runner
 (:mod:`archsearch.oneshot.search`) owns the rest: data order, epochs, the device, the journal,
 checkpoints and the evaluation of the derived architecture. The contract, in call order:
 
-1. ``__init__(space, seed, **options)`` checks options only (bad config fails before any data);
+1. ``__init__(space, seed, **options)`` parses the options (:class:`OneShotMethod.Options` and the
+   method's own) and checks them against the space only: bad config fails before any data;
 2. ``supernet_options()`` are passed to ``space.supernet(task, **options)`` (PC-DARTS: partial
    channels);
 3. ``setup(supernet, steps_per_epoch)`` after the supernet is on ``self.device``: create the
@@ -26,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import math
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterator, Optional, Sequence
 
 import numpy as np
@@ -35,123 +37,126 @@ import torch.nn.functional as F
 
 from archsearch.devices import check_device
 from archsearch.errors import ConfigError
+from archsearch.options import Configurable, Options, finite, option
 from archsearch.spaces.supernet import Supernet
-from archsearch.options import Configurable
 from archsearch.registry import Registry
 from archsearch.spaces.base import Architecture, SearchSpace
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (inputs, labels) on the method's device
 Score = Callable[[Sequence[torch.Tensor]], float]  # supernet valid accuracy under the given weights
 
-def check_number(key: str, value: Any, low: float, high: float = math.inf, integer: bool = False,
-                 low_open: bool = False, none: bool = False) -> None:
-    """One-line ``strategy.KEY`` errors for numeric options (``none``: null is allowed)."""
-    if none and value is None:
-        return
-    kind = "an integer" if integer else "a number"
-    ok = (isinstance(value, int) if integer else isinstance(value, (int, float))) and not isinstance(value, bool)
-    if ok:
-        ok = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
-    if not ok:
-        lo = f"> {low:g}" if low_open else f">= {low:g}"
-        hi = "" if high == math.inf else f" and <= {high:g}"
-        raise ConfigError(f"strategy.{key} must be {kind} {lo}{hi}{' or null' if none else ''}, got {value!r}")
-
-
 class OneShotMethod(Configurable, ABC):
-    """Base class of the one-shot methods; the options here are shared by all of them.
+    """Base class of the one-shot methods; :class:`OneShotMethod.Options` are shared by all of them
+    (each method's ``Options`` extends it). The supernet weights train with SGD (momentum 0.9,
+    nesterov off) at ``lr`` cosine-annealed to ``lr_min`` (DARTS's defaults).
 
-    ``epochs`` search epochs; ``batch_size`` of both the train and the valid batches; the
-    supernet weights train with SGD (momentum 0.9, nesterov off) at ``lr`` cosine-annealed to
-    ``lr_min``, ``weight_decay``, gradient-norm clip ``grad_clip`` (DARTS's defaults);
-    ``device`` auto|cpu|cuda[:N]; ``max_skips`` limits the skip connections of the derived
-    architecture (the weakest are replaced by their edge's next-best op; null: no limit);
-    ``stop_skips`` stops the search early once the derived architecture has that many
-    (DARTS+'s rule against the collapse to skip connections; null: never).
-
-    Subclasses take their own options explicitly and pass the rest on as ``**common``.
+    What the runner and the experiment read besides the methods below: ``name``, ``has_alphas``,
+    ``ranking``, ``opts`` (``epochs``, ``batch_size``, ``stop_skips``), ``device`` and ``epochs``.
     """
 
-    name: ClassVar[str] = ""
+    @dataclass(frozen=True)
+    class Options(Options):
+        epochs: int = option(10, "search epochs", low=1)
+        batch_size: int = option(64, "examples per train batch and per valid batch", low=2)
+        lr: float = option(0.025, "supernet weights' SGD learning rate (cosine-annealed)", above=0, check=finite)
+        lr_min: float = option(0.001, "the learning rate the cosine schedule ends at", low=0, check=finite)
+        weight_decay: float = option(3e-4, "supernet weights' weight decay", low=0, check=finite)
+        grad_clip: float = option(5.0, "gradient-norm clip of the supernet weights (0: none)", low=0, check=finite)
+        device: str = option("auto", "auto, cpu or cuda[:N]")
+        max_skips: Optional[int] = option(None, "most skip connections in the derived architecture, the weakest "
+                                                "replaced by their edge's next-best op (null: no limit)", low=0)
+        stop_skips: Optional[int] = option(None, "stop once the derived architecture has this many skip "
+                                                 "connections (DARTS+; null: never)", low=1)
+
+    opts: Options
     # whether the method learns a weight vector per choice point that derive() reads (DARTS, GDAS):
     # the journal then records it as the ``alphas`` of every epoch
     has_alphas: ClassVar[bool] = False
     # the best sampled architectures with their scores, best first (methods that rank samples:
-    # ENAS); the journal records it each epoch
+    # ENAS, SPOS); the journal records it each epoch
     ranking: Sequence[tuple[str, float]] = ()
 
-    def __init__(self, space: SearchSpace, seed: int = 0, epochs: int = 10, batch_size: int = 64,
-                 lr: float = 0.025, lr_min: float = 0.001, weight_decay: float = 3e-4, grad_clip: float = 5.0,
-                 device: str = "auto", max_skips: Optional[int] = None, stop_skips: Optional[int] = None) -> None:
+    def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
         if not space.has_supernet:
             from archsearch.spaces.base import SPACES
 
             with_one = [n for n in SPACES.names() if SPACES.get(n).has_supernet]
             raise ConfigError(f"strategy {self.name!r} is one-shot and needs a space with a supernet; "
                               f"{space.name!r} has none (valid: {', '.join(with_one)})")
-        check_number("epochs", epochs, 1, integer=True)
-        check_number("batch_size", batch_size, 2, integer=True)
-        check_number("lr", lr, 0, low_open=True)
-        check_number("lr_min", lr_min, 0)
-        check_number("weight_decay", weight_decay, 0)
-        check_number("grad_clip", grad_clip, 0)
-        check_number("max_skips", max_skips, 0, integer=True, none=True)
-        check_number("stop_skips", stop_skips, 1, integer=True, none=True)
+        self.configure(options)
         self.space, self.seed = space, seed
-        self.epochs, self.batch_size = epochs, batch_size
-        self.lr, self.lr_min, self.weight_decay, self.grad_clip = float(lr), float(lr_min), float(weight_decay), float(grad_clip)
-        self.device = check_device(device, "strategy.device")
-        self.max_skips, self.stop_skips = max_skips, stop_skips
+        self.device: torch.device = check_device(self.opts.device, "strategy.device")
         self.generator = torch.Generator().manual_seed(int(seed))
         self.rng = np.random.default_rng(seed)
         self.supernet: Optional[Supernet] = None
         self.w_optimizer: Optional[torch.optim.Optimizer] = None
         self.w_scheduler: Optional[Any] = None
 
+    @property
+    def epochs(self) -> int:
+        """The search epochs the runner runs (``opts.epochs``)."""
+        return int(self.opts.epochs)
+
     # -- the protocol ----------------------------------------------------------------
     def supernet_options(self) -> dict[str, Any]:
-        """Keyword arguments for ``space.supernet(task, **options)``."""
+        """Keyword arguments for ``space.supernet(task, **options)``; called once, before :meth:`setup`."""
         return {}
 
     def setup(self, supernet: Supernet, steps_per_epoch: int) -> None:
-        """Attach the supernet (already on ``self.device``) and build the weight optimiser.
-        Subclasses extend this to create their architecture parameters."""
+        """Attach the supernet (already on ``self.device``) and build the weight optimiser; called
+        once, before any step or checkpoint load. Overrides call ``super().setup`` first, then
+        create their architecture parameters (drawn from ``self.generator``)."""
         self.supernet = supernet
-        self.w_optimizer = torch.optim.SGD(supernet.weight_parameters(), lr=self.lr, momentum=0.9,
-                                           weight_decay=self.weight_decay)
-        self.w_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_optimizer, T_max=self.epochs,
-                                                                      eta_min=self.lr_min)
+        o = self.opts
+        self.w_optimizer = torch.optim.SGD(supernet.weight_parameters(), lr=o.lr, momentum=0.9,
+                                           weight_decay=o.weight_decay)
+        self.w_scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.w_optimizer, T_max=o.epochs,
+                                                                      eta_min=o.lr_min)
 
     @abstractmethod
     def step(self, train: Batch, valid: Batch) -> dict[str, float]:
-        """One search step; returns the values to average over the epoch (e.g. ``train_loss``)."""
+        """One search step on a train and a valid batch (both on ``self.device``).
+
+        Returns the values the runner averages over the epoch for the journal (e.g. ``train_loss``,
+        ``arch_loss``): finite floats (a non-finite one stops the search as diverged), the same
+        keys every step."""
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
-        """After epoch ``epoch`` (1-based): schedules; returns extra values for the journal."""
+        """After epoch ``epoch`` (1-based, every step of it done): move the schedules on; returns
+        extra values for the epoch's journal record. Overrides call ``super().end_epoch``."""
         assert self.w_scheduler is not None
         self.w_scheduler.step()
         return {}
 
     @abstractmethod
     def eval_weights(self) -> list[torch.Tensor]:
-        """Weights per choice point under which the supernet's valid accuracy is reported."""
+        """Weights per choice point under which the supernet's valid accuracy is reported; called
+        after :meth:`derive` each epoch, so it may read what ``derive`` chose. No graph attached."""
 
     @abstractmethod
     def derive(self, score: Score) -> Architecture:
-        """The architecture the search has found so far. ``score(weights)`` is the supernet's
-        accuracy on a fixed part of the valid split (ENAS and SPOS rank candidates with it)."""
+        """The architecture the search has found so far, one the space validates; the runner calls
+        it once after every :meth:`end_epoch`, before the checkpoint (the last call's is the
+        result; what it draws from ``self.generator`` is saved with it). ``score(weights)`` is the
+        supernet's accuracy on a fixed part of the valid split (ENAS and SPOS rank candidates with
+        it); with ``opts.max_skips`` the result has at most that many skip connections."""
 
     def alphas(self) -> Optional[list[list[float]]]:
-        """The architecture distribution per choice point (softmax), for the journal; None if none."""
+        """The architecture distribution per choice point (softmax), for the journal: a list exactly
+        when ``has_alphas``, else None."""
         return None
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything this method learned except the supernet weights (the runner saves those)."""
+        """Everything this method learned except the supernet weights (the runner saves those):
+        tensors and plain values only (checkpoints load with ``weights_only=True``). Overrides
+        extend ``super().state_dict()``."""
         assert self.w_optimizer is not None and self.w_scheduler is not None
         return {"w_optimizer": self.w_optimizer.state_dict(), "w_scheduler": self.w_scheduler.state_dict(),
                 "generator": self.generator.get_state(), "rng": _rng_state(self.rng)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` after :meth:`setup`: the next step is the one the saved search
+        would have taken. Overrides call ``super().load_state_dict``."""
         assert self.w_optimizer is not None and self.w_scheduler is not None
         self.w_optimizer.load_state_dict(state["w_optimizer"])
         self.w_scheduler.load_state_dict(state["w_scheduler"])
@@ -166,8 +171,8 @@ class OneShotMethod(Configurable, ABC):
         self.w_optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(self.supernet(x, weights), y)
         loss.backward()
-        if self.grad_clip:
-            nn.utils.clip_grad_norm_(self.supernet.weight_parameters(), self.grad_clip)
+        if self.opts.grad_clip:
+            nn.utils.clip_grad_norm_(self.supernet.weight_parameters(), self.opts.grad_clip)
         self.w_optimizer.step()
         return float(loss.detach())
 
@@ -178,13 +183,13 @@ class OneShotMethod(Configurable, ABC):
         assert self.supernet is not None
         rows = [w.detach().float().cpu().clone() for w in weights]
         arch = self.supernet.derive(rows)
-        if self.max_skips is None:
+        if self.opts.max_skips is None:
             return arch
         cands = [cp.candidates for cp in self.supernet.choice_points]
         while True:
             path = self.supernet.path(arch)
             skips = [i for i, k in enumerate(path) if cands[i][k] in self.supernet.skip_candidates]
-            if len(skips) <= self.max_skips:
+            if len(skips) <= self.opts.max_skips:
                 return arch
             weakest = min(skips, key=lambda i: (float(rows[i][path[i]]), -i))
             rows[weakest][path[weakest]] = -math.inf

@@ -30,6 +30,7 @@ PC-DARTS's genotype rule.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
@@ -37,9 +38,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from archsearch.errors import ConfigError
-from archsearch.oneshot.base import Batch, OneShotMethod, Score, check_number, register_oneshot
-from archsearch.spaces.supernet import Supernet
+from archsearch.oneshot.base import Batch, OneShotMethod, Score, register_oneshot
+from archsearch.options import finite, option
 from archsearch.spaces.base import Architecture, SearchSpace
+from archsearch.spaces.supernet import Supernet
 
 FD_RADIUS = 0.01  # DARTS's r: the finite-difference step is r / ||v||
 DIFFERENCES = ("central", "forward")  # the Hessian-vector product's finite difference (central: DARTS)
@@ -53,41 +55,35 @@ def _node_grouped() -> list[str]:
 
 @register_oneshot("darts")
 class Darts(OneShotMethod):
-    """Options: ``order`` 1|2 (first-order or unrolled second-order architecture gradient),
-    ``arch_lr`` / ``arch_weight_decay`` (Adam on the architecture parameters, betas (0.5, 0.999)
-    as in DARTS), ``partial_channels`` null|K (PC-DARTS, K = 4 in the paper; darts space, K must
-    divide space.channels), ``edge_norm`` null|bool (PC-DARTS's edge normalisation; null: on
-    exactly when partial_channels is set; darts space only), ``difference`` central|forward (the
-    second-order Hessian-vector product's finite difference; central is DARTS's), and the common
-    options.
+    """DARTS and PC-DARTS (module docstring).
 
     ``step`` returns ``train_loss`` (the weight step's) and ``arch_loss``: the valid loss the
     architecture step differentiated (order 2: at the virtual weights w')."""
 
+    @dataclass(frozen=True)
+    class Options(OneShotMethod.Options):
+        order: int = option(1, "architecture gradient: 1 first-order, 2 DARTS's unrolled second-order", low=1, high=2)
+        arch_lr: float = option(3e-4, "Adam learning rate of the architecture parameters", above=0, check=finite)
+        arch_weight_decay: float = option(1e-3, "weight decay of the architecture parameters", low=0, check=finite)
+        partial_channels: Optional[int] = option(None, "PC-DARTS: 1/K of each edge's channels run the candidates "
+                                                       "(K = 4 in the paper; null: all)", low=1)
+        edge_norm: Optional[bool] = option(None, "PC-DARTS's edge normalisation (null: on exactly when "
+                                                 "partial_channels is set)")
+        difference: str = option("central", "order 2's Hessian-vector product: central (DARTS) or forward "
+                                            "(one pass fewer)", choices=DIFFERENCES)
+
+    opts: Options
     has_alphas = True
 
-    def __init__(self, space: SearchSpace, seed: int = 0, order: int = 1, arch_lr: float = 3e-4,
-                 arch_weight_decay: float = 1e-3, partial_channels: Optional[int] = None,
-                 edge_norm: Optional[bool] = None, difference: str = "central", **common: Any) -> None:
-        super().__init__(space, seed, **common)
-        check_number("order", order, 1, 2, integer=True)
-        if difference not in DIFFERENCES:
-            raise ConfigError(f"strategy.difference must be one of: {', '.join(DIFFERENCES)} (got {difference!r})")
-        self.difference = difference
-        check_number("arch_lr", arch_lr, 0, low_open=True)
-        check_number("arch_weight_decay", arch_weight_decay, 0)
-        check_number("partial_channels", partial_channels, 1, integer=True, none=True)
-        if edge_norm is not None and not isinstance(edge_norm, bool):
-            raise ConfigError(f"strategy.edge_norm must be true, false or null (null: true exactly when "
-                              f"partial_channels is set), got {edge_norm!r}")
-        if partial_channels is not None:
-            space.check_partial_channels(partial_channels)
-        edge_norm = partial_channels is not None if edge_norm is None else edge_norm
-        if edge_norm and not space.supernet_node_groups:
+    def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
+        super().__init__(space, seed, **options)
+        o = self.opts
+        if o.partial_channels is not None:
+            space.check_partial_channels(o.partial_channels)
+        self.edge_norm = o.partial_channels is not None if o.edge_norm is None else o.edge_norm
+        if self.edge_norm and not space.supernet_node_groups:
             raise ConfigError(f"strategy.edge_norm needs edges grouped by node; the {space.name!r} supernet has "
                               f"none (valid spaces: {', '.join(_node_grouped())})")
-        self.order, self.partial_channels, self.edge_norm = order, partial_channels, edge_norm
-        self.arch_lr, self.arch_weight_decay = float(arch_lr), float(arch_weight_decay)
         self.alpha: Optional[nn.Parameter] = None  # (choice points, most candidates)
         self.beta: Optional[nn.Parameter] = None  # (choice points,) with edge_norm
         self.sizes: list[int] = []  # candidates per choice point (skip_chain's rows differ)
@@ -97,7 +93,8 @@ class Darts(OneShotMethod):
 
     # -- the protocol --------------------------------------------------------------------
     def supernet_options(self) -> dict[str, Any]:
-        return {} if self.partial_channels is None else {"partial_channels": self.partial_channels}
+        k = self.opts.partial_channels
+        return {} if k is None else {"partial_channels": k}
 
     def setup(self, supernet: Supernet, steps_per_epoch: int) -> None:
         super().setup(supernet, steps_per_epoch)
@@ -119,8 +116,8 @@ class Darts(OneShotMethod):
             self.groups = [(int(s), int(e)) for s, e in groups]
             self.beta = nn.Parameter((1e-3 * torch.randn(len(self.sizes), generator=self.generator)).to(self.device))
             params.append(self.beta)
-        self.a_optimizer = torch.optim.Adam(params, lr=self.arch_lr, betas=(0.5, 0.999),
-                                            weight_decay=self.arch_weight_decay)
+        self.a_optimizer = torch.optim.Adam(params, lr=self.opts.arch_lr, betas=(0.5, 0.999),
+                                            weight_decay=self.opts.arch_weight_decay)
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return [p for p in (self.alpha, self.beta) if p is not None]
@@ -155,7 +152,7 @@ class Darts(OneShotMethod):
         and that loss; the supernet weights are left exactly as they were."""
         assert self.supernet is not None
         self.supernet.train()
-        if self.order == 1:
+        if self.opts.order == 1:
             loss = F.cross_entropy(self.supernet(valid[0], self.weights()), valid[1])
             # only the architecture parameters: autograd skips the weight-gradient kernels
             grads = torch.autograd.grad(loss, self.arch_parameters())
@@ -171,7 +168,7 @@ class Darts(OneShotMethod):
         saved = [p.detach().clone() for p in params]  # the one copy that restores w exactly
 
         # w' = w - xi * (momentum * buf + grad_w L_train(w, a) + weight_decay * w)
-        forward = self.difference == "forward"
+        forward = self.opts.difference == "forward"
         with torch.set_grad_enabled(forward):  # forward differences also need grad_a L_train(w, a)
             weights = self.weights()
         loss = F.cross_entropy(self.supernet(train[0], weights), train[1])
@@ -182,7 +179,7 @@ class Darts(OneShotMethod):
             d_w = _grads(loss, params)
         bufs = [self.w_optimizer.state.get(p, {}).get("momentum_buffer") for p in params]
         with torch.no_grad():
-            torch._foreach_add_(d_w, saved, alpha=self.weight_decay)
+            torch._foreach_add_(d_w, saved, alpha=self.opts.weight_decay)
             for d, buf in zip(d_w, bufs):
                 if buf is not None:
                     d.add_(buf, alpha=momentum)

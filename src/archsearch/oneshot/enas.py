@@ -11,7 +11,7 @@ Each ``step`` alternates ENAS's two phases, interleaved at the batch level:
    The baseline is a moving average (``baseline_decay``), started at the first reward and read
    before it absorbs each child's own reward.
 
-The controller is the RL strategy's (:class:`archsearch.strategies.reinforce.Controller`): it
+The controller is the RL strategy's (:class:`archsearch.controller.Controller`): it
 emits the space's whole decision sequence, so it works on every space with a supernet, the
 chain-with-skips one included (its anchor decisions get ENAS's attention heads). It is tiny and
 samples with the CPU generator, so it stays on the CPU whatever ``device`` the supernet uses;
@@ -36,15 +36,16 @@ valid forward pass per step; raise it to trade time for lower-variance updates.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
 
-from archsearch.oneshot.base import (Batch, OneShotMethod, Score, accuracy, check_number, count_param_free,
-                                     register_oneshot)
-from archsearch.spaces.supernet import Supernet
-from archsearch.spaces.base import Architecture, SearchSpace
 from archsearch.controller import Controller, MovingAverage
+from archsearch.oneshot.base import Batch, OneShotMethod, Score, accuracy, count_param_free, register_oneshot
+from archsearch.options import finite, option
+from archsearch.spaces.base import Architecture, SearchSpace
+from archsearch.spaces.supernet import Supernet
 
 TOP = 10  # the ranking kept for the journal
 
@@ -53,30 +54,27 @@ TOP = 10  # the ranking kept for the journal
 class Enas(OneShotMethod):
     """ENAS: an LSTM controller samples children that share one supernet's weights, trained by REINFORCE."""
 
+    @dataclass(frozen=True)
+    class Options(OneShotMethod.Options):
+        controller_hidden: int = option(64, "the controller's LSTM hidden size", low=1)
+        controller_lr: float = option(3.5e-4, "the controller's Adam learning rate", above=0, check=finite)
+        entropy_weight: float = option(1e-4, "entropy bonus weight", low=0, check=finite)
+        baseline_decay: float = option(0.99, "moving-average baseline decay", low=0, high=1)
+        temperature: Optional[float] = option(5.0, "logit temperature (null: none)", above=0, check=finite)
+        tanh_constant: Optional[float] = option(2.5, "logit squashing constant (null: none)", above=0, check=finite)
+        controller_every: int = option(1, "weight steps per controller step", low=1)
+        controller_samples: int = option(1, "children rewarded per controller step", low=1)
+        candidates: int = option(20, "children derive samples and scores", low=1)
+
+    opts: Options
+    small_options = {"candidates": 4}
     has_alphas = False
 
-    def __init__(self, space: SearchSpace, seed: int = 0, controller_hidden: int = 64, controller_lr: float = 3.5e-4,
-                 entropy_weight: float = 1e-4, baseline_decay: float = 0.99, temperature: Optional[float] = 5.0,
-                 tanh_constant: Optional[float] = 2.5, controller_every: int = 1, controller_samples: int = 1,
-                 candidates: int = 20, **common: Any) -> None:
-        super().__init__(space, seed, **common)
-        check_number("controller_hidden", controller_hidden, 1, integer=True)
-        check_number("controller_lr", controller_lr, 0, low_open=True)
-        check_number("entropy_weight", entropy_weight, 0)
-        check_number("baseline_decay", baseline_decay, 0, 1)
-        check_number("temperature", temperature, 0, low_open=True, none=True)
-        check_number("tanh_constant", tanh_constant, 0, low_open=True, none=True)
-        check_number("controller_every", controller_every, 1, integer=True)
-        check_number("controller_samples", controller_samples, 1, integer=True)
-        check_number("candidates", candidates, 1, integer=True)
-        self.controller_hidden, self.controller_lr = controller_hidden, float(controller_lr)
-        self.entropy_weight, self.baseline_decay = float(entropy_weight), float(baseline_decay)
-        self.temperature = None if temperature is None else float(temperature)
-        self.tanh_constant = None if tanh_constant is None else float(tanh_constant)
-        self.controller_every, self.controller_samples, self.candidates = controller_every, controller_samples, candidates
+    def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
+        super().__init__(space, seed, **options)
         self.controller: Optional[Controller] = None
         self.c_optimizer: Optional[torch.optim.Optimizer] = None
-        self.baseline = MovingAverage(self.baseline_decay)
+        self.baseline = MovingAverage(self.opts.baseline_decay)
         self.steps = 0  # weight steps so far, over all epochs: the controller's schedule
         self.path: list[int] = []  # eval_weights' path: the last derived child (first: a fixed sample)
         self.last: dict[str, float] = {}  # the latest controller step's reward and baseline
@@ -84,9 +82,10 @@ class Enas(OneShotMethod):
 
     def setup(self, supernet: Supernet, steps_per_epoch: int) -> None:
         super().setup(supernet, steps_per_epoch)
-        self.controller = Controller(self.space.decisions(), self.controller_hidden, self.temperature,
-                                     self.tanh_constant, self.generator)
-        self.c_optimizer = torch.optim.Adam(self.controller.parameters(), lr=self.controller_lr)
+        o = self.opts
+        self.controller = Controller(self.space.decisions(), o.controller_hidden, o.temperature, o.tanh_constant,
+                                     self.generator)
+        self.c_optimizer = torch.optim.Adam(self.controller.parameters(), lr=o.controller_lr)
         self.path = self._path(self._sample())
 
     # -- the search step -----------------------------------------------------------
@@ -96,7 +95,7 @@ class Enas(OneShotMethod):
         ``reward``/``baseline`` are the latest controller step's values, repeated on the steps
         in between, so the runner's per-epoch mean over all steps is a mean over updates."""
         loss = self.weight_step(*train, self._one_hot(self._path(self._sample())))
-        if self.steps % self.controller_every == 0:
+        if self.steps % self.opts.controller_every == 0:
             self.last = self._controller_step(valid)
         self.steps += 1
         return {"train_loss": loss, **self.last}
@@ -104,11 +103,11 @@ class Enas(OneShotMethod):
     def _controller_step(self, valid: Batch) -> dict[str, float]:
         assert self.controller is not None and self.c_optimizer is not None
         x, y = valid
-        children = [self._sample() for _ in range(self.controller_samples)]
+        children = [self._sample() for _ in range(self.opts.controller_samples)]
         rewards = [accuracy(self.supernet, self._one_hot(self._path(t)), x, y, len(y)) for t in children]
         advantage = torch.tensor([r - self.baseline.update(r) for r in rewards])
         log_p, entropy = self.controller(children)  # recomputed with grad by teacher forcing, batched
-        loss = -(advantage * log_p + self.entropy_weight * entropy).mean()
+        loss = -(advantage * log_p + self.opts.entropy_weight * entropy).mean()
         self.c_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.c_optimizer.step()
@@ -119,14 +118,14 @@ class Enas(OneShotMethod):
     def derive(self, score: Score) -> Architecture:
         assert self.supernet is not None
         scored: dict[tuple[int, ...], tuple[Architecture, float]] = {}  # path -> (child, score), in sampling order
-        for _ in range(self.candidates):
+        for _ in range(self.opts.candidates):
             arch = self.supernet.as_run(self.space.decode(self._sample()))  # the network scored
             path = tuple(self.supernet.path(arch))
             if path not in scored:  # a child sampled twice is scored once (score is deterministic)
                 scored[path] = (arch, float(score(self._one_hot(list(path)))))
         ranked = sorted(scored.items(), key=lambda kv: -kv[1][1])  # stable: ties stay in sampling order
-        allowed = [kv for kv in ranked
-                   if self.max_skips is None or count_param_free(self.supernet, kv[1][0])["skips"] <= self.max_skips]
+        limit = self.opts.max_skips
+        allowed = [kv for kv in ranked if limit is None or count_param_free(self.supernet, kv[1][0])["skips"] <= limit]
         if allowed:
             best = allowed[0][1][0]
         else:

@@ -16,15 +16,17 @@ space's own rule (:meth:`OneShotMethod.derive_from`).
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from archsearch.oneshot.base import Batch, OneShotMethod, Score, check_number, register_oneshot
-from archsearch.spaces.supernet import Supernet
+from archsearch.oneshot.base import Batch, OneShotMethod, Score, register_oneshot
+from archsearch.options import finite, invalid, option
 from archsearch.spaces.base import Architecture, SearchSpace
+from archsearch.spaces.supernet import Supernet
 
 MAX_DRAWS = 100  # a non-finite Gumbel sample is astronomically rare: a retry loop this long never ends it
 
@@ -45,21 +47,24 @@ def frozen(module: nn.Module) -> Iterator[None]:
 
 @register_oneshot("gdas")
 class GDAS(OneShotMethod):
-    """Options: ``tau_max`` / ``tau_min`` (the Gumbel-softmax temperature of the first and the last
-    epoch, linear in between; default 10 and 0.1 as in the paper), ``arch_lr`` and
-    ``arch_weight_decay`` (Adam on the alphas, betas (0.5, 0.999)), and the common options."""
+    """GDAS: one Gumbel-softmax path per step, alphas by gradient descent (module docstring)."""
 
+    @dataclass(frozen=True)
+    class Options(OneShotMethod.Options):
+        tau_max: float = option(10.0, "Gumbel-softmax temperature of the first epoch", above=0, check=finite)
+        tau_min: float = option(0.1, "temperature of the last epoch (linear in between)", above=0, check=finite)
+        arch_lr: float = option(3e-4, "Adam learning rate of the alphas", above=0, check=finite)
+        arch_weight_decay: float = option(1e-3, "weight decay of the alphas", low=0, check=finite)
+
+        def __post_init__(self) -> None:
+            if self.tau_min > self.tau_max:
+                raise invalid("tau_min", f"must be at most tau_max ({self.tau_max:g}), got {self.tau_min:g}")
+
+    opts: Options
     has_alphas = True
 
-    def __init__(self, space: SearchSpace, seed: int = 0, tau_max: float = 10.0, tau_min: float = 0.1,
-                 arch_lr: float = 3e-4, arch_weight_decay: float = 1e-3, **common: Any) -> None:
-        super().__init__(space, seed, **common)
-        check_number("tau_max", tau_max, 0, low_open=True)
-        check_number("tau_min", tau_min, 0, float(tau_max), low_open=True)
-        check_number("arch_lr", arch_lr, 0, low_open=True)
-        check_number("arch_weight_decay", arch_weight_decay, 0)
-        self.tau_max, self.tau_min = float(tau_max), float(tau_min)
-        self.arch_lr, self.arch_weight_decay = float(arch_lr), float(arch_weight_decay)
+    def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
+        super().__init__(space, seed, **options)
         self.completed = 0  # epochs finished; the temperature follows from it
         self.arch_params: list[nn.Parameter] = []
         self.a_optimizer: torch.optim.Optimizer | None = None
@@ -67,10 +72,11 @@ class GDAS(OneShotMethod):
     # -- the temperature ---------------------------------------------------------------
     def tau_at(self, epoch: int) -> float:
         """The temperature of 0-based epoch ``epoch``: tau_max first, tau_min last (GDAS's schedule)."""
-        if self.epochs == 1:
-            return self.tau_max
-        frac = min(epoch, self.epochs - 1) / (self.epochs - 1)
-        return (1 - frac) * self.tau_max + frac * self.tau_min  # exact at both ends
+        o = self.opts
+        if o.epochs == 1:
+            return o.tau_max
+        frac = min(epoch, o.epochs - 1) / (o.epochs - 1)
+        return (1 - frac) * o.tau_max + frac * o.tau_min  # exact at both ends
 
     @property
     def tau(self) -> float:
@@ -85,8 +91,8 @@ class GDAS(OneShotMethod):
             nn.Parameter((1e-3 * torch.randn(len(cp.candidates), generator=self.generator)).to(self.device))
             for cp in supernet.choice_points
         ]
-        self.a_optimizer = torch.optim.Adam(self.arch_params, lr=self.arch_lr, betas=(0.5, 0.999),
-                                            weight_decay=self.arch_weight_decay)
+        self.a_optimizer = torch.optim.Adam(self.arch_params, lr=self.opts.arch_lr, betas=(0.5, 0.999),
+                                            weight_decay=self.opts.arch_weight_decay)
 
     def sample(self) -> list[torch.Tensor]:
         """A straight-through Gumbel-softmax sample per choice point: one-hot in value, soft in gradient.

@@ -58,7 +58,7 @@ class OneShotSearch:
         with torch.random.fork_rng(devices=cuda):  # supernet init seeded, global RNG untouched
             torch.manual_seed(seed)
             self.supernet = space.supernet(task, **method.supernet_options()).to(device)
-        b = method.batch_size
+        b = method.opts.batch_size
         self.steps = max(1, len(train) // b) if len(train) >= b else 1
         method.setup(self.supernet, self.steps)
         self.epoch = 0
@@ -101,15 +101,15 @@ class OneShotSearch:
     # -- the loop ------------------------------------------------------------------
     @property
     def done(self) -> bool:
-        return self.epoch >= self.method.epochs or self.stopped is not None
+        return self.epoch >= self.method.opts.epochs or self.stopped is not None
 
     def score(self, weights: Sequence[torch.Tensor]) -> float:
         k = min(SCORE_SAMPLES, len(self.y_valid))
-        return accuracy(self.supernet, weights, self.x_valid[:k], self.y_valid[:k], self.method.batch_size)
+        return accuracy(self.supernet, weights, self.x_valid[:k], self.y_valid[:k], self.method.opts.batch_size)
 
     def run_epoch(self) -> dict[str, Any]:
         """One epoch: every train batch once, paired with valid batches (cycled when fewer)."""
-        m, b = self.method, self.method.batch_size
+        m, b = self.method, self.method.opts.batch_size
         start = time.perf_counter()
         self.epoch += 1
         n_train, n_valid = len(self.y_train), len(self.y_valid)
@@ -139,9 +139,10 @@ class OneShotSearch:
         if m.ranking:
             record["ranking"] = [[str(a), float(s)] for a, s in m.ranking]
         record["seconds"] = time.perf_counter() - start
-        if m.stop_skips is not None and record["skips"] >= m.stop_skips:
+        stop = m.opts.stop_skips
+        if stop is not None and record["skips"] >= stop:
             self.stopped = (f"stopped after epoch {self.epoch}: the derived architecture has {record['skips']} "
-                            f"skip connections (strategy.stop_skips={m.stop_skips})")
+                            f"skip connections (strategy.stop_skips={stop})")
         self.save(record)  # the checkpoint first: a record in the journal always has its checkpoint
         self.journal.put_epoch(self.epoch, record)
         self.records.append(record)

@@ -16,15 +16,17 @@ before or after a derive, so a resumed search trains exactly like one that never
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 
 from archsearch.errors import ConfigError
-from archsearch.oneshot.base import Batch, OneShotMethod, Score, check_number, count_param_free, register_oneshot
-from archsearch.spaces.supernet import Supernet
+from archsearch.oneshot.base import Batch, OneShotMethod, Score, count_param_free, register_oneshot
+from archsearch.options import option
 from archsearch.spaces.base import Architecture, SearchSpace
+from archsearch.spaces.supernet import Supernet
 
 SEARCHES = ("random", "evolution")
 RANKING = 10  # (arch string, score) pairs kept in ``ranking`` for the journal
@@ -34,21 +36,24 @@ MAX_TRIES = 1000  # random draws for an unseen path before the space counts as e
 
 @register_oneshot("spos")
 class SPOS(OneShotMethod):
-    """Options: ``candidates`` (architectures derive scores in total), ``search`` random|evolution,
-    ``population`` (evolution: the initial random population and the children per generation;
-    the best half are the parents, each child a ``space.mutate`` or a ``space.crossover`` of two
-    of them), and the common options."""
+    """SPOS: uniformly sampled paths train the supernet; derive searches with inherited weights.
 
+    ``search: evolution`` starts from ``population`` random candidates and adds ``population``
+    children per generation: the best half are the parents, each child a ``space.mutate`` or a
+    ``space.crossover`` of two of them."""
+
+    @dataclass(frozen=True)
+    class Options(OneShotMethod.Options):
+        candidates: int = option(50, "architectures derive scores in total", low=1)
+        search: str = option("evolution", "how derive proposes candidates", choices=SEARCHES)
+        population: int = option(10, "evolution: initial random candidates and children per generation", low=2)
+
+    opts: Options
+    small_options = {"candidates": 4, "population": 2}
     has_alphas = False
 
-    def __init__(self, space: SearchSpace, seed: int = 0, candidates: int = 50, search: str = "evolution",
-                 population: int = 10, **common: Any) -> None:
-        super().__init__(space, seed, **common)
-        check_number("candidates", candidates, 1, integer=True)
-        if search not in SEARCHES:
-            raise ConfigError(f"strategy.search must be one of {', '.join(SEARCHES)} (got {search!r})")
-        check_number("population", population, 2, integer=True)
-        self.candidates, self.search, self.population = candidates, search, population
+    def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
+        super().__init__(space, seed, **options)
         self.arch: Optional[Architecture] = None  # the last derived one (a fixed sample before any derive)
         self.ranking: list[tuple[str, float]] = []
         self.completed = 0
@@ -79,7 +84,7 @@ class SPOS(OneShotMethod):
         With ``max_skips`` set, proposals with more skip connections are rejected unscored (SPOS
         searches under constraints the same way)."""
         assert self.supernet is not None
-        net, rng = self.supernet, self._derive_rng()
+        net, rng, o = self.supernet, self._derive_rng(), self.opts
         results: list[tuple[float, Architecture]] = []  # in evaluation order
         seen: set[tuple[int, ...]] = set()
 
@@ -93,7 +98,7 @@ class SPOS(OneShotMethod):
                 key = tuple(net.path(arch))
                 if key not in seen:
                     seen.add(key)
-                    if self.max_skips is None or count_param_free(net, arch)["skips"] <= self.max_skips:
+                    if o.max_skips is None or count_param_free(net, arch)["skips"] <= o.max_skips:
                         return arch
             return None
 
@@ -109,24 +114,24 @@ class SPOS(OneShotMethod):
             results.append((float(score(net.path_weights(arch))), arch))
             return True
 
-        if self.search == "random":
-            while len(results) < self.candidates and evaluate(sample):
+        if o.search == "random":
+            while len(results) < o.candidates and evaluate(sample):
                 pass
         else:
-            while len(results) < min(self.population, self.candidates) and evaluate(sample):
+            while len(results) < min(o.population, o.candidates) and evaluate(sample):
                 pass
-            while results and len(results) < self.candidates:
+            while results and len(results) < o.candidates:
                 parents = self._parents(results)
                 produced = 0
-                for child in range(self.population):
-                    if len(results) >= self.candidates:
+                for child in range(o.population):
+                    if len(results) >= o.candidates:
                         break
                     # close parents may have no unseen children left: then mutate, then sample
                     produced += evaluate(self._child(parents, child, rng), self._child(parents, 0, rng))
                 if not produced:
                     break
         if not results:
-            raise ConfigError(f"strategy.max_skips={self.max_skips}: no sampled architecture of space "
+            raise ConfigError(f"strategy.max_skips={o.max_skips}: no sampled architecture of space "
                               f"{self.space.name!r} has that few skip connections")
         order = sorted(range(len(results)), key=lambda i: (-results[i][0], i))
         self.ranking = [(str(results[i][1]), results[i][0]) for i in order[:RANKING]]
@@ -135,7 +140,7 @@ class SPOS(OneShotMethod):
 
     def _parents(self, results: list[tuple[float, Architecture]]) -> list[Architecture]:
         """The best half of the population size among everything scored so far (ties: earlier first)."""
-        k = max(2, self.population // 2)
+        k = max(2, self.opts.population // 2)
         order = sorted(range(len(results)), key=lambda i: (-results[i][0], i))
         return [results[i][1] for i in order[:k]]
 
