@@ -28,7 +28,7 @@ from conftest import TINY_SUPERNET_SPACES
 TINY_SPACES = TINY_SUPERNET_SPACES
 SUPERNET_SPACES = sorted(n for n in SPACES.names() if getattr(SPACES.get(n), "has_supernet", False))
 pytestmark = pytest.mark.usefixtures("one_thread")
-SMALL = {"spos": {"candidates": 4, "population": 2}, "enas": {"candidates": 4}}
+SMALL = {name: dict(ONESHOT.get(name).small_options) for name in ONESHOT.names()}  # declared by each method
 
 
 class _Journal:
