@@ -177,7 +177,7 @@ def test_alphas_move_toward_the_op_that_keeps_the_signal():
         m, net = make(space, seed=seed, order=1, arch_lr=0.01, lr=0.05)
         g = torch.Generator().manual_seed(seed)
 
-        def labelled():
+        def labelled(g=g):
             y = torch.randint(0, 3, (16,), generator=g)
             return torch.randn(16, 3, 8, 8, generator=g) + 0.3 * (y.float() - 1)[:, None, None, None] * checker, y
 

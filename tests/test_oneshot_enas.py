@@ -204,7 +204,8 @@ def test_searches_every_space_with_a_supernet(name):
     assert outs[1]["baseline"] == pytest.approx(0.99 * outs[0]["reward"] + 0.01 * outs[1]["reward"])
     net(torch.randn(2, *TASK.input_shape), m.eval_weights())  # the derived child runs
     if name == "skip_chain":  # returned as the supernet ran it: its width, stride 1, square kernels
-        assert all(l.filters == 8 and l.stride == 1 and l.kernel_h == l.kernel_w for l in arch.layers)
+        assert all(layer.filters == 8 and layer.stride == 1 and layer.kernel_h == layer.kernel_w
+                   for layer in arch.layers)
 
 
 def test_controller_steps_every_controller_every_steps(monkeypatch):

@@ -121,7 +121,8 @@ def test_kill_9_during_a_one_shot_search_resumes_to_the_same_result(tmp_path):
 
 CLI_SPACES = {
     "darts": ["--set", "space.channels=4", "--set", "space.cells=2", "--set", "space.nodes=2",
-              "--set", "space.final_channels=4", "--set", "space.final_cells=2", "--set", "space.final_auxiliary=false"],
+              "--set", "space.final_channels=4", "--set", "space.final_cells=2",
+              "--set", "space.final_auxiliary=false"],
     "nb201": ["--set", "space.channels=4", "--set", "space.cells_per_stage=1"],
     "skip_chain": ["--set", "space.layers=3", "--set", "space.filters=[4,8]", "--set", "space.supernet_filters=8",
                    "--set", "space.stem_channels=4"],

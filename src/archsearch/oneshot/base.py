@@ -37,7 +37,8 @@ import torch.nn.functional as F
 
 from archsearch.devices import check_device
 from archsearch.errors import ConfigError
-from archsearch.options import Configurable, Options, finite, option
+from archsearch.options import Configurable, finite, option
+from archsearch.options import Options as BaseOptions
 from archsearch.spaces.supernet import Supernet
 from archsearch.registry import Registry
 from archsearch.spaces.base import Architecture, SearchSpace
@@ -55,7 +56,7 @@ class OneShotMethod(Configurable, ABC):
     """
 
     @dataclass(frozen=True)
-    class Options(Options):
+    class Options(BaseOptions):
         epochs: int = option(10, "search epochs", low=1)
         batch_size: int = option(64, "examples per train batch and per valid batch", low=2)
         lr: float = option(0.025, "supernet weights' SGD learning rate (cosine-annealed)", above=0, check=finite)
@@ -170,7 +171,7 @@ class OneShotMethod(Configurable, ABC):
         self.supernet.train()
         self.w_optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(self.supernet(x, weights), y)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         if self.opts.grad_clip:
             nn.utils.clip_grad_norm_(self.supernet.weight_parameters(), self.opts.grad_clip)
         self.w_optimizer.step()
@@ -219,7 +220,7 @@ def batch_statistics(net: nn.Module) -> Iterator[None]:
         for m, (training, momentum, tracked) in zip(norms, saved):
             m.train(training)
             m.momentum = momentum
-            if tracked is not None:
+            if tracked is not None and m.num_batches_tracked is not None:
                 m.num_batches_tracked.copy_(tracked)
 
 

@@ -5,13 +5,13 @@ sampled token's embedding back as the next input, so every space works: cells, c
 the hyper-parameter and RNN-cell spaces, which expose decision sequences too.
 
 Anchor points (seed 000): ``DecisionKind.INPUTS`` decisions ("does layer j feed layer i", the
-chain-with-skips space's; ``Decision.node`` is i, ``Decision.source`` j) get no softmax head. Layer i's anchor step is one LSTM step whose
-output h_i is both the query for i's inputs and the key later layers attend to; each earlier
-layer j is an input with probability sigmoid(v^T tanh(W_prev h_j + W_curr h_i)) (Bahdanau
-attention), so one set of weights serves every layer whatever its number of candidates. A
-layer with no anchor decisions of its own (layer 0) gets a key step after its last decision
-(``Decision.node == j``). After an anchor step the next input is the mean of the chosen
-layers' keys (ENAS): sum_j bit_j h_j / (1 + sum_j bit_j).
+chain-with-skips space's; ``Decision.node`` is i, ``Decision.source`` j) get no softmax head.
+Layer i's anchor step is one LSTM step whose output h_i is both the query for i's inputs and
+the key later layers attend to; each earlier layer j is an input with probability
+sigmoid(v^T tanh(W_prev h_j + W_curr h_i)) (Bahdanau attention), so one set of weights serves
+every layer whatever its number of candidates. A layer with no anchor decisions of its own
+(layer 0) gets a key step after its last decision (``Decision.node == j``). After an anchor
+step the next input is the mean of the chosen layers' keys (ENAS): sum_j bit_j h_j / (1 + sum_j bit_j).
 
 Learning: one Adam step per ``batch`` rewarded samples on
 ``-(reward - baseline) * log p(tokens) - entropy_weight * entropy``. The baseline is an
@@ -57,7 +57,7 @@ NORMALIZE = ("rank", "none")
 
 @register_strategy("reinforce")
 class Reinforce(Strategy):
-    """RL search: an LSTM controller emits the decision sequence, trained by REINFORCE; options in the module docstring."""
+    """RL search: an LSTM controller emits the decision sequence, trained by REINFORCE (module docstring)."""
 
     @dataclass(frozen=True)
     class Options(Options):
