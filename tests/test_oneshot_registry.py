@@ -54,6 +54,21 @@ def _runner(name, space_name, out_dir, epochs=2):
     return OneShotSearch(method, space, Task((1, 8, 8), 3), train, valid, 3, _Journal(), out_dir), space
 
 
+@pytest.mark.parametrize("name", ONESHOT.names())
+def test_methods_declare_typed_options_extending_the_shared_ones(name):
+    """The shared options (epochs, lr, batch_size, ...) are declared once, on the protocol; each
+    method's own extend them, and its declared small options are valid ones."""
+    from archsearch.oneshot.base import OneShotMethod
+    from archsearch.options import declared
+
+    cls = ONESHOT.get(name)
+    assert issubclass(cls.Options, OneShotMethod.Options)
+    shared = [d.name for d in declared(OneShotMethod.Options)]
+    assert [d.name for d in declared(cls.Options)][: len(shared)] == shared
+    method = create_oneshot(name, create_space("nb201", **TINY_SPACES["nb201"]), 0, device="cpu", **SMALL[name])
+    assert {k: getattr(method.opts, k) for k in SMALL[name]} == SMALL[name]
+
+
 def test_every_space_with_a_supernet_has_tiny_options():
     assert set(SUPERNET_SPACES) <= set(TINY_SPACES)
 
