@@ -68,8 +68,8 @@ class SkipChainArch(Architecture):
         return tuple(j for j in range(len(self.layers) - 1) if j not in used)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"layers": [[l.op, l.kernel_h, l.kernel_w, l.filters, l.stride, list(l.inputs)]
-                           for l in self.layers]}
+        return {"layers": [[x.op, x.kernel_h, x.kernel_w, x.filters, x.stride, list(x.inputs)]
+                           for x in self.layers]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SkipChainArch":
