@@ -13,7 +13,9 @@ import archsearch.spaces.hierarchical  # noqa: F401  (registers the space)
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
 from archsearch.spaces import create_space
-from archsearch.spaces.hierarchical import PRIMITIVES, Dag, HierarchicalArch, edge_list, primitive
+from archsearch.spaces.hierarchical import PRIMITIVES
+from archsearch.spaces.hierarchical_dag import HierarchicalArch, edge_list
+from archsearch.spaces.hierarchical_network import Dag, primitive
 
 DIGITS, CIFAR = Task((1, 8, 8), 10), Task((3, 32, 32), 7)
 SMALL = {"motifs": 2, "motif_nodes": 3, "cell_nodes": 3, "channels": 4}
@@ -192,16 +194,16 @@ def test_diagram_has_the_cell_and_each_used_motif():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"motifs": 0}, "space.motifs must be an integer in 1..20"),
-    ({"motif_nodes": 1}, "space.motif_nodes must be an integer in 2..10"),
+    ({"motifs": 0}, r"space.motifs must be an integer in \[1, 20\], got 0"),
+    ({"motif_nodes": 1}, r"space.motif_nodes must be an integer in \[2, 10\], got 1"),
     ({"cell_nodes": 11}, "space.cell_nodes"),
     ({"primitives": ["sep3", "conv5"]}, r"unknown 'conv5' \(valid: none, conv1, dw3"),
     ({"primitives": []}, "space.primitives must be a non-empty list"),
     ({"primitives": ["id", "id"]}, "space.primitives lists a value twice"),
-    ({"primitives": "sep3"}, "space.primitives must be a non-empty list"),
+    ({"primitives": "sep3"}, "space.primitives must be a list of strings, got 'sep3'"),
     ({"channels": 0}, "space.channels"),
-    ({"cells": True}, "space.cells must be an integer in 1..32"),
-    ({"channels": 2.0}, r"space.channels must be an integer in 1\.\.4096"),
+    ({"cells": True}, r"space.cells must be an integer in \[1, 32\], got True"),
+    ({"channels": 2.0}, r"space.channels must be an integer in \[1, 4096\], got 2.0"),
     ({"stages": 0}, "space.stages"),
     ({"levels": 3}, "unknown option 'levels'"),
 ])
