@@ -57,8 +57,10 @@ def test_default_sizes_follow_the_paper():
     ("m1=sep3,conv1/max3;m2=none,none/wat;cell=m1,id/m2", r"m2: edge 1->2: 'wat' is not in the space \(valid: none"),
     ("m1=sep3,conv1/max3;m2=none,none/none;cell=m1,id/m3", r"cell: edge 1->2: 'm3' is not in the space"),
     ("m1=sep3,conv1/max3;cell=m1,id/m1", r"expected 2 motifs m1..m2 \(space.motifs\), got 1"),
-    ("m1=sep3/max3,none/id;m2=sep3,conv1/max3;cell=m1,id/m2", r"m1: row 1 has 1 entries, expected 3 \(3 rows of an upper triangle have 3, 2, 1 entries\)"),
-    ("m1=sep3;m2=sep3,conv1/max3;cell=m1,id/m2", r"m1: expected a 3-node DAG \(3 entries, space.motif_nodes\), got 2 nodes"),
+    ("m1=sep3/max3,none/id;m2=sep3,conv1/max3;cell=m1,id/m2",
+     r"m1: row 1 has 1 entries, expected 3 \(3 rows of an upper triangle have 3, 2, 1 entries\)"),
+    ("m1=sep3;m2=sep3,conv1/max3;cell=m1,id/m2",
+     r"m1: expected a 3-node DAG \(3 entries, space.motif_nodes\), got 2 nodes"),
     ("m1=sep3,conv1/max3;m2=none,none/none;cell=m1,id,none/m2,none/id", "cell: expected a 3-node DAG"),
 ])
 def test_parse_errors_are_one_line(text, message):

@@ -70,7 +70,7 @@ def test_parse_errors_are_one_clear_line(text, match):
 def test_from_dict_rejects_bad_anchors_and_types():
     space = small()
     good = space.parse(BASE).to_dict()
-    bad = {"layers": [list(l) for l in good["layers"]]}
+    bad = {"layers": [list(row) for row in good["layers"]]}
     bad["layers"][2][5] = [3]
     with pytest.raises(ParseError, match="layer 2: input 3 is not an earlier layer"):
         space.from_dict(bad)
@@ -307,8 +307,8 @@ def test_supernet_forward_syncs_once_for_all_skips(monkeypatch):
 # -- the supernet -----------------------------------------------------------------
 def _in_subnet(space, arch):
     """The supernet's subspace: square kernels, supernet_filters wide, stride 1."""
-    return SkipChainArch(tuple(l._replace(kernel_w=l.kernel_h, filters=space.supernet_filters, stride=1)
-                               for l in arch.layers))
+    return SkipChainArch(tuple(x._replace(kernel_w=x.kernel_h, filters=space.supernet_filters, stride=1)
+                               for x in arch.layers))
 
 
 def test_supernet_choice_points_and_derive_of_path_is_identity():
