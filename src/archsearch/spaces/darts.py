@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, ClassVar, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
+from archsearch.options import Options, all_of, as_dict, each_in, nonempty_distinct, option
 from archsearch.spaces.supernet import ChoicePoint, Supernet, mix
 from archsearch.spaces import checks
 from archsearch.spaces.base import (
@@ -628,10 +629,12 @@ class DartsSupernet(Supernet):
 
 
 # -- the space ------------------------------------------------------------------
-def _check_channels(key: str, value: Any) -> None:
-    checks.check_int(key, value, 2, MAX_CHANNELS)
-    if value % 2:
-        raise ConfigError(f"space.{key} must be even (FactorizedReduce halves it), got {value!r}")
+def _even(value: int) -> Optional[str]:
+    return "must be even (FactorizedReduce halves it)" if value % 2 else None
+
+
+def _not_only_none(ops: Sequence[str]) -> Optional[str]:
+    return f"needs an op other than 'none' (valid: {', '.join(OPS)})" if all(op == "none" for op in ops) else None
 
 
 @register_space("darts")
@@ -650,35 +653,36 @@ class DartsSpace(SearchSpace):
     supernet_partial_channels = True
     supernet_node_groups = True
 
-    def __init__(
-        self,
-        channels: int = 16,
-        cells: int = 8,
-        nodes: int = 4,
-        auxiliary: bool = False,
-        ops: Sequence[str] = OPS,
-        final_channels: int = 36,
-        final_cells: int = 20,
-        final_auxiliary: bool = True,
-        drop_path: float = 0.0,
-        final_drop_path: float = 0.0,
-    ) -> None:
-        _check_channels("channels", channels)
-        _check_channels("final_channels", final_channels)
-        checks.check_int("cells", cells, 1, MAX_CELLS)
-        checks.check_int("final_cells", final_cells, 1, MAX_CELLS)
-        checks.check_int("nodes", nodes, 1, MAX_NODES)
-        checks.check_bool("auxiliary", auxiliary)
-        checks.check_bool("final_auxiliary", final_auxiliary)
-        checks.check_prob("drop_path", drop_path)
-        checks.check_prob("final_drop_path", final_drop_path)
-        ops = checks.check_names("ops", ops, OPS)
-        if all(op == "none" for op in ops):
-            raise ConfigError(f"space.ops needs an op other than 'none' (valid: {', '.join(OPS)})")
-        self.channels, self.cells, self.nodes, self.auxiliary = channels, cells, nodes, auxiliary
-        self.final_channels, self.final_cells, self.final_auxiliary = final_channels, final_cells, final_auxiliary
-        self.drop_path, self.final_drop_path = float(drop_path), float(final_drop_path)
-        self.ops: tuple[str, ...] = tuple(ops)
+    @dataclass(frozen=True)
+    class Options(Options):
+        channels: int = option(16, "search width C (even: FactorizedReduce halves it)", low=2, high=MAX_CHANNELS,
+                               check=_even)
+        cells: int = option(8, "cells of the search network", low=1, high=MAX_CELLS)
+        nodes: int = option(4, "intermediate nodes per cell", low=1, high=MAX_NODES)
+        auxiliary: bool = option(False, "an auxiliary head during search training")
+        ops: tuple[str, ...] = option(OPS, "operations an edge chooses from",
+                                      check=all_of(nonempty_distinct, each_in(OPS), _not_only_none))
+        final_channels: int = option(36, "width of the final network (search small, train big)", low=2,
+                                     high=MAX_CHANNELS, check=_even)
+        final_cells: int = option(20, "cells of the final network", low=1, high=MAX_CELLS)
+        final_auxiliary: bool = option(True, "an auxiliary head in final training")
+        drop_path: float = option(0.0, "drop-path probability in search training", low=0, below=1)
+        final_drop_path: float = option(0.0, "drop-path probability in final training", low=0, below=1)
+
+    opts: Options
+    small_options: ClassVar[Mapping[str, Any]] = {"channels": 4, "cells": 3, "nodes": 3, "final_channels": 4,
+                                                  "final_cells": 3}
+    small_supernet_options: ClassVar[Mapping[str, Any]] = {"channels": 4, "cells": 2, "nodes": 2}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        o = self.opts
+        self.channels, self.cells, self.nodes, self.auxiliary = o.channels, o.cells, o.nodes, o.auxiliary
+        self.final_channels, self.final_cells, self.final_auxiliary = o.final_channels, o.final_cells, \
+            o.final_auxiliary
+        self.drop_path, self.final_drop_path = o.drop_path, o.final_drop_path
+        self.ops: tuple[str, ...] = o.ops
+        nodes = o.nodes
         self._op_index = {op: k for k, op in enumerate(self.ops)}
         self._decisions = [
             Decision(f"{cell}.node{i}.{what}{k}", self.ops if what == "op" else tuple(range(i + 2)))
@@ -687,10 +691,7 @@ class DartsSpace(SearchSpace):
         self._path_ops = {op: k for k, op in enumerate(o for o in self.ops if o != "none")}
 
     def _all_options(self) -> dict[str, Any]:
-        return {"channels": self.channels, "cells": self.cells, "nodes": self.nodes, "auxiliary": self.auxiliary,
-                "ops": list(self.ops), "final_channels": self.final_channels, "final_cells": self.final_cells,
-                "final_auxiliary": self.final_auxiliary, "drop_path": self.drop_path,
-                "final_drop_path": self.final_drop_path}
+        return {**as_dict(self.opts), "ops": list(self.ops)}
 
     # -- the canonical encoding --------------------------------------------------
     def decisions(self) -> list[Decision]:
