@@ -16,7 +16,7 @@ import torch.nn as nn
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
 from archsearch.options import Options, all_of, each_in, invalid, nonempty_distinct, option
-from archsearch.spaces.base import (Architecture, Decision, DecisionKind, SearchSpace, create_space, register_space,
+from archsearch.spaces.base import (Architecture, Decision, SearchSpace, create_space, register_space,
                                     scale_count)
 from archsearch.spaces.checks import check_indices
 from archsearch.spaces.diagram import Diagram
