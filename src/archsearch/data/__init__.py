@@ -1,5 +1,7 @@
 """Data sources: the built-in digits, arrays, local files (CIFAR, MNIST idx, image folders) and text corpora."""
 
+from archsearch.data import files as _files  # noqa: F401  (registers the file formats)
+from archsearch.data import text as _text  # noqa: F401  (registers the text corpora)
 from archsearch.data.base import (
     DATASETS,
     DatasetSource,
@@ -13,8 +15,6 @@ from archsearch.data.base import (
     make_splits,
     register_dataset,
 )
-from archsearch.data import files as _files  # noqa: F401  (registers the file formats)
-from archsearch.data import text as _text  # noqa: F401  (registers the text corpora)
 from archsearch.data.files import detect_format
 
 __all__ = [

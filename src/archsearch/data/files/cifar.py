@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from archsearch.data.base import DatasetSource, RawData, register_dataset
+from archsearch.data.base import ArraySource, RawData, register_dataset
 from archsearch.data.files.common import _one_line, _require_dir
 from archsearch.data.files.pickles import safe_unpickle
 from archsearch.errors import DataError
@@ -87,7 +87,7 @@ def _cifar_binary_batch(file: str, label_bytes: int) -> tuple[np.ndarray, np.nda
     return rows[:, label_bytes:].reshape(-1, 3, 32, 32), rows[:, label_bytes - 1].astype(np.int64)
 
 
-class _CifarSource(DatasetSource):
+class _CifarSource(ArraySource):
     """Shared CIFAR loader; subclasses name the layouts, the label key and the class count."""
 
     layouts: tuple[_CifarLayout, ...] = ()
@@ -97,7 +97,7 @@ class _CifarSource(DatasetSource):
     title = "CIFAR"
 
     def load_raw(self) -> RawData:
-        path = _require_dir(self.path)
+        path = _require_dir(self.opts.path)
         found = _find_cifar(path, self.layouts)
         if found is None:
             wanted = " or ".join(f"{lay.describe()} (in it or in {lay.subdir}/)" for lay in self.layouts)

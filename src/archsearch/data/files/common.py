@@ -16,7 +16,7 @@ def _one_line(exc: BaseException) -> str:
 
 def _require_dir(path: Optional[str]) -> str:
     """The expanded folder path, or a DataError if it is missing or is a file."""
-    assert path is not None  # DatasetSource.__init__ enforces a path
+    assert path is not None  # DatasetSource.__init__ refuses a missing path (needs_path)
     path = os.path.expanduser(os.fspath(path))
     if not os.path.exists(path):
         raise DataError(f"data folder not found: {path}")

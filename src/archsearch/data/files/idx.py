@@ -10,7 +10,7 @@ from typing import Optional
 
 import numpy as np
 
-from archsearch.data.base import DatasetSource, RawData, register_dataset
+from archsearch.data.base import ArraySource, RawData, register_dataset
 from archsearch.data.files.common import _one_line, _require_dir
 from archsearch.errors import DataError
 
@@ -73,14 +73,14 @@ def _find_idx_folder(path: str, subdirs: tuple[str, ...]) -> Optional[str]:
     return None
 
 
-class _IdxSource(DatasetSource):
+class _IdxSource(ArraySource):
     """Shared MNIST-style loader; subclasses name torchvision's sub-folder."""
 
     subdirs: tuple[str, ...] = ("raw",)
     title = "MNIST"
 
     def load_raw(self) -> RawData:
-        path = _require_dir(self.path)
+        path = _require_dir(self.opts.path)
         folder = _find_idx_folder(path, self.subdirs)
         if folder is None:
             where = ", ".join(f"{s}/" for s in self.subdirs)

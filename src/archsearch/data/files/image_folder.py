@@ -8,7 +8,7 @@ from typing import Optional
 
 import numpy as np
 
-from archsearch.data.base import DatasetSource, RawData, register_dataset
+from archsearch.data.base import ArraySource, RawData, register_dataset
 from archsearch.data.files.common import _one_line, _require_dir
 from archsearch.errors import DataError
 
@@ -91,7 +91,7 @@ def _decode(file: str, mode: str, size: tuple[int, int]) -> np.ndarray:
 
 
 @register_dataset("image_folder")
-class ImageFolder(DatasetSource):
+class ImageFolder(ArraySource):
     """One sub-folder per class of png/jpg/jpeg/bmp/gif/webp images (sorted names -> labels 0..K-1).
 
     With ``train/`` and ``test/`` sub-folders (same class names) those are the train and test sets.
@@ -101,7 +101,7 @@ class ImageFolder(DatasetSource):
     """
 
     def load_raw(self) -> RawData:
-        path = _require_dir(self.path)
+        path = _require_dir(self.opts.path)
         split = _split_folders(path)
         if split is None:
             classes, files, labels = _list_images(path)
