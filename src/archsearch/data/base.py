@@ -255,8 +255,8 @@ def from_arrays(
     """Python API: images as (N, C, H, W) or (N, H, W) arrays and integer labels."""
 
     def arr(a: Any) -> np.ndarray:
-        a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-        return a[:, None] if a.ndim == 3 else a
+        out: np.ndarray = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+        return out[:, None] if out.ndim == 3 else out
 
     raw = RawData(
         arr(x), np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y),
@@ -267,7 +267,7 @@ def from_arrays(
     return make_splits(raw, valid_fraction, test_fraction, seed)
 
 
-def from_torch_dataset(dataset: torch.utils.data.Dataset, **kwargs: Any) -> Splits:
+def from_torch_dataset(dataset: torch.utils.data.Dataset[Any], **kwargs: Any) -> Splits:
     """Python API: any map-style dataset of (image tensor, int label) pairs."""
     xs, ys = [], []
     for i in range(len(dataset)):  # type: ignore[arg-type]
@@ -312,8 +312,9 @@ class NpzArrays(ArraySource):
                 files = set(f.files)
                 if not {"x", "y"} <= files:
                     raise DataError(f"{path}: an .npz dataset needs arrays 'x' and 'y', found {sorted(files)}")
-                get = lambda k: f[k] if k in files else None  # noqa: E731
-                x, y, xt, yt = get("x"), get("y"), get("x_test"), get("y_test")
+                x, y = np.asarray(f["x"]), np.asarray(f["y"])
+                xt = np.asarray(f["x_test"]) if "x_test" in files else None
+                yt = np.asarray(f["y_test"]) if "y_test" in files else None
         except DataError:
             raise
         except Exception as exc:
