@@ -4,6 +4,7 @@ from archsearch.data import files as _files  # noqa: F401  (registers the file f
 from archsearch.data import text as _text  # noqa: F401  (registers the text corpora)
 from archsearch.data.base import (
     DATASETS,
+    ArraySource,
     DatasetSource,
     RawData,
     Split,
@@ -18,6 +19,6 @@ from archsearch.data.base import (
 from archsearch.data.files import detect_format
 
 __all__ = [
-    "DATASETS", "DatasetSource", "RawData", "Split", "Splits", "detect_format", "from_arrays",
+    "ArraySource", "DATASETS", "DatasetSource", "RawData", "Split", "Splits", "detect_format", "from_arrays",
     "from_torch_dataset", "list_datasets", "load_splits", "make_splits", "register_dataset",
 ]

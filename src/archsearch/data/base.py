@@ -300,6 +300,8 @@ class NpzArrays(ArraySource):
     Loaded with ``allow_pickle=False``: object arrays are refused, never unpickled.
     """
 
+    small_options: ClassVar[Mapping[str, Any]] = {}  # with the ``path`` of data a suite makes
+
     def load_raw(self) -> RawData:
         import os
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, ClassVar, Mapping, Optional
 
 import numpy as np
 
@@ -95,6 +95,7 @@ class _CifarSource(ArraySource):
     label_bytes = 1
     num_classes = 10
     title = "CIFAR"
+    small_options: ClassVar[Mapping[str, Any]] = {}  # with the ``path`` of data a suite makes
 
     def load_raw(self) -> RawData:
         path = _require_dir(self.opts.path)

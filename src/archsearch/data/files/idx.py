@@ -6,7 +6,7 @@ import gzip
 import os
 import struct
 import zlib
-from typing import Optional
+from typing import Any, ClassVar, Mapping, Optional
 
 import numpy as np
 
@@ -42,7 +42,8 @@ def read_idx(file: str, ndim: int) -> np.ndarray:
     zero, dtype_code, dims = struct.unpack(">HBB", buf[:4])
     if zero != 0 or dtype_code != 0x08 or dims != ndim:
         raise DataError(
-            f"{file}: bad idx magic number 0x{buf[:4].hex()} (expected 0x000008{ndim:02x}: uint8 data, {ndim} dimensions)"
+            f"{file}: bad idx magic number 0x{buf[:4].hex()} "
+            f"(expected 0x000008{ndim:02x}: uint8 data, {ndim} dimensions)"
         )
     header = 4 + 4 * ndim
     if len(buf) < header:
@@ -78,6 +79,7 @@ class _IdxSource(ArraySource):
 
     subdirs: tuple[str, ...] = ("raw",)
     title = "MNIST"
+    small_options: ClassVar[Mapping[str, Any]] = {}  # with the ``path`` of data a suite makes
 
     def load_raw(self) -> RawData:
         path = _require_dir(self.opts.path)
@@ -98,7 +100,8 @@ class _IdxSource(ArraySource):
             n_x, n_y = len(arrays[f"{split}_x"]), len(arrays[f"{split}_y"])
             if n_x != n_y:
                 raise DataError(
-                    f"{folder}: {_IDX_FILES[split + '_x']} has {n_x} images but {_IDX_FILES[split + '_y']} has {n_y} labels"
+                    f"{folder}: {_IDX_FILES[split + '_x']} has {n_x} images "
+                    f"but {_IDX_FILES[split + '_y']} has {n_y} labels"
                 )
         return RawData(
             arrays["train_x"][:, None], arrays["train_y"].astype(np.int64),

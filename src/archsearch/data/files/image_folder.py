@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from typing import Optional
+from typing import Any, ClassVar, Mapping, Optional
 
 import numpy as np
 
@@ -100,6 +100,8 @@ class ImageFolder(ArraySource):
     with a bilinear filter (ties go to the size seen first in sorted order).
     """
 
+    small_options: ClassVar[Mapping[str, Any]] = {}  # with the ``path`` of data a suite makes
+
     def load_raw(self) -> RawData:
         path = _require_dir(self.opts.path)
         split = _split_folders(path)
@@ -111,7 +113,8 @@ class ImageFolder(ArraySource):
             test_classes, test_files, test_labels = _list_images(split[1])
             if test_classes != classes:
                 diff = sorted(set(classes) ^ set(test_classes))
-                raise DataError(f"{path}: train/ and test/ must have the same class folders; differing: {', '.join(diff)}")
+                raise DataError(f"{path}: train/ and test/ must have the same class folders; "
+                                f"differing: {', '.join(diff)}")
             n_train = len(files)
             files, labels = files + test_files, labels + test_labels
 
