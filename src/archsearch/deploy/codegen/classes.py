@@ -18,7 +18,6 @@ from archsearch.errors import ExportError
 class _ModuleClasses(_WriterState):
     """Custom nn.Module classes: written once on the shared base, with the members their code reads."""
 
-    # -- custom module classes --------------------------------------------------------------
     def _module_class(self, cls: type) -> _ClassInfo:
         info = self.classes.get(cls)
         if info is not None:

@@ -22,7 +22,6 @@ from archsearch.errors import ExportError
 class _CopiedCode(_WriterState):
     """Copying custom functions and plain classes verbatim, with the globals their code reads."""
 
-    # -- copied code -----------------------------------------------------------------------
     def _analyze(self, src: str, owner: str, globs: dict, class_name: Optional[str] = None,
                  own: Optional[dict[str, str]] = None) -> tuple[str, set[str]]:
         """Bind every global of a copied snippet; returns the snippet (renamed where a written

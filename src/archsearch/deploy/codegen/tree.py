@@ -29,7 +29,6 @@ from archsearch.errors import ExportError
 class _Tree(_WriterState):
     """The network as one nested constructor expression: containers, torch built-ins, custom modules."""
 
-    # -- the module tree -------------------------------------------------------------------
     def tree(self) -> Any:
         self.seen_modules: dict[int, str] = {}
         self.seen_tensors: dict[int, str] = {}

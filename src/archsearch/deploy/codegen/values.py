@@ -29,7 +29,6 @@ from archsearch.errors import ExportError
 class _Values(_WriterState):
     """Plain values as code: literals, tensors, parameters, references to importable objects."""
 
-    # -- values --------------------------------------------------------------------------
     def _value(self, value: Any, what: str) -> Any:
         """A node writing ``value`` as a literal; raises _Cannot."""
         kind = type(value)

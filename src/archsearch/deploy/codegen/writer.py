@@ -20,7 +20,6 @@ from archsearch.errors import ExportError
 class _Writer(_Tree, _ModuleClasses, _CopiedCode, _Values):
     """Writes ``model.py`` for one network: the tree first, then every class and helper it needs."""
 
-    # -- putting it together -----------------------------------------------------------------
     def source(self, header: str) -> str:
         root = self.tree()
         self._complete_classes()
