@@ -49,7 +49,8 @@ class _ClassInfo:
 
 class _WriterState:
     """The file being written: its top-level names, imports, helpers and classes, and transactions
-    over them. The mixins below add to it; :class:`_Writer` puts them together."""
+    over them. The mixins (``values``, ``copied``, ``classes``, ``tree``) add to it; ``writer._Writer``
+    puts them together (``__init__`` analyses the base's source with ``_CopiedCode._analyze``)."""
 
     model: nn.Module
 
