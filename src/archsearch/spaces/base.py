@@ -140,6 +140,7 @@ class SearchSpace(Configurable, ABC):
 
     def __init__(self, **options: Any) -> None:
         self.configure(options)  # ``self.opts``: the parsed ``Options``
+        self._options = dict(options)  # as the user gave them: what configs and checkpoints store
 
     small_supernet_options: ClassVar[Mapping[str, Any]] = {}  # a supernet a test trains quickly ({}: small_options)
 
@@ -223,7 +224,7 @@ class SearchSpace(Configurable, ABC):
 
     def options(self) -> dict[str, Any]:
         """The constructor options, to store in configs and checkpoints."""
-        return dict(getattr(self, "_options", {}))
+        return dict(self._options)
 
     # -- parsing and validation --------------------------------------------------
     def validate(self, arch: Architecture) -> Architecture:

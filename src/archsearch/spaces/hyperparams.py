@@ -39,13 +39,14 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, ClassVar, Mapping, Optional, Sequence
 
 import numpy as np
 import torch.nn as nn
 
 from archsearch.core import Task
 from archsearch.errors import ArchsearchError, ConfigError, ParseError
+from archsearch.options import Options, option
 from archsearch.spaces.base import (
     SPACES, Architecture, CarriesTrainingOverrides, Decision, DecisionKind, SearchSpace, create_space, register_space,
     scaled_copy, sized_kind,
@@ -202,6 +203,10 @@ def _inner_space(space: Any, arch: Optional[str]) -> SearchSpace:
         raise ConfigError(f"space.space ({space['name']}): {exc}") from None
 
 
+def _nonempty_mapping(params: Mapping[str, Any]) -> Optional[str]:
+    return None if params else "must be a non-empty mapping of name -> spec"
+
+
 # -- the space ------------------------------------------------------------------------
 @register_space("hyperparams")
 class HyperparamSpace(SearchSpace):
@@ -209,12 +214,26 @@ class HyperparamSpace(SearchSpace):
 
     arch_type = HyperArch
 
-    def __init__(self, params: Optional[Mapping[str, Any]] = None, space: Optional[Mapping[str, Any]] = None,
-                 arch: Optional[str] = None) -> None:
+    @dataclass(frozen=True)
+    class Options(Options):
+        params: Optional[dict[str, Any]] = option(
+            None, "hyper-parameter name -> a list of values or {type, low, high, steps, log} (null: lr and "
+                  "batch_size grids)", check=_nonempty_mapping)
+        space: Optional[dict[str, Any]] = option(None, "the architecture space searched jointly, {name: ..., "
+                                                       "**options} (null: a fixed architecture, plain HPO)")
+        arch: Optional[str] = option(None, "the fixed architecture of plain HPO (null: a small chain)")
+
+    opts: Options
+    small_options: ClassVar[Mapping[str, Any]] = {
+        "space": {"name": "chain", "layers": 2, "channels": [4, 8], "stem_channels": 4},
+        "params": {"lr": {"type": "float", "low": 1.0e-3, "high": 0.1, "log": True, "steps": 3},
+                   "batch_size": [16, 32]}}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        params, space, arch = self.opts.params, self.opts.space, self.opts.arch
         if params is None:
             params = DEFAULT_PARAMS
-        if not isinstance(params, Mapping) or not params:
-            raise ConfigError(f"space.params must be a non-empty mapping of name -> spec, got {params!r}")
         self.grids: dict[str, tuple[Any, ...]] = {}
         for name in sorted(params):
             grid = _grid(str(name), params[name])
@@ -223,8 +242,6 @@ class HyperparamSpace(SearchSpace):
         self.names = tuple(self.grids)
         self._lookup = {n: {_text(v): i for i, v in enumerate(g)} for n, g in self.grids.items()}
         self.params_option = {n: params[n] for n in sorted(params)}
-        if arch is not None and not isinstance(arch, str):
-            raise ConfigError(f"space.arch must be an architecture string or null, got {arch!r}")
         self.space_option = space
         self.inner = _inner_space(space, arch)
         self.fixed: Optional[Architecture] = None
@@ -389,7 +406,7 @@ class HyperparamSpace(SearchSpace):
     def final_space(self) -> SearchSpace:
         """This space over the architecture space's final space (same hyper-parameters)."""
         final = self.inner.final_space()
-        if final is self.inner and hasattr(self, "_options"):
+        if final is self.inner:
             return self
         options: dict[str, Any] = {"params": self.params_option,
                                    "space": {"name": final.name, **final.options()}}
