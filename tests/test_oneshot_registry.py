@@ -16,42 +16,17 @@ import sys
 import time
 
 import pytest
-import torch
 
 from archsearch.core import Task
-from archsearch.data.base import Split
 from archsearch.oneshot import ONESHOT, create_oneshot
-from archsearch.oneshot.search import OneShotSearch
 from archsearch.spaces import SPACES, create_space
+from archsearch.testing import OneShotSuite, suites
 from conftest import TINY_SUPERNET_SPACES
 
 TINY_SPACES = TINY_SUPERNET_SPACES
-SUPERNET_SPACES = sorted(n for n in SPACES.names() if getattr(SPACES.get(n), "has_supernet", False))
+SUPERNET_SPACES = sorted(n for n in SPACES.names() if SPACES.get(n).has_supernet)
 pytestmark = pytest.mark.usefixtures("one_thread")
 SMALL = {name: dict(ONESHOT.get(name).small_options) for name in ONESHOT.names()}  # declared by each method
-
-
-class _Journal:
-    """The two journal calls the runner makes, in memory."""
-
-    def __init__(self) -> None:
-        self.records: dict[int, dict] = {}
-
-    def put_epoch(self, epoch, record):
-        self.records[epoch] = json.loads(json.dumps(record))  # must be JSON: the real journal stores JSON
-
-    def epochs(self):
-        return [self.records[k] for k in sorted(self.records)]
-
-
-def _runner(name, space_name, out_dir, epochs=2):
-    os.makedirs(out_dir, exist_ok=True)
-    space = create_space(space_name, **TINY_SPACES[space_name])
-    method = create_oneshot(name, space, 3, epochs=epochs, batch_size=8, device="cpu", **SMALL.get(name, {}))
-    g = torch.Generator().manual_seed(0)
-    train = Split(torch.randn(24, 1, 8, 8, generator=g), torch.randint(0, 3, (24,), generator=g))
-    valid = Split(torch.randn(16, 1, 8, 8, generator=g), torch.randint(0, 3, (16,), generator=g))
-    return OneShotSearch(method, space, Task((1, 8, 8), 3), train, valid, 3, _Journal(), out_dir), space
 
 
 @pytest.mark.parametrize("name", ONESHOT.names())
@@ -73,25 +48,10 @@ def test_every_space_with_a_supernet_has_tiny_options():
     assert set(SUPERNET_SPACES) <= set(TINY_SPACES)
 
 
-@pytest.mark.parametrize("space_name", SUPERNET_SPACES)
-@pytest.mark.parametrize("name", ONESHOT.names())
-def test_method_runs_derives_and_resumes_exactly(name, space_name, tmp_path):
-    straight, space = _runner(name, space_name, str(tmp_path / "a"))
-    arch = straight.run()
-    assert space.validate(arch) == arch
-    records = straight.journal.epochs()
-    assert [r["epoch"] for r in records] == [1, 2]
-    assert all(0.0 <= r["valid_acc"] <= 1.0 for r in records)
-    assert ("alphas" in records[0]) == ONESHOT.get(name).has_alphas
-
-    first, _ = _runner(name, space_name, str(tmp_path / "b"))
-    first.run_epoch()  # epoch 1, checkpointed; then a fresh process would start here:
-    second, _ = _runner(name, space_name, str(tmp_path / "b"))
-    second.journal = first.journal
-    assert second.load() and second.epoch == 1
-    assert second.run() == arch
-    for key in ("valid_acc", "arch", "alphas"):
-        assert second.journal.epochs()[-1].get(key) == records[-1].get(key), key
+# each method runs two epochs on every space with a supernet, derives an architecture the space
+# accepts, and resumes from its checkpoint to the same result (the shipped suite, small options
+# as each method and space declares them)
+suites(OneShotSuite, ONESHOT.names(), globals())
 
 
 def test_kill_9_during_a_one_shot_search_resumes_to_the_same_result(tmp_path):
