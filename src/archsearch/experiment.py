@@ -25,7 +25,7 @@ from archsearch.core import EvalResult, Fidelity, Proposal, Trial, TrialState, i
 from archsearch.data.base import Splits
 from archsearch.deploy.checkpoint import load_checkpoint, make_checkpoint  # noqa: F401 - load_checkpoint re-exported
 from archsearch.errors import ArchsearchError, ConfigError, JournalError, SearchAborted, SpaceExhausted
-from archsearch.estimation.base import EVALUATORS, Evaluator
+from archsearch.estimation.base import EVALUATORS, Evaluator, SupportsEarlyStop, SupportsInheritance, TrainsOnSplits
 from archsearch.execution.base import Executor, TrialCall, create_executor
 from archsearch.oneshot.base import ONESHOT, OneShotMethod, create_oneshot
 from archsearch.progress import Progress
@@ -83,7 +83,7 @@ class Experiment:
         if config.strategy["name"] in ONESHOT:
             self.oneshot = create_oneshot(config.strategy["name"], self.space, config.seed,
                                           **config.options("strategy"))
-            if not hasattr(self.evaluator, "splits"):
+            if not isinstance(self.evaluator, TrainsOnSplits):
                 raise ConfigError(f"strategy {config.strategy['name']!r} is one-shot: it trains a supernet on the "
                                   f"dataset, which evaluator {config.evaluator['name']!r} does not load "
                                   "(valid: evaluator training)")
@@ -303,14 +303,13 @@ class Experiment:
     def _stop_reference(self, trial: Trial) -> Optional[list[list[float]]]:
         """Completed trials' curves for an evaluator that stops poor trials early (the median rule,
         ``evaluator.early_stop``), built from the journal at submit time; None when it does not."""
-        build = getattr(self.evaluator, "stop_reference", None)
-        if build is None or getattr(self.evaluator, "early_stop", "none") == "none":
+        if not (isinstance(self.evaluator, SupportsEarlyStop) and self.evaluator.stops_early()):
             return None
-        return build(self.trials(with_curves=True), trial.fidelity)
+        return self.evaluator.stop_reference(self.trials(with_curves=True), trial.fidelity)
 
     # -- weight inheritance --------------------------------------------------------
     def _inherits(self) -> bool:
-        return bool(getattr(self.evaluator, "inherit", False))
+        return isinstance(self.evaluator, SupportsInheritance) and self.evaluator.inherits()
 
     def weights_path(self, arch_id: str) -> str:
         return os.path.join(self.out_dir, "weights", f"{arch_id}.pt")
@@ -385,7 +384,8 @@ class Experiment:
 
         assert self.oneshot is not None
         cfg, method = self.config, self.oneshot
-        splits = self.evaluator.splits()  # type: ignore[attr-defined]
+        assert isinstance(self.evaluator, TrainsOnSplits)  # checked when the experiment was built
+        splits = self.evaluator.splits()
         task = self.evaluator.task(cfg.fidelity)
         if is_language_model(task):
             raise ConfigError(f"strategy {method.name!r} is one-shot; supernets are built for image "
