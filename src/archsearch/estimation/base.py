@@ -185,7 +185,8 @@ def run_trial(evaluator: Evaluator, space: SearchSpace, arch: Architecture, fide
         error = describe_failure(exc)
         if not isinstance(exc, TrialError):  # unexpected: keep where it happened
             error = f"{error}\n{traceback.format_exc(limit=8)}"
-        result = EvalResult.failed(error, time.perf_counter() - start, exc.curve if isinstance(exc, TrialError) else None)
+        curve = exc.curve if isinstance(exc, TrialError) else None
+        result = EvalResult.failed(error, time.perf_counter() - start, curve)
     if result.status is TrialState.COMPLETE and not result.cost:
         result.cost = time.perf_counter() - start
     return result

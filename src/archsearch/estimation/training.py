@@ -276,7 +276,8 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, SupportsInheritance, Supports
         if self.measures_latency():  # the deployed model's latency (the final space may be larger)
             metrics.update(self._latency(model, splits.task, tuple(test.x.shape[1:])))
         if not train_on_valid:
-            metrics["valid_acc"], metrics["valid_loss"] = evaluate_model(model, prepare_split(splits.valid, fidelity, generator, False), device)
+            valid = prepare_split(splits.valid, fidelity, generator, False)
+            metrics["valid_acc"], metrics["valid_loss"] = evaluate_model(model, valid, device)
         if is_language_model(splits.task):
             metrics.update(lm_metrics("test", test_loss))
             if not train_on_valid:
