@@ -16,6 +16,12 @@ from archsearch.spaces.capabilities import (
     TRAINING_KEYS, CarriesTrainingOverrides, TrainingHyperparameters, check_training_setting,
 )
 
+# TRANSITION: until HyperArch (spaces/hyperparams.py) subclasses CarriesTrainingOverrides itself; the lead
+# deletes these two lines when applying that at merge.
+from archsearch.spaces.hyperparams import HyperArch  # noqa: E402
+
+CarriesTrainingOverrides.register(HyperArch)
+
 __all__ = ["TRAINING_KEYS", "TrainingOptions", "check_training_option", "training_overrides", "training_settings"]
 
 

@@ -37,9 +37,9 @@ def _positive(value: float) -> Optional[str]:
 class TrainingHyperparameters(Options):
     """The training settings an architecture may override (plus ``epochs``, see :data:`TRAINING_KEYS`)."""
 
-    batch_size: int = option(64, "examples per optimiser step", low=2)
     lr: float = option(3e-3, "learning rate (cosine schedule to 0 over the epochs)", check=_positive)
     weight_decay: float = option(5e-4, "weight decay", low=0, below=math.inf)
+    batch_size: int = option(64, "examples per optimiser step", low=2)
     optimizer: str = option("adamw", "optimiser (sgd: momentum 0.9, Nesterov)", choices=OPTIMIZERS)
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy loss", low=0, below=1)
 
