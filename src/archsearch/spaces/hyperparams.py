@@ -48,11 +48,11 @@ from archsearch.core import Task
 from archsearch.errors import ArchsearchError, ConfigError, ParseError
 from archsearch.options import Options, option
 from archsearch.spaces.base import (
-    SPACES, Architecture, CarriesTrainingOverrides, Decision, DecisionKind, SearchSpace, create_space, register_space,
+    SPACES, Architecture, Decision, DecisionKind, SearchSpace, create_space, register_space,
     scaled_copy, sized_kind,
 )
 from archsearch.spaces.checks import check_indices
-from archsearch.spaces.training_settings import TRAINING_KEYS, check_training_option
+from archsearch.spaces.capabilities import TRAINING_KEYS, CarriesTrainingOverrides, check_training_setting
 from archsearch.spaces.diagram import Diagram
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
@@ -182,7 +182,7 @@ def _check_values(name: str, choices: Sequence[Any]) -> None:
         raise ConfigError(f"space.params: unknown hyper-parameter {name!r} "
                           f"(valid: {', '.join(TRAINING_KEYS)}; the training evaluator's settings)")
     for value in choices:
-        check_training_option(name, value, "space.params")
+        check_training_setting(name, value, "space.params")
 
 
 def _inner_space(space: Any, arch: Optional[str]) -> SearchSpace:
