@@ -15,7 +15,7 @@ import typer
 
 # each registers its commands, in the order --help lists them
 from archsearch.cli import search  # noqa: F401,I001  # isort: skip
-from archsearch.cli import inspect, measure, deploy  # noqa: F401,I001  # isort: skip
+from archsearch.cli import inspect, measure, calibrate, deploy  # noqa: F401,I001  # isort: skip
 from archsearch.cli.base import app
 from archsearch.cli.search import _next_steps
 

@@ -95,6 +95,7 @@ def grouped(*groups: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]
             return fn(*instances, **kwargs)
 
         del wrapper.__wrapped__  # typer must read the signature below, not fn's
+        wrapper.body = fn  # type: ignore[attr-defined]  # what the command's own code takes
         wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: hints[p.name] for p in params}
         return wrapper

@@ -9,7 +9,7 @@ from typing import Any, List, Optional
 import typer
 
 from archsearch.cli.base import DebugOpt, QuietOpt, app, csv_list, guard, progress_printer
-from archsearch.errors import ArchsearchError, ConfigError
+from archsearch.errors import ConfigError
 
 
 @app.command()
@@ -59,7 +59,8 @@ def score(
             the_space.build(the_archs[0], task).eval()(torch.zeros(1, *shape))
     except (RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"space {space!r} cannot run input shape {input_shape} ({classes} classes): {first}") from None
+        raise ConfigError(f"space {space!r} cannot run input shape {input_shape} ({classes} classes): "
+                          f"{first}") from None
 
     torch.set_num_threads(threads)
     if quiet or not sys.stderr.isatty():
@@ -74,101 +75,6 @@ def score(
     write_scores(out, the_archs, rows, names)
     if not quiet:
         print(f"{len(rows)} architectures scored with {', '.join(names)}; written to {out}")
-
-
-@app.command()
-@guard
-def calibrate(
-    space: str = typer.Option("chain", help="Search space name."),
-    dataset: str = typer.Option("digits", help="Dataset name, NAME:PATH, or a path (training evaluator)."),
-    k: int = typer.Option(10, "--k", help="Architectures to sample (distinct; table rows with --evaluator tabular)."),
-    low_epochs: int = typer.Option(1, "--low-epochs", help="Epochs of the low fidelity."),
-    low_data_fraction: float = typer.Option(1.0, "--low-data-fraction", help="Share of training data, low fidelity."),
-    high_epochs: int = typer.Option(10, "--high-epochs", help="Epochs of the high fidelity."),
-    high_data_fraction: float = typer.Option(1.0, "--high-data-fraction", help="Share of training data, high fidelity."),
-    proxy: Optional[str] = typer.Option(None, help="Score with this zero-cost proxy instead of the low fidelity."),
-    evaluator: str = typer.Option("train", help="train, or tabular (compare table columns)."),
-    table: Optional[str] = typer.Option(None, help="Results table (CSV) for --evaluator tabular."),
-    reward: Optional[str] = typer.Option(None, help="The table column taken as the truth (--evaluator tabular)."),
-    low_column: Optional[str] = typer.Option(None, "--low-column", help="The table column taken as the cheap estimate."),
-    seed: int = typer.Option(0, help="Seed of the sample, the weights and the bootstrap."),
-    threshold: float = typer.Option(0.6, help="Spearman rho at or above which the low estimate is trusted."),
-    resamples: int = typer.Option(1000, help="Bootstrap resamples for the confidence intervals."),
-    workers: int = typer.Option(1, help="Trainings at once (a process pool when > 1)."),
-    set_: List[str] = typer.Option([], "--set", help="space.KEY=VALUE or evaluator.KEY=VALUE (repeatable)."),
-    out: Optional[str] = typer.Option(None, "--out", "-o", help="Write the report (JSON) here."),
-    plot: Optional[str] = typer.Option(None, "--plot", help="Write a low-vs-high scatter to this PNG."),
-    json_: bool = typer.Option(False, "--json", help="Print a JSON object instead of a table."),
-    quiet: bool = QuietOpt,
-    debug: bool = DebugOpt,
-) -> None:
-    """The trust meter: rank correlation of a low fidelity (or proxy, or table column) with a high one.
-
-    Exit 0 whatever the correlation (it is a measurement); 2 on bad input; 1 when fewer than 3
-    architectures complete both ends."""
-    import json
-
-    from archsearch.calibrate import calibrate as run_calibration
-    from archsearch.calibrate import plot as plot_calibration
-    from archsearch.calibrate import summary_table
-    from archsearch.config import apply_sets, section_options
-    from archsearch.core import Fidelity
-    from archsearch.estimation.base import EVALUATORS
-    from archsearch.spaces import create_space
-
-    if evaluator not in ("train", "tabular"):
-        raise ConfigError(f"calibrate --evaluator must be one of: train, tabular (got {evaluator!r})")
-    for flag, value in (("--low-epochs", low_epochs), ("--high-epochs", high_epochs)):
-        if value < 1:
-            raise ConfigError(f"{flag} must be an integer >= 1, got {value}")
-    for flag, fraction in (("--low-data-fraction", low_data_fraction), ("--high-data-fraction", high_data_fraction)):
-        if not 0.0 < fraction <= 1.0:
-            raise ConfigError(f"{flag} must be in (0, 1], got {fraction}")
-    if plot and not plot.lower().endswith((".png", ".svg", ".pdf")):
-        raise ArchsearchError(f"--plot {plot}: the file name must end in .png, .svg or .pdf")
-    if evaluator == "train" and (table or reward):
-        raise ConfigError("--table and --reward need --evaluator tabular")
-    data: dict[str, Any] = {"space": {"name": space}, "evaluator": {}}
-    apply_sets(data, set_, ("space", "evaluator"), "calibrate")
-    options = section_options(data, "evaluator")
-    if evaluator == "tabular":
-        options.update({key: value for key, value in (("table", table), ("reward", reward)) if value is not None})
-    the_space = create_space(space, **section_options(data, "space"))
-    from archsearch.data.files import dataset_spec
-
-    the_evaluator = EVALUATORS.create(evaluator, dataset_spec(dataset), seed, **options)
-    the_evaluator.task()  # load and check the data here: bad data is one line, before any training
-    low = Fidelity(epochs=low_epochs, data_fraction=low_data_fraction)
-    high = Fidelity(epochs=high_epochs, data_fraction=high_data_fraction)
-    progress = progress_printer(quiet, "evaluations")
-
-    result = run_calibration(the_space, the_evaluator, low, high, k, seed, proxy=proxy, workers=workers,
-                             low_column=low_column, threshold=threshold, resamples=resamples, progress=progress)
-    report = result.to_dict()
-    if out:
-        try:
-            with open(out, "w", encoding="utf-8") as fh:
-                json.dump(report, fh, indent=2)
-        except OSError as exc:
-            raise ArchsearchError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
-    if plot:
-        try:
-            plot_calibration(result, plot)
-        except OSError as exc:
-            raise ArchsearchError(f"cannot write the plot to {plot}: {exc.strerror or exc}") from None
-    if json_:
-        print(json.dumps(report, indent=2))
-        return
-    from rich.console import Console
-
-    console = Console(width=None if sys.stdout.isatty() else 120)
-    console.print(summary_table(result))
-    for error in result.errors[:3]:
-        console.print(f"dropped: {error}", highlight=False)
-    console.print(f"verdict: {result.verdict}", highlight=False)
-    for flag, path in (("report", out), ("plot", plot)):
-        if path:
-            console.print(f"{flag} written to {path}", highlight=False)
 
 
 @app.command()
