@@ -8,8 +8,8 @@ from typing import Any, List, Optional
 
 import typer
 
-from archsearch.cli.base import DebugOpt, app, guard
-from archsearch.errors import ArchsearchError, ConfigError
+from archsearch.cli.base import DebugOpt, app, check_plot_path, guard, write_or_fail
+from archsearch.errors import ConfigError
 
 
 @app.command()
@@ -39,16 +39,12 @@ def show(
     finally:
         journal.close()
     front = report.pareto(data, pareto.split(",") if pareto is not None else None)
-    for flag, path in (("--plot", plot), ("--pareto-plot", pareto_plot)):
-        if path and not path.lower().endswith((".png", ".svg", ".pdf")):
-            raise ArchsearchError(f"{flag} {path}: the file name must end in .png, .svg or .pdf")
+    check_plot_path("--plot", plot)
+    check_plot_path("--pareto-plot", pareto_plot)
     for path, draw in ((plot, lambda p: report.plot_search(data, p)),
                        (pareto_plot, lambda p: report.plot_pareto(data, front, p))):
         if path:
-            try:
-                draw(path)
-            except OSError as exc:
-                raise ArchsearchError(f"cannot write the plot to {path}: {exc.strerror or exc}") from None
+            write_or_fail("plot", path, draw)
     if json_:
         data["pareto"] = front
         data.pop("config", None)
@@ -135,10 +131,7 @@ def describe(
     task = Task(parse_input_shape(input_shape) if input_shape else shape, classes or n_classes)
     info = describe_arch(the_space, the_arch, task)
     if diagram:
-        try:
-            the_space.diagram(the_arch).render(diagram)
-        except OSError as exc:
-            raise ArchsearchError(f"cannot write the diagram to {diagram}: {exc.strerror or exc}") from None
+        write_or_fail("diagram", diagram, the_space.diagram(the_arch).render)
         info["diagram"] = diagram
     if json_:
         print(json.dumps(info, indent=2))
