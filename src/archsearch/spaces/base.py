@@ -27,8 +27,6 @@ from archsearch.registry import Registry
 from archsearch.spaces.diagram import Diagram
 
 if TYPE_CHECKING:
-    import torch
-
     from archsearch.spaces.supernet import Supernet
 
 
@@ -91,25 +89,6 @@ def sized_kind(choices: Sequence[Any], kind: "DecisionKind" = DecisionKind.ORDIN
     if numbers and all(a < b for a, b in zip(choices, choices[1:])):
         return kind
     return DecisionKind.CATEGORICAL
-
-
-# -- capabilities of architectures and networks, checked with isinstance -------------------------
-
-
-class CarriesTrainingOverrides(ABC):
-    """An architecture that carries training settings for itself (the ``hyperparams`` space's
-    learning rate, batch size, ...): the training evaluator applies them over its own options."""
-
-    @abstractmethod
-    def training_overrides(self) -> dict[str, Any]:
-        """A mapping over the training evaluator's overridable keys (it validates the values)."""
-
-
-class AuxiliaryClassifier(ABC):
-    """A network with an auxiliary head (DARTS-style): in train mode its forward pass leaves the
-    head's logits in ``aux_logits`` (None in eval mode), which training adds to the loss."""
-
-    aux_logits: Optional["torch.Tensor"]
 
 
 @dataclass(frozen=True)

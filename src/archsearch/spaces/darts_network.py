@@ -11,9 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from archsearch.core import Task
-from archsearch.spaces.base import (
-    AuxiliaryClassifier,
-)
+from archsearch.spaces.capabilities import AuxiliaryClassifier
 from archsearch.spaces.ops import DilConv, FactorizedReduce, Identity, Pool, ReLUConvBN, SepConv, Zero
 from archsearch.spaces.darts_genotype import DartsArch, Gene
 
@@ -144,3 +142,6 @@ class DartsNetwork(nn.Module, AuxiliaryClassifier):
             if i == self.aux_index and self.auxiliary_head is not None and self.training and x.shape[0] > 1:
                 self.aux_logits = self.auxiliary_head(s1)
         return self.classifier(s1.mean(dim=(2, 3)))
+
+    def auxiliary_logits(self) -> torch.Tensor | None:
+        return self.aux_logits

@@ -48,11 +48,11 @@ from archsearch.core import Task
 from archsearch.errors import ArchsearchError, ConfigError, ParseError
 from archsearch.options import Options, option
 from archsearch.spaces.base import (
-    SPACES, Architecture, CarriesTrainingOverrides, Decision, DecisionKind, SearchSpace, create_space, register_space,
+    SPACES, Architecture, Decision, DecisionKind, SearchSpace, create_space, register_space,
     scaled_copy, sized_kind,
 )
 from archsearch.spaces.checks import check_indices
-from archsearch.spaces.training_settings import TRAINING_KEYS, check_training_option
+from archsearch.spaces.capabilities import TRAINING_KEYS, CarriesTrainingOverrides, check_training_setting
 from archsearch.spaces.diagram import Diagram
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
@@ -182,7 +182,7 @@ def _check_values(name: str, choices: Sequence[Any]) -> None:
         raise ConfigError(f"space.params: unknown hyper-parameter {name!r} "
                           f"(valid: {', '.join(TRAINING_KEYS)}; the training evaluator's settings)")
     for value in choices:
-        check_training_option(name, value, "space.params")
+        check_training_setting(name, value, "space.params")
 
 
 def _inner_space(space: Any, arch: Optional[str]) -> SearchSpace:
@@ -203,8 +203,24 @@ def _inner_space(space: Any, arch: Optional[str]) -> SearchSpace:
         raise ConfigError(f"space.space ({space['name']}): {exc}") from None
 
 
-def _nonempty_mapping(params: Mapping[str, Any]) -> Optional[str]:
-    return None if params else "must be a non-empty mapping of name -> spec"
+def _params_problem(params: Mapping[str, Any]) -> Optional[str]:
+    """What is wrong with the ``params`` option (checked with the options, before anything is built)."""
+    if not params:
+        return "must be a non-empty mapping of name -> spec"
+    try:
+        for name in params:
+            _check_values(str(name), _grid(str(name), params[name]))
+    except ConfigError as exc:
+        return f"is invalid ({exc})"
+    return None
+
+
+def _space_problem(space: Mapping[str, Any]) -> Optional[str]:
+    try:
+        _inner_space(space, None)
+    except ConfigError as exc:
+        return f"is invalid ({exc})"
+    return None
 
 
 # -- the space ------------------------------------------------------------------------
@@ -218,9 +234,10 @@ class HyperparamSpace(SearchSpace):
     class Options(Options):
         params: Optional[dict[str, Any]] = option(
             None, "hyper-parameter name -> a list of values or {type, low, high, steps, log} (null: lr and "
-                  "batch_size grids)", check=_nonempty_mapping)
+                  "batch_size grids)", check=_params_problem)
         space: Optional[dict[str, Any]] = option(None, "the architecture space searched jointly, {name: ..., "
-                                                       "**options} (null: a fixed architecture, plain HPO)")
+                                                       "**options} (null: a fixed architecture, plain HPO)",
+                                                 check=_space_problem)
         arch: Optional[str] = option(None, "the fixed architecture of plain HPO (null: a small chain)")
 
     opts: Options

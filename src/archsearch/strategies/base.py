@@ -12,7 +12,7 @@ Rules every strategy keeps, so that a search resumes exactly:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Optional
+from typing import Any, Optional
 
 import numpy as np
 
