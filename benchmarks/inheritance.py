@@ -130,7 +130,8 @@ def main() -> None:
         args.inherit_epochs = max(1, int(args.epochs * args.inherit_fraction))
     print(f"load average at start: {os.getloadavg()}; {args.threads} torch thread(s) per search, {args.jobs} job(s)")
     print(f"evolution on digits, chain space: {args.trials} trials, population {args.population}, sample "
-          f"{args.sample}; scratch {args.epochs} epochs/trial; inherit: initial population {args.epochs} epochs/trial, children "
+          f"{args.sample}; scratch {args.epochs} epochs/trial; "
+          f"inherit: initial population {args.epochs} epochs/trial, children "
           f"{args.inherit_epochs}" + (" (trials up to scratch's epochs)" if args.match_epochs else "")
           + f"; data fraction {args.data_fraction:g}")
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))

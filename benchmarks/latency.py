@@ -27,9 +27,11 @@ from archsearch.spaces import create_space
 
 TARGET = 0.10
 NETWORKS = [
-    ("nb201", {"channels": 16, "cells_per_stage": 1}, "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+    ("nb201", {"channels": 16, "cells_per_stage": 1},
+     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
      Task((3, 32, 32), 10)),
-    ("nb201", {"channels": 16, "cells_per_stage": 1}, "|skip_connect~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|",
+    ("nb201", {"channels": 16, "cells_per_stage": 1},
+     "|skip_connect~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|",
      Task((3, 32, 32), 10)),
     ("chain", {"layers": 3}, "conv:3:32:relu|sep_conv:5:64:gelu|conv:1:32:relu", Task((1, 8, 8), 10)),
     ("chain", {"layers": 2}, "conv:3:16:relu|max_pool:3:16:relu", Task((1, 8, 8), 10)),

@@ -48,7 +48,8 @@ def journal_counts(out_dir: str) -> dict[str, int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--extra", default="", help="more CLI arguments for 'archsearch search', one string (write --extra=\"...\")")
+    parser.add_argument("--extra", default="",
+                        help="more CLI arguments for 'archsearch search', one string (write --extra=\"...\")")
     parser.add_argument("--timeout", type=float, default=3600.0, help="kill the job after this many seconds")
     parser.add_argument("--keep", action="store_true", help="keep the output directory (printed)")
     args = parser.parse_args()

@@ -3,7 +3,8 @@
 A real digits search (``run_search``: default ``chain`` space and strategy, ``--trials``
 trials at ``--epochs`` epochs, no final training) with a :class:`LiveReport` updated after every
 completed trial and closed at the end, as the search does it; every write is timed by wrapping
-``html_report._write``, so all writes count, first-call imports included. Printed: search wall time, trials, report writes and their seconds, and the share of
+``html_report._write``, so all writes count, first-call imports included. Printed: search wall time,
+trials, report writes and their seconds, and the share of
 the search's time spent writing (the RESULT, target <= 0.02), plus the final page's size
 (target < 2 MB).
 

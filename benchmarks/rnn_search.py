@@ -111,7 +111,8 @@ def main() -> None:
         evaluator = TrainingEvaluator(dataset)
         fidelity = Fidelity(epochs=args.epochs)
         rows = {"best found": best.arch, "LSTM": LSTM, "NASCELL": NASCELL}
-        print(f"\nretrained under the same training ({args.epochs} epoch(s), seeds 0..{args.seeds - 1}): valid perplexity")
+        print(f"\nretrained under the same training ({args.epochs} epoch(s), seeds 0..{args.seeds - 1}): "
+              "valid perplexity")
         print(f"{'cell':<12} {'mean':>8} {'min':>8} {'max':>8} {'params':>9}")
         means = {}
         for name, arch in rows.items():

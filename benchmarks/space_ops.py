@@ -17,6 +17,7 @@ import argparse
 import os
 import statistics
 import time
+from typing import Any
 
 import numpy as np
 
@@ -49,19 +50,19 @@ def main() -> None:
         space = create_space(name)
         rng = np.random.default_rng(0)
 
-        def sample_mutate(n: int) -> None:
+        def sample_mutate(n: int, space: Any = space, rng: Any = rng) -> None:
             for _ in range(n):
                 space.mutate(space.sample(rng), rng)
 
         archs = [space.sample(np.random.default_rng(i)) for i in range(200)]
         texts = [str(a) for a in archs]
 
-        def roundtrip(n: int) -> None:
+        def roundtrip(n: int, space: Any = space, archs: list[Any] = archs) -> None:
             for i in range(n):
                 a = archs[i % 200]
                 space.decode(space.encode(a))
 
-        def parse(n: int) -> None:
+        def parse(n: int, space: Any = space, texts: list[str] = texts) -> None:
             for i in range(n):
                 space.parse(texts[i % 200])
 

@@ -51,7 +51,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=1000, help="architectures to score")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: fastest at batch 1 on a busy machine)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (1: fastest at batch 1 on a busy machine)")
     parser.add_argument("--table", default=DEFAULT_TABLE)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -137,7 +137,7 @@ def main() -> None:
     print(f"{'  its train_time metric':<30} {mt:9.3f} {min(train_times):8.3f} {max(train_times):8.3f}   "
           + " ".join(f"{t:.2f}" for t in train_times))
     print()
-    print(f"valid accuracy: " + ", ".join(f"{name} {acc:.4f}" for name, acc in sorted(accs)))
+    print("valid accuracy: " + ", ".join(f"{name} {acc:.4f}" for name, acc in sorted(accs)))
     print(f"ratio of medians B/A: {ratio:.3f}   median of paired ratios: {pair:.3f}   "
           f"ratio of minima: {min(cand) / min(base):.3f}   train_time/A: {mt / mb:.3f}")
     print(f"loadavg (1 min) at start/end: {load0:.2f}/{os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")

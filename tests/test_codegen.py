@@ -245,7 +245,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, An
 def _check_case(result: dict[str, Any]) -> None:
     assert "error" not in result, result["error"]
     source, model = result["source"], result["model"]
-    assert "archsearch" not in "\n".join(l for l in source.splitlines() if l.lstrip().startswith(("import", "from")))
+    assert "archsearch" not in "\n".join(line for line in source.splitlines() if line.lstrip().startswith(("import", "from")))
     compile(source, "model.py", "exec")
     expected, got = result["expected"], result["outputs"]
     assert got.shape == expected.shape and got.dtype == expected.dtype

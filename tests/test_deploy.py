@@ -98,7 +98,7 @@ def test_an_image_folder_run_predicts_pngs_with_the_folder_names(tmp_path, run_c
 
     rng = np.random.default_rng(0)
     root = tmp_path / "shapes"
-    for label, name in enumerate(["bars", "blank", "cross"]):
+    for _label, name in enumerate(["bars", "blank", "cross"]):
         (root / name).mkdir(parents=True)
         for i in range(30):
             img = rng.integers(0, 40, (10, 10)).astype(np.uint8)

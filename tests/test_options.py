@@ -4,6 +4,7 @@ ConfigError naming the option, never a traceback."""
 
 from __future__ import annotations
 
+import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Optional, Union
@@ -70,7 +71,7 @@ def _bad_values(d: Declared) -> st.SearchStrategy[Any]:
     """Values that break ``d``'s declared type, bounds or choices."""
     tp, spec = d.type, d.spec
     arms = [a for a in typing.get_args(tp) if a is not type(None)] if typing.get_origin(tp) in (
-        Union, getattr(__import__("types"), "UnionType")) else [tp]
+        Union, types.UnionType) else [tp]
     nullable = len(arms) < len(typing.get_args(tp) or (tp,))
     base = arms[0] if len(arms) == 1 else None
     wrong: list[st.SearchStrategy[Any]] = [st.dictionaries(st.text(max_size=3), st.integers(), min_size=1, max_size=2)]

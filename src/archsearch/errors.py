@@ -39,7 +39,8 @@ class SpaceExhausted(SearchAborted):
 
 
 class ExportError(ArchsearchError):
-    """A model that cannot be exported in the asked format, or a missing export package; the message says why in one line."""
+    """A model that cannot be exported in the asked format, or a missing export package; the message
+    says why in one line."""
 
 
 class SpaceTooLarge(ConfigError):

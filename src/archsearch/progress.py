@@ -65,7 +65,7 @@ class Progress:
         text = f"{eta:.0f}s" if eta < 120 else f"{eta / 60:.1f}min"
         if self.extra <= 0:
             return text
-        return text + (f" (final training ~{self.extra:.0f}s)" if self.extra >= 10 else f" (final training ~{self.extra:.1f}s)")
+        return text + f" (final training ~{self.extra:.{0 if self.extra >= 10 else 1}f}s)"
 
     def trial(self, trial: Trial, best: Optional[float]) -> None:
         self.best = best

@@ -30,7 +30,8 @@ def _load_snippets(model: FoundModel, report: "ExportReport") -> list[str]:
     shape = ", ".join(map(str, model.input_shape))
     dtype = "np.int64" if model.is_language_model else "np.float32"
     lines = ["## How to load it", "", "With archsearch (raw inputs, class names, probabilities):", "", "```python",
-             "import archsearch", "model = archsearch.load_model('RUN')            # the search directory or best_model.pt",
+             "import archsearch",
+             "model = archsearch.load_model('RUN')            # the search directory or best_model.pt",
              f"preds = model.predict(x, top=3)                # x: raw inputs, (N, {shape})",
              "preds.classes, preds.names, preds.probs", "```", "",
              "```sh", "archsearch predict RUN INPUTS --top 3     # image file or folder, .npz, idx or text file", "```"]
@@ -108,7 +109,8 @@ def model_card(model: FoundModel, ckpt: dict[str, Any], report: "ExportReport") 
         budget = f"{search.get('budget_trials')} trials" + (
             f" or {_seconds(search['budget_time'])}" if search.get("budget_time") else "")
         fid = search.get("search_fidelity") or {}
-        lines += [f"- strategy `{search.get('strategy')}`, evaluator `{search.get('evaluator')}`, seed {search.get('seed')}",
+        lines += [f"- strategy `{search.get('strategy')}`, evaluator `{search.get('evaluator')}`, "
+                  f"seed {search.get('seed')}",
                   f"- budget {budget}; {search.get('complete')} trials complete, {search.get('failed')} failed, "
                   f"{_seconds(float(search.get('elapsed', 0.0)))} of search; best: trial {search.get('best_trial')}",
                   f"- search fidelity: {fid.get('epochs')} epochs on {fid.get('data_fraction', 1.0):g} of the training "
@@ -117,7 +119,8 @@ def model_card(model: FoundModel, ckpt: dict[str, Any], report: "ExportReport") 
         lines.append("- (an old checkpoint: not recorded)")
     if report.exported:
         lines += ["", "## Exports and their checks", "", f"Each format was run right after export on {report.check} "
-                  "and compared with the PyTorch model:", "", "| format | files | same predictions | max abs logit difference |",
+                  "and compared with the PyTorch model:", "",
+                  "| format | files | same predictions | max abs logit difference |",
                   "|---|---|---|---|"]
         for e in report.exported:
             files = ", ".join(f"`{os.path.basename(f)}`" for f in e.files)

@@ -88,7 +88,8 @@ class FoundModel(nn.Module):
             x = x if x.dim() == 4 else x.unsqueeze(0)
             return x.permute(0, 3, 1, 2).contiguous()
         raise DataError(f"inputs have shape {shape}; this model expects raw images of shape (N, {c}, {h}, {w}) "
-                        f"(or ({c}, {h}, {w}) for one image{', or (N, ' + str(h) + ', ' + str(w) + ')' if c == 1 else ''})")
+                        f"(or ({c}, {h}, {w}) for one image"
+                        f"{', or (N, ' + str(h) + ', ' + str(w) + ')' if c == 1 else ''})")
 
     def as_token_ids(self, inputs: Any) -> list[torch.Tensor]:
         """Token id sequences from strings (by the corpus's vocabulary) or ids."""
@@ -110,7 +111,8 @@ class FoundModel(nn.Module):
             if len(ids) == 0:
                 raise DataError("an input has no tokens (an empty line?)")
             if vocab is not None and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
-                raise DataError(f"token ids must be in 0..{vocab - 1} (the vocabulary), got {int(ids.min())}..{int(ids.max())}")
+                raise DataError(f"token ids must be in 0..{vocab - 1} (the vocabulary), "
+                                f"got {int(ids.min())}..{int(ids.max())}")
             out.append(ids)
         return out
 

@@ -68,7 +68,8 @@ def _zoom(values: list[float]) -> tuple[float, float]:
     return lo - 0.08 * span, hi + 0.08 * span
 
 
-def _plot_curve(trials: list[dict[str, Any]], created_at: Optional[float], best: Optional[dict[str, Any]]) -> Optional[str]:
+def _plot_curve(trials: list[dict[str, Any]], created_at: Optional[float],
+                best: Optional[dict[str, Any]]) -> Optional[str]:
     ok = [t for t in trials if t["state"] == "complete" and _finite(t["reward"])]
     failed = [t for t in trials if t["state"] == "failed"]
     if not ok and not failed:
@@ -86,7 +87,7 @@ def _plot_curve(trials: list[dict[str, Any]], created_at: Optional[float], best:
                         key=lambda f: min(_effort(t.get("fidelity") or {}) for t in ok
                                           if _fmt_fidelity(t.get("fidelity") or {}) == f))
     for ax, by_time in zip(axes, (False, True)):
-        def x(t: dict[str, Any]) -> float:
+        def x(t: dict[str, Any], by_time: bool = by_time) -> float:
             if by_time:
                 return ((t.get("finished_at") or t0) - t0) / scale
             return float(t["number"])

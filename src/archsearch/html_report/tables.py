@@ -24,7 +24,8 @@ def _table(top: list[dict[str, Any]], best: Optional[dict[str, Any]]) -> dict[st
             "reward": _fmt(t["reward"]), "reward_key": t["reward"],
             "params": _fmt_int(m.get("params")), "params_key": _key(m.get("params")),
             "flops": _fmt_int(m.get("flops")), "flops_key": _key(m.get("flops")),
-            "time": (f"{t['cost']:.2f}" if t["cost"] < 10 else f"{t['cost']:.1f}") if _finite(t["cost"]) else "-", "time_key": _key(t["cost"]),
+            "time": (f"{t['cost']:.2f}" if t["cost"] < 10 else f"{t['cost']:.1f}") if _finite(t["cost"]) else "-",
+            "time_key": _key(t["cost"]),
             "fidelity": _fmt_fidelity(t.get("fidelity") or {}), "fidelity_key": _effort(t.get("fidelity") or {}),
             "state": state, "arch": t["arch"],
         })

@@ -278,8 +278,8 @@ class HyperparamSpace(SearchSpace):
 
     # -- the canonical encoding -----------------------------------------------------
     def decisions(self) -> list[Decision]:
-        return list(self._inner_decisions) + [Decision(f"hp.{n}", self.grids[n], sized_kind(self.grids[n], DecisionKind.NUMERIC))
-                                                  for n in self.names]
+        hps = [Decision(f"hp.{n}", self.grids[n], sized_kind(self.grids[n], DecisionKind.NUMERIC)) for n in self.names]
+        return list(self._inner_decisions) + hps
 
     def _index(self, name: str, value: Any) -> int:
         """The grid index of ``value`` (by its text, else numerically), or ParseError."""

@@ -130,7 +130,8 @@ class Journal:
         tables = {r[0] for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         missing = {"version_info", "meta", "trials", "intermediate"} - tables
         if missing:
-            raise JournalError(f"{self.path} is not an archsearch journal (missing tables: {', '.join(sorted(missing))})")
+            raise JournalError(f"{self.path} is not an archsearch journal "
+                               f"(missing tables: {', '.join(sorted(missing))})")
         version = self._db.execute("SELECT schema_version FROM version_info").fetchone()
         if version is None or version[0] != SCHEMA_VERSION:
             raise JournalError(f"{self.path} has journal schema {version[0] if version else '?'}, "

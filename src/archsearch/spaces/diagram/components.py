@@ -123,7 +123,8 @@ class _Component:
                 order = self.ranks.get(r, [])
                 current = {i: k for k, i in enumerate(order)}
 
-                def key(i: int) -> tuple[float, int]:
+                def key(i: int, down: bool = down, pos: dict[int, int] = pos, r: int = r,
+                        current: dict[int, int] = current) -> tuple[float, int]:
                     nb = self.items[i].preds if down else self.items[i].succs
                     nb = [j for j, _ in nb if j in pos and self.items[j].rank != r]
                     return (sum(pos[j] for j in nb) / len(nb) if nb else float(current[i]), current[i])
@@ -144,7 +145,7 @@ class _Component:
         for _ in range(8):
             improved = False
             pos = self._positions()
-            for r, order in self.ranks.items():
+            for order in self.ranks.values():
                 for k in range(len(order) - 1):
                     u, v = order[k], order[k + 1]
                     if self._pair_crossings(v, u, pos) < self._pair_crossings(u, v, pos):

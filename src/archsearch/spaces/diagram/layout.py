@@ -40,7 +40,8 @@ class _LayoutBuilder:
         self.diagram = d = diagram
         self.depth, self.flipped = d._layering()
         self.node_lines = {n: tuple(_wrap_points(label, NODE_WRAP, NODE_FONT)) for n, label in d.nodes}
-        self.node_size = {n: _text_box(lines, NODE_FONT, NODE_PAD_X, NODE_PAD_Y) for n, lines in self.node_lines.items()}
+        self.node_size = {n: _text_box(lines, NODE_FONT, NODE_PAD_X, NODE_PAD_Y)
+                          for n, lines in self.node_lines.items()}
         self.edge_lines = [tuple(_wrap_points(label, EDGE_WRAP, EDGE_FONT)) if label else () for _, _, label in d.edges]
         self.edge_size = [_text_box(lines, EDGE_FONT, LABEL_PAD_X, LABEL_PAD_Y) if lines else (0.0, 0.0)
                           for lines in self.edge_lines]
@@ -79,7 +80,7 @@ class _LayoutBuilder:
             return c
 
         captions: dict[int, list[str]] = {}
-        for label, members in d.groups:
+        for _label, members in d.groups:
             roots = [comp_of[index[m]] for m in members if m in index]
             if not roots:
                 continue
