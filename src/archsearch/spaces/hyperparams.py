@@ -209,6 +209,8 @@ def _params_problem(params: Mapping[str, Any]) -> Optional[str]:
         return "must be a non-empty mapping of name -> spec"
     try:
         for name in params:
+            if name not in TRAINING_KEYS:  # before the grid, whose messages quote the name as it is
+                return f"has unknown hyper-parameter {name!r} (valid: {', '.join(TRAINING_KEYS)})"
             _check_values(str(name), _grid(str(name), params[name]))
     except ConfigError as exc:
         return f"is invalid ({exc})"
