@@ -34,7 +34,7 @@ def run(strategy, space, n, fail=lambda p: False):
         p = strategy.ask()
         failed = fail(p)
         strategy.tell(Trial(i, p.arch, TrialState.FAILED if failed else TrialState.COMPLETE, Fidelity().refined(p.fidelity), p.parent,
-                            reward=None if failed else reward(space, p)))
+                            reward=None if failed else reward(space, p), ask_id=p.ask_id))
         proposals.append(p)
     return proposals
 
@@ -63,10 +63,12 @@ def test_asynchronous_promotion_needs_eta_results_and_never_waits_for_tells(spac
     asked = [sh.ask() for _ in range(20)]  # parallel workers: no tell yet
     assert all(p.fidelity["epochs"] == 1 for p in asked) and len({p.arch.id for p in asked}) == 20
     for i, p in enumerate(asked[:2]):
-        sh.tell(Trial(i, p.arch, TrialState.COMPLETE, Fidelity().refined(p.fidelity), None, reward=reward(space, p)))
+        sh.tell(Trial(i, p.arch, TrialState.COMPLETE, Fidelity().refined(p.fidelity), None, reward=reward(space, p),
+                      ask_id=p.ask_id))
     assert sh.ask().fidelity["epochs"] == 1  # 2 results: the top third is empty
     p = asked[2]
-    sh.tell(Trial(2, p.arch, TrialState.COMPLETE, Fidelity().refined(p.fidelity), None, reward=reward(space, p)))
+    sh.tell(Trial(2, p.arch, TrialState.COMPLETE, Fidelity().refined(p.fidelity), None, reward=reward(space, p),
+                      ask_id=p.ask_id))
     promoted = sh.ask()
     assert promoted.fidelity["epochs"] == 3
     assert promoted.arch == max(asked[:3], key=lambda q: reward(space, q)).arch
@@ -123,7 +125,8 @@ def test_replay_with_interleaved_asks_and_tells(space, name):
     for i in range(60):
         if pending and (len(pending) >= 3 or rng.random() < 0.5):
             p = pending.pop(int(rng.integers(len(pending))))
-            t = Trial(i, p.arch, TrialState.COMPLETE, Fidelity().refined(p.fidelity), p.parent, reward=reward(space, p))
+            t = Trial(i, p.arch, TrialState.COMPLETE, Fidelity().refined(p.fidelity), p.parent, reward=reward(space, p),
+                      ask_id=p.ask_id)
             events.append(("tell", t))
             original.tell(t)
         else:
