@@ -64,7 +64,7 @@ class Bananas(Strategy):
         self._asked = 0
         self._results: dict[str, tuple[Architecture, Optional[float]]] = {}  # str(arch) -> reward (None: failed)
         self._pending: Counter[str] = Counter()  # architectures asked, not yet told
-        self._waiting_asks: dict[Optional[int], str] = {}  # ask id -> architecture of each ask not yet told
+        self._waiting_asks: dict[int, str] = {}  # ask id -> architecture of each ask not yet told
         self._queue: list[tuple[Architecture, Optional[str]]] = []
         self._features: dict[str, np.ndarray] = {}
         self._fitted_on = -1  # number of completed trials the predictor was fitted on
@@ -88,7 +88,7 @@ class Bananas(Strategy):
 
     def tell(self, trial: Trial) -> None:
         key = str(trial.arch)
-        if self._waiting_asks.pop(trial.ask_id, None) is not None:  # matched to its ask: no longer pending
+        if trial.ask_id is not None and self._waiting_asks.pop(trial.ask_id, None) is not None:  # its ask is answered
             self._pending[key] -= 1
             if not self._pending[key]:
                 del self._pending[key]

@@ -113,7 +113,7 @@ class MultiFidelity(Strategy):
         self.brackets = [Bracket(self._levels(s)) for s in self.bracket_levels()]
         self._schedule = self._bracket_schedule()
         self._cursor = 0
-        self._pending: dict[Optional[int], tuple[int, int]] = {}  # ask id -> (bracket, rung) asked, not told
+        self._pending: dict[int, tuple[int, int]] = {}  # ask id -> (bracket, rung) asked, not told
         self._started: set[str] = set()  # ids started at a bottom rung
 
     # -- the bracket layout ----------------------------------------------------------
@@ -160,7 +160,7 @@ class MultiFidelity(Strategy):
         return proposal
 
     def tell(self, trial: Trial) -> None:
-        slot = self._pending.pop(trial.ask_id, None)
+        slot = self._pending.pop(trial.ask_id, None) if trial.ask_id is not None else None
         if slot is None:
             return  # not asked by this strategy (or told twice): nothing to place
         key, (b, rung) = trial.arch.id, slot
