@@ -211,3 +211,22 @@ def test_refined_names_unknown_fields():
     assert Fidelity().refined(None) == Fidelity()
     with pytest.raises(ConfigError, match=r"unknown fidelity field\(s\) 'epoch' \(valid: epochs"):
         Fidelity().refined({"epoch": 3})
+
+
+@pytest.mark.parametrize("name", ["successive_halving", "hyperband", "bohb"])
+def test_a_real_search_keeps_the_configured_fidelity_and_takes_epochs_from_the_strategy(tmp_path, name):
+    """Through a real Experiment: every trial's recorded fidelity keeps the configured width, resolution and
+    data fraction; only the epochs are the strategy's (its rung)."""
+    import json
+
+    from archsearch import run_search
+    from conftest import journal_rows, tiny_config
+
+    cfg = tiny_config(strategy={"name": name, "max_resource": 3},
+                      fidelity={"epochs": 1, "data_fraction": 0.3, "width": 0.5, "resolution": 6}, budget={"trials": 5})
+    run_search(cfg, str(tmp_path / name), quiet=True)
+    fidelities = [json.loads(row["fidelity"]) for row in journal_rows(str(tmp_path / name))]
+    assert len(fidelities) == 5
+    for f in fidelities:
+        assert (f["width"], f["resolution"], f["data_fraction"]) == (0.5, 6, 0.3)
+    assert {f["epochs"] for f in fidelities} == {1, 3}  # rungs of 1 and 3 epochs, whatever fidelity.epochs says
