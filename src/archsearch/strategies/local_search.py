@@ -86,7 +86,7 @@ class LocalSearch(Strategy):
         self._need = o.initial
         self._pool: list[tuple[float, Architecture]] = []
         self._pool_told = 0
-        self._pending_samples: dict[str, int] = {}
+        self._sample_asks: set[int] = set()  # ask ids of random (or adopted) samples not yet told
         # climbing: the current point and its neighbourhood
         self.current: Optional[Architecture] = None
         self._current_reward: Optional[float] = None
@@ -107,14 +107,14 @@ class LocalSearch(Strategy):
         # sampling, or every neighbour is out already (parallel asks): a fresh sample for the next start
         arch, key = self._fresh_sample()
         self.proposed.add(key)
-        self._pending_samples[key] = self._pending_samples.get(key, 0) + 1
-        return self.propose(arch)
+        proposal = self.propose(arch)
+        self._sample_asks.add(proposal.ask_id)
+        return proposal
 
     def adopt(self, proposal: Proposal) -> None:
         """A warm-start architecture counts as one of the samples the next climb starts from."""
-        key = proposal.arch.id
-        self.proposed.add(key)
-        self._pending_samples[key] = self._pending_samples.get(key, 0) + 1
+        self.proposed.add(proposal.arch.id)
+        self._sample_asks.add(proposal.ask_id)
 
     def tell(self, trial: Trial) -> None:
         arch = trial.arch
@@ -124,12 +124,8 @@ class LocalSearch(Strategy):
         if reward is not None and self.opts.order == "predicted":
             self._archs[key] = arch
         self.proposed.add(key)
-        pending = self._pending_samples.get(key, 0)
-        if pending:
-            if pending == 1:
-                del self._pending_samples[key]
-            else:
-                self._pending_samples[key] = pending - 1
+        if trial.ask_id in self._sample_asks:  # a sample's result: the next climb may start from it
+            self._sample_asks.discard(trial.ask_id)
             self._pool_told += 1
             if reward is not None:
                 self._pool.append((reward, arch))
