@@ -33,7 +33,8 @@ def run(strategy, space, n, fail=lambda p: False):
     for i in range(n):
         p = strategy.ask()
         failed = fail(p)
-        strategy.tell(Trial(i, p.arch, TrialState.FAILED if failed else TrialState.COMPLETE, Fidelity().refined(p.fidelity), p.parent,
+        state = TrialState.FAILED if failed else TrialState.COMPLETE
+        strategy.tell(Trial(i, p.arch, state, Fidelity().refined(p.fidelity), p.parent,
                             reward=None if failed else reward(space, p), ask_id=p.ask_id))
         proposals.append(p)
     return proposals
@@ -166,7 +167,8 @@ def test_a_fidelity_per_proposal_reaches_the_journal(tmp_path, run_cli):
     import sqlite3
 
     out = tmp_path / "sh"
-    code, stdout, stderr = run_cli("search", "--strategy", "successive_halving", "--budget", "5", "--data-fraction", "0.25",
+    code, stdout, stderr = run_cli("search", "--strategy", "successive_halving", "--budget", "5",
+                                   "--data-fraction", "0.25",
                                    "--set", "space.layers=2", "--set", "strategy.max_resource=3",
                                    "--set", "final.enabled=false", "--quiet", "--out", str(out))
     assert code == 0, stdout + stderr

@@ -59,7 +59,8 @@ class Fidelity:
             value = getattr(self, key)
             if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
                     or not 0.0 < value <= MAX_SCALE):
-                raise ConfigError(f"fidelity.{key} must be a number in (0, {MAX_SCALE:g}] (a multiplier), got {value!r}")
+                raise ConfigError(f"fidelity.{key} must be a number in (0, {MAX_SCALE:g}] (a multiplier), "
+                                  f"got {value!r}")
             object.__setattr__(self, key, float(value))
 
     def to_dict(self) -> dict[str, Any]:

@@ -79,6 +79,12 @@ def create_inner(space: SearchSpace, seed: int, inner: Any, wrapper: str) -> Str
         raise ConfigError(f"strategy.inner: {exc}") from None
 
 
+def _inner_shape(value: Union[str, dict[str, Any]]) -> Optional[str]:
+    if isinstance(value, dict) and not isinstance(value.get("name"), str):
+        return "must be a strategy name or a mapping with a strategy 'name'"
+    return None
+
+
 class Wrapper(Strategy):
     """A strategy that hands out proposals of its own (``handout``) and otherwise delegates to its
     ``inner`` strategy, which adopts the handed-out ones and is told every trial. Ask ids come from
@@ -87,7 +93,8 @@ class Wrapper(Strategy):
     @dataclass(frozen=True)
     class Options(Options):
         inner: Union[str, dict[str, Any], None] = option(
-            None, "the strategy to continue with: a name or {name: ..., **options} (null: evolution, population 20)")
+            None, "the strategy to continue with: a name or {name: ..., **options} (null: evolution, population 20)",
+            check=_inner_shape)
 
     opts: Options
 

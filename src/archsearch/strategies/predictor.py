@@ -76,7 +76,8 @@ class MLPEnsemble:
         params = self.weights + self.biases
         m = [np.zeros_like(p) for p in params]
         v = [np.zeros_like(p) for p in params]
-        boot = rng.multinomial(n, np.full(n, 1.0 / n), size=e).astype(np.float64) if e > 1 and self.bootstrap else np.ones((e, n))
+        boot = (rng.multinomial(n, np.full(n, 1.0 / n), size=e).astype(np.float64) if e > 1 and self.bootstrap
+                else np.ones((e, n)))
         boot = (boot / boot.sum(axis=1, keepdims=True))[:, :, None]  # (E, N, 1), rows sum to 1
         target = y.reshape(1, n, 1)
         b1, b2 = 0.9, 0.999

@@ -101,7 +101,8 @@ class Prefilter(Wrapper):
                     if arch.id in seen:
                         continue
                     seen.add(arch.id)
-                    value = score_architecture(self.space, arch, self.task, [self.opts.proxy], seed=self.seed)[self.opts.proxy]
+                    proxy = self.opts.proxy
+                    value = score_architecture(self.space, arch, self.task, [proxy], seed=self.seed)[proxy]
                     scored.append((value if not math.isnan(value) else -math.inf, i, arch))
             finally:
                 torch.set_num_threads(threads)

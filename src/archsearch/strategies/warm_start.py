@@ -46,7 +46,8 @@ class WarmStart(Wrapper):
             try:
                 self.archs.append(space.parse(text))
             except (ParseError, ConfigError) as exc:
-                raise ConfigError(f"strategy.archs[{i}] is not an architecture of space {space.name!r}: {exc}") from None
+                raise ConfigError(f"strategy.archs[{i}] is not an architecture of space {space.name!r}: "
+                                  f"{exc}") from None
         self._handed = 0
 
     def ask(self) -> Proposal:
@@ -89,7 +90,8 @@ def best_architectures(directory: str, space: SearchSpace, top: int) -> list[str
         try:
             trials = journal.trials(space.from_dict)
         except (ParseError, ConfigError) as exc:
-            raise ConfigError(f"--warm-start {directory}: its architectures do not fit this space's options: {exc}") from None
+            raise ConfigError(f"--warm-start {directory}: its architectures do not fit this space's options: "
+                              f"{exc}") from None
     finally:
         journal.close()
     done = sorted((t for t in trials if t.state is TrialState.COMPLETE and t.reward is not None),
