@@ -43,7 +43,7 @@ def main() -> None:
 
     import torch
 
-    from archsearch import html_report
+    from archsearch.html_report import write as html_report  # _write lives there (LiveReport calls it)
     from archsearch.config import Config
     from archsearch.experiment import run_search
     from archsearch.storage.journal import Journal

@@ -41,9 +41,9 @@ def test_unknown_names_list_the_valid_ones(run_cli, tmp_path, args, needles):
     (["--workers", "0"], "executor.workers must be an integer >= 1"),
     (["--seed", "-1"], "seed must be a non-negative integer"),
     (["--set", "strategy.population_size=1"], "strategy.population_size must be an integer >= 2"),
-    (["--set", "space.layers=1000"], "space.layers must be an integer in 1..64"),
+    (["--set", "space.layers=1000"], "space.layers must be an integer in [1, 64], got 1000"),
     (["--set", "evaluator.lr=-1"], "evaluator.lr must be a positive number"),
-    (["--set", "dataset.valid_fraction=2"], "dataset.valid_fraction must be in (0, 1)"),
+    (["--set", "dataset.valid_fraction=2"], "dataset.valid_fraction must be a number in (0, 1)"),
     (["--set", "novalue"], "--set expects KEY=VALUE"),
     (["--executor", "inline", "--workers", "2"], "runs one trial at a time"),
 ])

@@ -263,7 +263,7 @@ def test_every_space_exports_and_matches(exported: dict[str, dict[str, Any]], sp
         _check_case(exported[f"{space}-{seed}"])
     source = exported[f"{space}-0"]["source"]
     assert "def build_model() -> nn.Module:" in source and "class Module(nn.Module):" in source
-    assert "def forward" in source or f"return nn." in source
+    assert "def forward" in source or "return nn." in source
 
 
 def test_chain_source_is_readable(exported: dict[str, dict[str, Any]]) -> None:

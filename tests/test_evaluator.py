@@ -8,6 +8,7 @@ from archsearch.data import from_arrays
 from archsearch.errors import ConfigError
 from archsearch.estimation import TrainingEvaluator, run_trial
 from archsearch.spaces import create_space
+from archsearch.spaces.capabilities import AuxiliaryClassifier
 from conftest import synthetic_images
 
 ARCH = "conv:3:32:relu|conv:3:32:relu"
@@ -100,3 +101,47 @@ def test_evaluator_options_are_validated():
         TrainingEvaluator(batch_size=0)
     with pytest.raises(ConfigError, match="device"):
         TrainingEvaluator(device="tpu")
+
+
+class _WithAuxHead(torch.nn.Module, AuxiliaryClassifier):
+    """A linear classifier whose auxiliary head only the auxiliary loss trains."""
+
+    def __init__(self, declares: bool = True) -> None:
+        super().__init__()
+        self.main, self.aux = torch.nn.Linear(4, 3), torch.nn.Linear(4, 3)
+        self.declares, self._aux_logits = declares, None
+
+    def forward(self, x):
+        self._aux_logits = self.aux(x) if self.training else None
+        return self.main(x)
+
+    def auxiliary_logits(self):
+        return self._aux_logits if self.declares else None
+
+
+def test_a_network_with_an_auxiliary_classifier_trains_its_head_through_the_auxiliary_loss():
+    from archsearch.data.base import Split
+    from archsearch.estimation.loop import train_model
+
+    x, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    for declares in (True, False):
+        torch.manual_seed(0)
+        model = _WithAuxHead(declares)
+        before = model.aux.weight.detach().clone()
+        train_model(model, Split(x, y), 1, batch_size=8, lr=0.1, weight_decay=0.0, optimizer="sgd",
+                    label_smoothing=0.0, generator=torch.Generator().manual_seed(0), device=torch.device("cpu"))
+        assert torch.equal(model.aux.weight, before) is not declares  # trained only through the aux loss
+
+
+def test_options_are_typed_and_grouped_by_role():
+    from archsearch.estimation.base import EVALUATORS
+
+    names = [d.name for d in EVALUATORS.options("train")]
+    assert names[:5] == ["lr", "weight_decay", "batch_size", "optimizer", "label_smoothing"]
+    assert {"latency", "reward", "constraints", "inherit", "inherit_epochs", "early_stop"} <= set(names)
+    ev = TrainingEvaluator(lr=0.01, inherit=True)
+    assert ev.opts.lr == 0.01 and ev.inherits() and not ev.stops_early()
+    with pytest.raises(ConfigError, match=r"evaluator.lr must be a positive number, got -1"):
+        TrainingEvaluator(lr=-1)
+    with pytest.raises(ConfigError, match=r"unknown option 'lrate' for evaluator 'train'"):
+        TrainingEvaluator(lrate=0.1)

@@ -1,95 +1,167 @@
-"""The evaluator protocol is the contract: an evaluator written only to it runs a whole search, the
-experiment asks for nothing it did not declare (capabilities are interfaces, not attribute
-guesses), and every registered evaluator passes the shipped suite."""
+"""The evaluator protocol is all the experiment relies on: an evaluator written only to it (a subclass
+of Evaluator with task(fidelity) and evaluate) runs a real search, and the experiment uses the optional
+capabilities (inheritance, early stopping, training on splits) only where an evaluator declares them.
+Every registered evaluator passes the shipped evaluator suite."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, ClassVar, Optional
+import hashlib
+import os
+from typing import Any, Optional, Sequence
 
+import numpy as np
 import pytest
 import torch
 
-from archsearch.core import EvalResult, Fidelity, Task, TrialState
+from archsearch.config import Config
+from archsearch.core import EvalResult, Fidelity, Task, Trial, TrialState
 from archsearch.errors import ConfigError
 from archsearch.estimation.base import (
-    EVALUATORS, Evaluator, SupportsEarlyStop, SupportsInheritance, TrainsOnSplits, register_evaluator,
+    EVALUATORS, Evaluator, SupportsEarlyStop, SupportsInheritance, TrainsOnSplits, run_trial,
 )
-from archsearch.estimation.tabular import TabularEvaluator
 from archsearch.experiment import Experiment
-from archsearch.spaces import create_space
 from archsearch.spaces.base import Architecture, SearchSpace
-from archsearch.testing import EvaluatorSuite, suites
-from archsearch.config import Config
-from tests.conftest import TINY, tiny_config
-from tests.test_tabular import OPS, write_table
+from archsearch.testing import EvaluatorSuite, small_space, suites
+from conftest import tiny_config
+
+suites(EvaluatorSuite, EVALUATORS.names(), globals())
 
 
-@register_evaluator("protocol_only")
 class ProtocolOnly(Evaluator):
-    """Implements the abstract methods and nothing else; records what the experiment passed in."""
+    """Written to the protocol alone: no inheritance, no early stopping, no data."""
 
-    calls: ClassVar[list[tuple[Optional[Fidelity], Any]]] = []
     trains_models = False
 
     def __init__(self, data: Any = None, data_seed: int = 0, **options: Any) -> None:
-        self.configure(options)
+        super().__init__(data, data_seed, **options)
+        self.fidelities: list[Optional[Fidelity]] = []
+        self.calls: list[dict[str, Any]] = []
 
     def task(self, fidelity: Optional[Fidelity] = None) -> Task:
-        ProtocolOnly.calls.append(("task", fidelity))
+        self.fidelities.append(fidelity)
         return Task((1, 8, 8), 10)
 
-    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
+    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int) -> EvalResult:
+        space.build(arch, self.task(fidelity))
+        self.calls.append({})
+        return EvalResult(TrialState.COMPLETE, {"valid_acc": _score(arch, seed)})
+
+
+def _score(arch: Architecture, seed: int) -> float:
+    return int.from_bytes(hashlib.sha256(f"{arch.id}:{seed}".encode()).digest()[:4], "big") / 2**32
+
+
+class Inheriting(ProtocolOnly, SupportsInheritance):
+    on = False
+
+    def inherits(self) -> bool:
+        return self.on
+
+    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,  # type: ignore[override]
                  init: Optional[dict[str, torch.Tensor]] = None) -> EvalResult:
-        ProtocolOnly.calls.append(("evaluate", init))
-        return EvalResult(TrialState.COMPLETE, {"valid_acc": (hash(arch.id) % 1000) / 1000})
+        self.calls.append({"init": init})
+        weights = {"w": torch.tensor([float(len(self.calls))])} if self.on else None
+        return EvalResult(TrialState.COMPLETE, {"valid_acc": _score(arch, seed)}, 0.0, None, [], weights)
 
 
-def test_an_evaluator_written_only_to_the_protocol_runs_a_search(tmp_path):
-    ProtocolOnly.calls.clear()
-    cfg = tiny_config(evaluator={"name": "protocol_only"}, strategy={"name": "evolution", "population_size": 2,
-                                                                      "sample_size": 2},
-                      fidelity={"epochs": 1, "resolution": 6}, budget={"trials": 5})
-    exp = Experiment.create(cfg, str(tmp_path / "run"), quiet=True)
-    exp.run()
-    trials = exp.trials()
-    assert len(trials) == 5 and all(t.state is TrialState.COMPLETE for t in trials)
-    tasks = [f for kind, f in ProtocolOnly.calls if kind == "task"]
-    assert tasks and all(isinstance(f, Fidelity) and f.resolution == 6 for f in tasks)  # task(fidelity), as declared
-    # no SupportsInheritance: children of evolution's parents are never handed weights
-    assert [init for kind, init in ProtocolOnly.calls if kind == "evaluate"] == [None] * 5
+class InheritingOn(Inheriting):
+    on = True
 
 
-def test_capabilities_are_declared_interfaces():
-    train = EVALUATORS.get("train")
-    assert issubclass(train, TrainsOnSplits) and issubclass(train, SupportsEarlyStop)
-    assert issubclass(train, SupportsInheritance)
-    assert issubclass(EVALUATORS.get("proxy"), TrainsOnSplits)
-    assert not issubclass(ProtocolOnly, (TrainsOnSplits, SupportsEarlyStop, SupportsInheritance))
+class Stopping(ProtocolOnly, SupportsEarlyStop):
+    on = False
+    built = 0
+
+    def stops_early(self) -> bool:
+        return self.on
+
+    def stop_reference(self, trials: Sequence[Trial], fidelity: Fidelity) -> Optional[list[list[float]]]:
+        type(self).built += 1
+        return [[t.reward or 0.0 for t in trials if t.state is TrialState.COMPLETE]]
+
+    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,  # type: ignore[override]
+                 reference: Optional[Sequence[Sequence[float]]] = None) -> EvalResult:
+        self.calls.append({"reference": reference})
+        return EvalResult(TrialState.COMPLETE, {"valid_acc": _score(arch, seed)})
 
 
-def test_one_shot_search_needs_an_evaluator_that_trains_on_splits(tmp_path):
-    cfg = Config.from_dict({**TINY, "evaluator": {"name": "protocol_only"}, "strategy": {"name": "darts"},
-                            "space": {"name": "nb201"}})
-    with pytest.raises(ConfigError, match="one-shot"):
-        Experiment.create(cfg, str(tmp_path / "run"), quiet=True)
+class StoppingOn(Stopping):
+    on = True
 
 
-suites(EvaluatorSuite, [n for n in EVALUATORS.names() if n not in ("tabular", "protocol_only")], globals())
+@pytest.fixture
+def search(monkeypatch, tmp_path):
+    """Run a small evolution search (children have parents) with evaluator class ``cls``."""
+    EVALUATORS.names()  # discovery first, so the test class is added to a loaded registry
+
+    def run(cls: type, trials: int = 6) -> Experiment:
+        monkeypatch.setattr(cls, "name", "protocol_test", raising=False)
+        monkeypatch.setattr(cls, "section", "evaluator", raising=False)
+        monkeypatch.setattr(cls, "kind", "evaluator", raising=False)
+        monkeypatch.setitem(EVALUATORS._classes, "protocol_test", cls)
+        config = tiny_config(evaluator={"name": "protocol_test"}, executor={"name": "inline"},
+                             strategy={"name": "evolution", "population_size": 2, "sample_size": 2},
+                             budget={"trials": trials})
+        experiment = Experiment.create(config, str(tmp_path / cls.__name__), quiet=True)
+        summary = experiment.run()
+        assert summary.complete == trials and summary.failed == 0
+        assert any(t.parent is not None for t in experiment.trials())  # children asked for their parents
+        return experiment
+
+    return run
 
 
-class TestTabular(EvaluatorSuite):
-    """The tabular evaluator reads a table of the space it measures: the suite writes one."""
+def test_an_evaluator_written_to_the_protocol_runs_a_search(search):
+    experiment = search(ProtocolOnly)
+    evaluator = experiment.evaluator
+    assert isinstance(evaluator, ProtocolOnly) and len(evaluator.calls) == 6
+    assert experiment.config.fidelity in evaluator.fidelities  # task(fidelity) was called with one
 
-    evaluator_name = "tabular"
 
-    @pytest.fixture(autouse=True)
-    def _table(self, tmp_path: Path) -> None:
-        self.table = tmp_path / "table.csv"
-        write_table(self.table)
+def test_an_evaluator_without_inheritance_never_gets_weights_asked(search, monkeypatch):
+    def refuse(*args: Any) -> None:
+        raise AssertionError("weights asked of an evaluator that does not inherit")
 
-    def make(self) -> Evaluator:
-        return TabularEvaluator(table=str(self.table), reward="valid")
+    monkeypatch.setattr(Experiment, "_parent_weights", refuse)
+    search(ProtocolOnly)
+    experiment = search(Inheriting)  # the capability, switched off: still never asked
+    assert all(call["init"] is None for call in experiment.evaluator.calls)
+    assert not os.path.isdir(os.path.join(experiment.out_dir, "weights"))
 
-    def space(self) -> SearchSpace:
-        return create_space("nb201", ops=OPS)
+
+def test_an_inheriting_evaluator_gets_its_parents_weights(search):
+    experiment = search(InheritingOn)
+    children = [t for t in experiment.trials() if t.parent is not None]
+    assert children and any(call["init"] is not None and "w" in call["init"] for call in experiment.evaluator.calls)
+
+
+def test_early_stopping_references_are_built_only_when_the_evaluator_stops_early(search):
+    Stopping.built = 0
+    experiment = search(Stopping)
+    assert Stopping.built == 0 and all(call["reference"] is None for call in experiment.evaluator.calls)
+    StoppingOn.built = 0
+    experiment = search(StoppingOn)
+    assert StoppingOn.built == 6 and all(call["reference"] is not None for call in experiment.evaluator.calls)
+
+
+def test_run_trial_passes_capability_arguments_only_to_evaluators_that_declare_them():
+    space = small_space("chain")
+    arch = space.sample(np.random.default_rng(0))
+    fid = Fidelity(epochs=1)
+    plain = ProtocolOnly()
+    result = run_trial(plain, space, arch, fid, seed=0, init={"w": torch.zeros(1)}, reference=[[0.5]])
+    assert result.status is TrialState.COMPLETE, result.error  # evaluate(...) takes neither keyword
+    inheriting = InheritingOn()
+    run_trial(inheriting, space, arch, fid, seed=0, init={"w": torch.zeros(1)}, reference=[[0.5]])
+    assert inheriting.calls[-1]["init"] is not None
+
+
+def test_a_one_shot_search_needs_an_evaluator_that_trains_on_splits(monkeypatch):
+    EVALUATORS.names()
+    monkeypatch.setattr(ProtocolOnly, "name", "protocol_test", raising=False)
+    monkeypatch.setitem(EVALUATORS._classes, "protocol_test", ProtocolOnly)
+    assert not isinstance(ProtocolOnly(), TrainsOnSplits)
+    config = Config.from_dict({"space": {"name": "darts"}, "strategy": {"name": "darts"},
+                               "evaluator": {"name": "protocol_test"}})
+    with pytest.raises(ConfigError, match="does not load"):
+        Experiment(config, "unused")

@@ -13,7 +13,7 @@ import torch
 from archsearch.core import Fidelity, Task
 from archsearch.errors import ConfigError
 from archsearch.estimation import TrainingEvaluator, run_trial
-from archsearch.estimation.training import inherit_weights
+from archsearch.estimation.inheritance import inherit_weights
 from archsearch.experiment import run_search
 from archsearch.spaces import create_space
 from conftest import TINY_ARGS, tiny_config

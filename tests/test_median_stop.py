@@ -9,7 +9,7 @@ import pytest
 from archsearch.core import Fidelity, Trial, TrialState
 from archsearch.errors import ConfigError
 from archsearch.estimation import TrainingEvaluator, run_trial
-from archsearch.estimation.training import MedianStop, median_reference
+from archsearch.estimation.early_stop import MedianStop, median_reference
 from archsearch.spaces import create_space
 from conftest import TINY_ARGS, journal_rows
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 
 import numpy as np
 import pytest
-import torch
 import torch.nn as nn
 
 from archsearch.core import Fidelity, Trial, TrialState

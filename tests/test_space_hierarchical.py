@@ -13,7 +13,9 @@ import archsearch.spaces.hierarchical  # noqa: F401  (registers the space)
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
 from archsearch.spaces import create_space
-from archsearch.spaces.hierarchical import PRIMITIVES, Dag, HierarchicalArch, edge_list, primitive
+from archsearch.spaces.hierarchical import PRIMITIVES
+from archsearch.spaces.hierarchical_dag import HierarchicalArch, edge_list
+from archsearch.spaces.hierarchical_network import Dag, primitive
 
 DIGITS, CIFAR = Task((1, 8, 8), 10), Task((3, 32, 32), 7)
 SMALL = {"motifs": 2, "motif_nodes": 3, "cell_nodes": 3, "channels": 4}
@@ -55,8 +57,10 @@ def test_default_sizes_follow_the_paper():
     ("m1=sep3,conv1/max3;m2=none,none/wat;cell=m1,id/m2", r"m2: edge 1->2: 'wat' is not in the space \(valid: none"),
     ("m1=sep3,conv1/max3;m2=none,none/none;cell=m1,id/m3", r"cell: edge 1->2: 'm3' is not in the space"),
     ("m1=sep3,conv1/max3;cell=m1,id/m1", r"expected 2 motifs m1..m2 \(space.motifs\), got 1"),
-    ("m1=sep3/max3,none/id;m2=sep3,conv1/max3;cell=m1,id/m2", r"m1: row 1 has 1 entries, expected 3 \(3 rows of an upper triangle have 3, 2, 1 entries\)"),
-    ("m1=sep3;m2=sep3,conv1/max3;cell=m1,id/m2", r"m1: expected a 3-node DAG \(3 entries, space.motif_nodes\), got 2 nodes"),
+    ("m1=sep3/max3,none/id;m2=sep3,conv1/max3;cell=m1,id/m2",
+     r"m1: row 1 has 1 entries, expected 3 \(3 rows of an upper triangle have 3, 2, 1 entries\)"),
+    ("m1=sep3;m2=sep3,conv1/max3;cell=m1,id/m2",
+     r"m1: expected a 3-node DAG \(3 entries, space.motif_nodes\), got 2 nodes"),
     ("m1=sep3,conv1/max3;m2=none,none/none;cell=m1,id,none/m2,none/id", "cell: expected a 3-node DAG"),
 ])
 def test_parse_errors_are_one_line(text, message):
@@ -192,16 +196,16 @@ def test_diagram_has_the_cell_and_each_used_motif():
 
 
 @pytest.mark.parametrize("options, message", [
-    ({"motifs": 0}, "space.motifs must be an integer in 1..20"),
-    ({"motif_nodes": 1}, "space.motif_nodes must be an integer in 2..10"),
+    ({"motifs": 0}, r"space.motifs must be an integer in \[1, 20\], got 0"),
+    ({"motif_nodes": 1}, r"space.motif_nodes must be an integer in \[2, 10\], got 1"),
     ({"cell_nodes": 11}, "space.cell_nodes"),
     ({"primitives": ["sep3", "conv5"]}, r"unknown 'conv5' \(valid: none, conv1, dw3"),
     ({"primitives": []}, "space.primitives must be a non-empty list"),
     ({"primitives": ["id", "id"]}, "space.primitives lists a value twice"),
-    ({"primitives": "sep3"}, "space.primitives must be a non-empty list"),
+    ({"primitives": "sep3"}, "space.primitives must be a list of strings, got 'sep3'"),
     ({"channels": 0}, "space.channels"),
-    ({"cells": True}, "space.cells must be an integer in 1..32"),
-    ({"channels": 2.0}, r"space.channels must be an integer in 1\.\.4096"),
+    ({"cells": True}, r"space.cells must be an integer in \[1, 32\], got True"),
+    ({"channels": 2.0}, r"space.channels must be an integer in \[1, 4096\], got 2.0"),
     ({"stages": 0}, "space.stages"),
     ({"levels": 3}, "unknown option 'levels'"),
 ])

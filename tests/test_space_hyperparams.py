@@ -14,11 +14,10 @@ from archsearch.core import Fidelity, Task, TrialState
 from archsearch.data import from_arrays
 from archsearch.errors import ConfigError, ParseError
 from archsearch.estimation import TrainingEvaluator, run_trial
-from archsearch.estimation.training import training_overrides
-from archsearch.spaces.training_settings import TRAINING_KEYS
+from archsearch.estimation.settings import TRAINING_KEYS, training_overrides
+from archsearch.spaces.capabilities import CarriesTrainingOverrides
 from archsearch.experiment import load_checkpoint, run_search
 from archsearch.spaces import create_space
-from archsearch.spaces.base import CarriesTrainingOverrides
 from archsearch.spaces.hyperparams import DEFAULT_ARCH, HyperArch
 from archsearch.config import Config
 from conftest import TINY, synthetic_images
@@ -140,7 +139,7 @@ def test_final_space_wraps_the_architecture_space_final_space():
 
 # -- the evaluator hook ------------------------------------------------------------------
 def test_training_overrides_are_validated_with_the_evaluator_rules():
-    class Fake(CarriesTrainingOverrides):  # the capability is declared, not guessed from a method name
+    class Fake(CarriesTrainingOverrides):
         def __init__(self, **hp):
             self.hp = hp
 
@@ -195,11 +194,11 @@ def test_evaluation_and_final_training_use_the_architecture_hyperparameters(monk
 
     monkeypatch.setattr(training, "train_model", spy)
     fin = ev.final(space, arch, Fidelity(epochs=3), seed=0)
-    assert seen == [(2, 0.05, 16, "sgd", ev.weight_decay)]  # unsearched settings stay the evaluator's
+    assert seen == [(2, 0.05, 16, "sgd", ev.opts.weight_decay)]  # unsearched settings stay the evaluator's
     assert fin.result.metrics["epochs"] == 2.0
     plain = create_space("chain", **{k: v for k, v in TINY_CHAIN.items() if k != "name"})
     ev.evaluate(plain, arch.arch, Fidelity(epochs=1), seed=0)  # no hyper-parameters: the evaluator's own
-    assert seen[-1] == (1, 3e-3, 64, "adamw", ev.weight_decay)
+    assert seen[-1] == (1, 3e-3, 64, "adamw", ev.opts.weight_decay)
 
 
 @pytest.mark.parametrize("kind, strategy", [("plain", "random"), ("joint", "tpe")])

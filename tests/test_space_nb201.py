@@ -181,13 +181,13 @@ def test_path_encoding():
 
 
 def test_options_are_validated():
-    with pytest.raises(ConfigError, match=r"space.ops: unknown 'sep_conv_3x3' \(valid: none, skip_connect"):
+    with pytest.raises(ConfigError, match=r"space.ops has unknown 'sep_conv_3x3' \(valid: none, skip_connect"):
         create_space("nb201", ops=["none", "sep_conv_3x3"])
     with pytest.raises(ConfigError, match="twice"):
         create_space("nb201", ops=["none", "none", "skip_connect"])
     with pytest.raises(ConfigError, match="besides 'none'"):
         create_space("nb201", ops=["none"])
-    with pytest.raises(ConfigError, match="non-empty list"):
+    with pytest.raises(ConfigError, match="space.ops must be a list of strings, got 'none'"):
         create_space("nb201", ops="none")
     with pytest.raises(ConfigError, match="space.channels"):
         create_space("nb201", channels=0)

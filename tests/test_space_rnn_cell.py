@@ -10,6 +10,7 @@ import torch.nn as nn
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
 from archsearch.spaces import create_space
+from archsearch.spaces.base import DecisionKind
 from archsearch.spaces.rnn_cell import (
     LSTM, NASCELL, RNNCellArch, RNNTreeCell, RNNTreeLayer, copy_lstm_weights, projected_nodes, tree_children,
 )
@@ -42,6 +43,8 @@ def test_decisions_follow_the_token_order(small):
     assert names == ["node0.combine", "node0.activation", "node1.combine", "node1.activation", "node2.combine",
                      "node2.activation", "inject.combine", "inject.activation", "cell_index", "inject_index"]
     assert small.decisions()[-1].choices == (0, 1, 2)
+    kinds = [d.kind for d in small.decisions()]  # operations unordered, tree indices ordered (as TPE read them)
+    assert kinds == [DecisionKind.CATEGORICAL] * 10  # tree-node indices name nodes, they are not ordered
     big = create_space("rnn_cell")  # default: 8 leaves, 15 nodes, 34 tokens
     assert len(big.decisions()) == 34 and big.decisions()[-2].choices == tuple(range(15))
 
@@ -90,12 +93,12 @@ def test_architectures_outside_the_space_are_refused(small):
 
 
 @pytest.mark.parametrize("options, match", [
-    ({"leaves": 3}, "space.leaves must be one of 2, 4, 8"),
+    ({"leaves": 3}, "space.leaves must be one of: 2, 4, 8 \\(got 3\\)"),
     ({"combines": ["add", "pow"]}, "unknown 'pow'"),
     ({"activations": []}, "non-empty list"),
-    ({"dropout_hidden": 1.0}, "probability"),
+    ({"dropout_hidden": 1.0}, r"space.dropout_hidden must be a number in \[0, 1\), got 1.0"),
     ({"tie_weights": True, "hidden": 16, "embedding": 8}, "tie_weights needs space.embedding == space.hidden"),
-    ({"layers": 0}, "space.layers"),
+    ({"layers": 0}, r"space.layers must be an integer in \[1, 16\], got 0"),
 ])
 def test_options_are_validated(options, match):
     with pytest.raises(ConfigError, match=match):

@@ -14,7 +14,7 @@ from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
 from archsearch.spaces import create_space
 from archsearch.spaces.base import DecisionKind
-from archsearch.spaces.skip_chain import SkipChainArch, SkipLayer
+from archsearch.spaces.skip_chain_arch import SkipChainArch, SkipLayer
 
 SMALL = {"layers": 4, "kernels": [1, 3], "filters": [4, 8], "stem_channels": 4}
 # L1 reads nothing (fix-up: the stem); nobody reads L1 (fix-up: it joins the final concat)
@@ -69,7 +69,7 @@ def test_parse_errors_are_one_clear_line(text, match):
 def test_from_dict_rejects_bad_anchors_and_types():
     space = small()
     good = space.parse(BASE).to_dict()
-    bad = {"layers": [list(l) for l in good["layers"]]}
+    bad = {"layers": [list(row) for row in good["layers"]]}
     bad["layers"][2][5] = [3]
     with pytest.raises(ParseError, match="layer 2: input 3 is not an earlier layer"):
         space.from_dict(bad)
@@ -104,6 +104,13 @@ def test_decisions_expose_anchor_points_as_named_binary_decisions():
     for pos, i, j in anchors:
         assert names[pos] == f"layer{i}.input{j}" and space.decisions()[pos].choices == (False, True)
     assert sum(d.kind is DecisionKind.INPUTS for d in space.decisions()) == len(anchors)
+    kinds = {d.name: d for d in space.decisions()}
+    for pos, i, j in anchors:  # the anchors say what they are: layer i may read layer j
+        d = space.decisions()[pos]
+        assert (d.kind, d.node, d.source) == (DecisionKind.INPUTS, i, j)
+    assert kinds["layer0.op"].kind is DecisionKind.CATEGORICAL
+    assert kinds["layer0.kernel_h"].kind is kinds["layer0.filters"].kind is DecisionKind.ORDINAL
+    assert small().decisions()[1].kind is DecisionKind.ORDINAL  # two increasing kernels are still ordered
     strided = create_space("skip_chain", strides=[1, 2])
     assert [d.choices for d in strided.decisions() if d.name.endswith(".stride")] == [(1, 2)] * 6
 
@@ -208,22 +215,22 @@ def test_diagram_shows_chain_skip_and_fixup_edges():
 
 
 @pytest.mark.parametrize("options, match", [
-    ({"ops": ["conv", "bogus"]}, r"space.ops: unknown 'bogus' \(valid: conv, sep_conv, max_pool, avg_pool\)"),
+    ({"ops": ["conv", "bogus"]}, r"space.ops has unknown 'bogus' \(valid: conv, sep_conv, max_pool, avg_pool\)"),
     ({"kernels": [2]}, "space.kernels must be odd"),
     ({"kernels": [3, 3]}, r"space.kernels lists a value twice: \[3, 3\]"),
-    ({"filters": [0]}, r"space.filters must be a non-empty list of integers in 1..4096"),
+    ({"filters": [0]}, r"space.filters must hold numbers in 1..4096, got \[0\]"),
     ({"strides": []}, "space.strides must be a non-empty list"),
-    ({"ops": "conv"}, "space.ops must be a non-empty list"),
-    ({"layers": 0}, "space.layers must be an integer in 1..64"),
-    ({"layers": True}, "space.layers must be an integer in 1..64"),
-    ({"stem_channels": 2.0}, r"space.stem_channels must be an integer in 1..4096, got 2.0"),
+    ({"ops": "conv"}, "space.ops must be a list of strings, got 'conv'"),
+    ({"layers": 0}, r"space.layers must be an integer in \[1, 64\], got 0"),
+    ({"layers": True}, r"space.layers must be an integer in \[1, 64\], got True"),
+    ({"stem_channels": 2.0}, r"space.stem_channels must be an integer in \[1, 4096\], got 2.0"),
     ({"reductions": 9}, "space.reductions must be at most space.layers - 1 = 3, got 9"),
     ({"reductions": 4}, "space.reductions must be at most space.layers - 1 = 3"),
     ({"layers": 1, "reductions": 1}, "space.reductions must be at most space.layers - 1 = 0"),
-    ({"reductions": -1}, r"space.reductions must be an integer in 0..64"),
+    ({"reductions": -1}, r"space.reductions must be an integer in \[0, 64\] or null, got -1"),
     ({"supernet_filters": 5}, r"space.supernet_filters must be one of space.filters \(4, 8\)"),
-    ({"supernet_filters": 8.0}, r"space.supernet_filters must be one of space.filters \(4, 8\), got 8.0"),
-    ({"supernet_filters": True}, r"space.supernet_filters must be one of space.filters"),
+    ({"supernet_filters": 8.0}, r"space.supernet_filters must be an integer or null, got 8.0"),
+    ({"supernet_filters": True}, r"space.supernet_filters must be an integer or null, got True"),
     ({"width": 3}, "unknown option 'width'"),
 ])
 def test_options_are_validated(options, match):
@@ -248,7 +255,7 @@ def test_non_image_tasks_are_a_clear_config_error():
 
 
 def _count_pools(monkeypatch):
-    import archsearch.spaces.skip_chain as mod
+    import archsearch.spaces.skip_chain_network as mod
 
     calls = []
     real = mod.F.adaptive_avg_pool2d
@@ -299,8 +306,8 @@ def test_supernet_forward_syncs_once_for_all_skips(monkeypatch):
 # -- the supernet -----------------------------------------------------------------
 def _in_subnet(space, arch):
     """The supernet's subspace: square kernels, supernet_filters wide, stride 1."""
-    return SkipChainArch(tuple(l._replace(kernel_w=l.kernel_h, filters=space.supernet_filters, stride=1)
-                               for l in arch.layers))
+    return SkipChainArch(tuple(x._replace(kernel_w=x.kernel_h, filters=space.supernet_filters, stride=1)
+                               for x in arch.layers))
 
 
 def test_supernet_choice_points_and_derive_of_path_is_identity():

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from archsearch.benchmark import RunSpec, benchmark, run_one
-from archsearch.errors import ConfigError, DataError
+from archsearch.errors import DataError
 from archsearch.estimation.tabular import TabularEvaluator, load_table
 from archsearch.spaces import create_space
 

@@ -53,7 +53,7 @@ def test_word_corpus_vocabulary_unknowns_eos_and_shifted_windows(tmp_path):
     (folder / "train.txt").write_text("b a b\n\nc a b\n", encoding="utf-8")
     (folder / "valid.txt").write_text("a zebra b\n", encoding="utf-8")
     (folder / "test.txt").write_text("c c c c\n", encoding="utf-8")
-    splits = TextCorpus(str(folder), seq_len=2).load()
+    splits = TextCorpus(path=str(folder), seq_len=2).load()
     # <unk>, <eos>, then by count: b (3), a (2), c (1); the blank line is skipped
     assert splits.vocab == (UNK, EOS, "b", "a", "c") and splits.num_classes == 5
     assert splits.task == Task((2,), 5, kind="language_model")
@@ -64,9 +64,9 @@ def test_word_corpus_vocabulary_unknowns_eos_and_shifted_windows(tmp_path):
     # valid: a zebra b <eos> -> 'zebra' is <unk> (0)
     assert splits.valid.x.tolist() == [[3, 0]] and splits.valid.y.tolist() == [[0, 2]]
     # capped vocabulary and min_count map rare words to <unk>
-    capped = TextCorpus(str(folder), seq_len=2, max_vocab=4).load()
+    capped = TextCorpus(path=str(folder), seq_len=2, max_vocab=4).load()
     assert capped.vocab == (UNK, EOS, "b", "a") and 0 in capped.train.x.tolist()[2]
-    assert TextCorpus(str(folder), seq_len=2, min_count=2).load().vocab == (UNK, EOS, "b", "a")
+    assert TextCorpus(path=str(folder), seq_len=2, min_count=2).load().vocab == (UNK, EOS, "b", "a")
 
 
 def test_char_level_and_lowercase(tmp_path):
@@ -75,10 +75,10 @@ def test_char_level_and_lowercase(tmp_path):
     (folder / "train.txt").write_text("Ab a\n", encoding="utf-8")
     (folder / "valid.txt").write_text("abba\n", encoding="utf-8")
     (folder / "test.txt").write_text("baab\n", encoding="utf-8")
-    splits = TextCorpus(str(folder), level="char", seq_len=3).load()
+    splits = TextCorpus(path=str(folder), level="char", seq_len=3).load()
     assert splits.vocab == (UNK, EOS, " ", "A", "a", "b")  # counts all 1: sorted
     assert splits.train.x.tolist() == [[3, 5, 2]] and splits.train.y.tolist() == [[5, 2, 4]]
-    lower = TextCorpus(str(folder), level="char", seq_len=3, lowercase=True).load()
+    lower = TextCorpus(path=str(folder), level="char", seq_len=3, lowercase=True).load()
     assert lower.vocab == (UNK, EOS, "a", " ", "b")
 
 
@@ -106,19 +106,19 @@ def test_bad_corpora_are_one_line_data_errors(tmp_path, setup, match):
     folder.mkdir()
     setup(folder)
     with pytest.raises(DataError, match=match) as info:
-        TextCorpus(str(folder)).load()
+        TextCorpus(path=str(folder)).load()
     assert "\n" not in str(info.value)
 
 
 def test_bad_options_and_paths(tmp_path):
     with pytest.raises(ConfigError, match="dataset.level must be one of: word, char"):
-        TextCorpus(str(tmp_path), level="byte")
+        TextCorpus(path=str(tmp_path), level="byte")
     with pytest.raises(ConfigError, match="dataset.seq_len"):
-        TextCorpus(str(tmp_path), seq_len=0)
+        TextCorpus(path=str(tmp_path), seq_len=0)
     with pytest.raises(ConfigError, match="needs a folder"):
-        TextCorpus(None)
+        TextCorpus(path=None)
     with pytest.raises(DataError, match="text corpus folder not found"):
-        TextCorpus(str(tmp_path / "missing")).load()
+        TextCorpus(path=str(tmp_path / "missing")).load()
 
 
 # -- training and metrics -----------------------------------------------------------

@@ -238,3 +238,21 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
         node[p] = child
         node = child
     node[parts[-1]] = value
+
+
+def apply_sets(data: dict[str, Any], assignments: list[str], sections: Optional[tuple[str, ...]] = None,
+               command: str = "") -> dict[str, Any]:
+    """The one parser of ``--set KEY=VALUE`` every command uses: apply each to ``data`` in place
+    (and return it). With ``sections``, a key outside them is one line naming what ``command`` takes."""
+    for assignment in assignments:
+        if sections is not None and not assignment.strip().startswith(tuple(f"{s}." for s in sections)):
+            takes = " or ".join(f"{s}.KEY=VALUE" for s in sections)
+            raise ConfigError(f"{command} --set takes {takes}, got {assignment!r}")
+        apply_override(data, assignment)
+    return data
+
+
+def section_options(data: dict[str, Any], section: str) -> dict[str, Any]:
+    """A named section's options (everything but ``name``), whether it is a mapping, a name or absent."""
+    value = data.get(section)
+    return {k: v for k, v in value.items() if k != "name"} if isinstance(value, dict) else {}

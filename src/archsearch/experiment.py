@@ -25,9 +25,7 @@ from archsearch.core import EvalResult, Fidelity, Proposal, Trial, TrialState, i
 from archsearch.data.base import Splits
 from archsearch.deploy.checkpoint import load_checkpoint, make_checkpoint  # noqa: F401 - load_checkpoint re-exported
 from archsearch.errors import ArchsearchError, ConfigError, JournalError, SearchAborted, SpaceExhausted
-from archsearch.estimation.base import (
-    EVALUATORS, Evaluator, SupportsEarlyStop, SupportsInheritance, TrainsOnSplits,
-)
+from archsearch.estimation.base import EVALUATORS, Evaluator, SupportsEarlyStop, SupportsInheritance, TrainsOnSplits
 from archsearch.execution.base import Executor, TrialCall, create_executor
 from archsearch.oneshot.base import ONESHOT, OneShotMethod, create_oneshot
 from archsearch.progress import Progress
@@ -305,13 +303,13 @@ class Experiment:
     def _stop_reference(self, trial: Trial) -> Optional[list[list[float]]]:
         """Completed trials' curves for an evaluator that stops poor trials early (the median rule,
         ``evaluator.early_stop``), built from the journal at submit time; None when it does not."""
-        if not (isinstance(self.evaluator, SupportsEarlyStop) and self.evaluator.stops_early):
+        if not (isinstance(self.evaluator, SupportsEarlyStop) and self.evaluator.stops_early()):
             return None
         return self.evaluator.stop_reference(self.trials(with_curves=True), trial.fidelity)
 
     # -- weight inheritance --------------------------------------------------------
     def _inherits(self) -> bool:
-        return isinstance(self.evaluator, SupportsInheritance) and self.evaluator.inherits
+        return isinstance(self.evaluator, SupportsInheritance) and self.evaluator.inherits()
 
     def weights_path(self, arch_id: str) -> str:
         return os.path.join(self.out_dir, "weights", f"{arch_id}.pt")

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, ClassVar, Mapping, Optional
 
 import numpy as np
 import torch
 
 from archsearch.core import Task
 from archsearch.errors import ConfigError, DataError
-from archsearch.options import Configurable
+from archsearch.options import Configurable, Options, invalid, option
 from archsearch.registry import Registry
 
 
@@ -73,42 +73,78 @@ def list_datasets() -> list[str]:
 
 
 class DatasetSource(Configurable, ABC):
-    """A named data format. Subclasses implement :meth:`load_raw`; splitting is shared."""
+    """A named data source: its options (a path and what the format needs) become :class:`Splits`.
 
-    name: str = ""
-    needs_path: bool = True
+    What the rest of archsearch calls, and the rules a source keeps:
 
-    def __init__(
-        self,
-        path: Optional[str] = None,
-        valid_fraction: float = 0.2,
-        test_fraction: float = 0.2,
-    ) -> None:
-        if self.needs_path and not path:
-            raise ConfigError(f"dataset {self.name!r} needs a path (dataset.path or --dataset {self.name}:PATH)")
-        for key, value in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
-            if not isinstance(value, (int, float)) or not 0.0 < float(value) < 1.0:
-                raise ConfigError(f"dataset.{key} must be in (0, 1), got {value!r}")
-        if valid_fraction + test_fraction >= 1.0:
-            raise ConfigError("dataset.valid_fraction + dataset.test_fraction must be below 1")
-        self.path = path
-        self.valid_fraction = float(valid_fraction)
-        self.test_fraction = float(test_fraction)
+    * construction (``DATASETS.create(name, **options)``) checks the options only, never the data:
+      a bad option is a :class:`ConfigError` naming ``dataset.OPTION``; a source whose
+      ``needs_path`` is true refuses a missing ``path``;
+    * :meth:`load` reads the data and returns the splits; the same seed gives the same splits;
+    * :meth:`raw_test` returns the test split as the source reads it, before any scaling (what a
+      user's own inputs to the found model look like: ``archsearch predict`` and the deployment
+      checks feed it to the saved preprocessing);
+    * anything wrong with the data itself is one :class:`DataError` line naming the file or folder.
+
+    Image-like formats derive from :class:`ArraySource`, which implements both from ``load_raw``.
+    """
+
+    @dataclass(frozen=True)
+    class Options(Options):
+        path: Optional[str] = option(None, "the data file or folder (also: --dataset NAME:PATH)")
+
+    needs_path: ClassVar[bool] = True  # a missing ``path`` is refused
+    path_is: ClassVar[str] = "a path"  # how the refusal names it ("a folder" for a folder of files)
+    opts: Options
+
+    def __init__(self, **options: Any) -> None:
+        self.configure(options)
+        if self.needs_path and not self.opts.path:
+            raise ConfigError(f"dataset {self.name!r} needs {self.path_is} "
+                              f"(dataset.path or --dataset {self.name}:PATH)")
 
     @abstractmethod
-    def load_raw(self) -> RawData: ...
+    def load(self, seed: int = 0) -> Splits:
+        """The train/valid/test splits (read from the data now, not at construction)."""
+
+    @abstractmethod
+    def raw_test(self, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """``(inputs, labels)`` of the test split before scaling and normalising, as :meth:`load`
+        splits them with the same ``seed``."""
+
+
+class ArraySource(DatasetSource):
+    """A source of (N, C, H, W) images and integer labels. Subclasses implement :meth:`load_raw`;
+    validating, splitting (a seeded permutation, unless the format ships its own test set) and
+    normalising are shared (:func:`make_splits`), so every format gets the same checks."""
+
+    @dataclass(frozen=True)
+    class Options(DatasetSource.Options):
+        valid_fraction: float = option(0.2, "share of the data held out for validation", above=0, below=1)
+        test_fraction: float = option(0.2, "share held out for testing (unless the format ships a test set)",
+                                      above=0, below=1)
+
+        def __post_init__(self) -> None:
+            if self.valid_fraction + self.test_fraction >= 1.0:
+                raise invalid("valid_fraction", f"+ dataset.test_fraction must be below 1, "
+                                                f"got {self.valid_fraction:g} + {self.test_fraction:g}")
+
+    opts: Options
+
+    @abstractmethod
+    def load_raw(self) -> RawData:
+        """The arrays as the files hold them (see :class:`RawData`)."""
 
     def load(self, seed: int = 0) -> Splits:
         raw = self.load_raw()
-        return make_splits(raw, self.valid_fraction, self.test_fraction, seed, name=self.name)
+        return make_splits(raw, self.opts.valid_fraction, self.opts.test_fraction, seed, name=self.name)
 
     def raw_test(self, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """The test split as the source reads it, before scaling and normalising (what a user's own
-        inputs look like): the format's own test set, or the seeded split :meth:`load` makes."""
         raw = self.load_raw()
         if raw.x_test is not None:
             return np.asarray(raw.x_test), np.asarray(raw.y_test).astype(np.int64)
-        _, _, test = split_indices(len(raw.y), False, self.valid_fraction, self.test_fraction, seed, self.name)
+        _, _, test = split_indices(len(raw.y), False, self.opts.valid_fraction, self.opts.test_fraction, seed,
+                                   self.name)
         return np.asarray(raw.x)[test], np.asarray(raw.y)[test].astype(np.int64)
 
 
@@ -219,8 +255,8 @@ def from_arrays(
     """Python API: images as (N, C, H, W) or (N, H, W) arrays and integer labels."""
 
     def arr(a: Any) -> np.ndarray:
-        a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-        return a[:, None] if a.ndim == 3 else a
+        out: np.ndarray = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
+        return out[:, None] if out.ndim == 3 else out
 
     raw = RawData(
         arr(x), np.asarray(y.cpu() if isinstance(y, torch.Tensor) else y),
@@ -231,7 +267,7 @@ def from_arrays(
     return make_splits(raw, valid_fraction, test_fraction, seed)
 
 
-def from_torch_dataset(dataset: torch.utils.data.Dataset, **kwargs: Any) -> Splits:
+def from_torch_dataset(dataset: torch.utils.data.Dataset[Any], **kwargs: Any) -> Splits:
     """Python API: any map-style dataset of (image tensor, int label) pairs."""
     xs, ys = [], []
     for i in range(len(dataset)):  # type: ignore[arg-type]
@@ -244,10 +280,11 @@ def from_torch_dataset(dataset: torch.utils.data.Dataset, **kwargs: Any) -> Spli
 
 
 @register_dataset("digits")
-class Digits(DatasetSource):
+class Digits(ArraySource):
     """scikit-learn's 8x8 handwritten digits (1,797 images, ships with scikit-learn; no download)."""
 
     needs_path = False
+    small_options: ClassVar[Mapping[str, Any]] = {}
 
     def load_raw(self) -> RawData:
         from sklearn.datasets import load_digits
@@ -257,33 +294,43 @@ class Digits(DatasetSource):
 
 
 @register_dataset("arrays")
-class NpzArrays(DatasetSource):
+class NpzArrays(ArraySource):
     """An ``.npz`` file with ``x`` (N, C, H, W) or (N, H, W) and ``y``; optional ``x_test``/``y_test``.
 
     Loaded with ``allow_pickle=False``: object arrays are refused, never unpickled.
     """
 
+    small_options: ClassVar[Mapping[str, Any]] = {}  # with the ``path`` of data a suite makes
+
     def load_raw(self) -> RawData:
         import os
 
-        assert self.path is not None
-        if not os.path.isfile(self.path):
-            raise DataError(f"data file not found: {self.path}")
+        path = self.opts.path
+        assert path is not None  # needs_path
+        if not os.path.isfile(path):
+            raise DataError(f"data file not found: {path}")
         try:
-            with np.load(self.path, allow_pickle=False) as f:
+            with np.load(path, allow_pickle=False) as f:
                 files = set(f.files)
                 if not {"x", "y"} <= files:
-                    raise DataError(f"{self.path}: an .npz dataset needs arrays 'x' and 'y', found {sorted(files)}")
-                get = lambda k: f[k] if k in files else None  # noqa: E731
-                x, y, xt, yt = get("x"), get("y"), get("x_test"), get("y_test")
+                    raise DataError(f"{path}: an .npz dataset needs arrays 'x' and 'y', found {sorted(files)}")
+                x, y = np.asarray(f["x"]), np.asarray(f["y"])
+                xt = np.asarray(f["x_test"]) if "x_test" in files else None
+                yt = np.asarray(f["y_test"]) if "y_test" in files else None
         except DataError:
             raise
         except Exception as exc:
-            raise DataError(f"cannot read {self.path} as .npz: {exc}") from exc
+            raise DataError(f"cannot read {path} as .npz: {_one_line(exc)}") from None
         x = x[:, None] if x.ndim == 3 else x
         if xt is not None and xt.ndim == 3:
             xt = xt[:, None]
         return RawData(x, y, xt, yt)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one short line (some library messages span several)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def dataset_key(spec: dict[str, Any], seed: int) -> str:

@@ -21,12 +21,14 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, ClassVar, Mapping, Optional
 
+import numpy as np
 import torch
 
-from archsearch.data.base import DatasetSource, RawData, Split, Splits, register_dataset
-from archsearch.errors import ConfigError, DataError
+from archsearch.data.base import DatasetSource, Split, Splits, register_dataset
+from archsearch.errors import DataError
+from archsearch.options import option
 
 UNK, EOS = "<unk>", "<eos>"
 LEVELS = ("word", "char")
@@ -102,61 +104,47 @@ def windows(ids: torch.Tensor, seq_len: int, what: str) -> Split:
     return Split(ids[: n * seq_len].view(n, seq_len).clone(), ids[1 : n * seq_len + 1].view(n, seq_len).clone())
 
 
-def _check_int(key: str, value: Any, lo: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < lo:
-        raise ConfigError(f"dataset.{key} must be an integer >= {lo}, got {value!r}")
-    return value
-
-
 @register_dataset("text")
 class TextCorpus(DatasetSource):
-    """A folder of train/valid/test text files for language modelling (see the module docstring).
+    """A folder of train/valid/test text files for language modelling (see the module docstring)."""
 
-    Options: ``level`` (word or char), ``seq_len`` (tokens per window, default 35), ``min_count``
-    (default 1), ``max_vocab`` (default: no cap), ``lowercase`` (default false).
-    """
+    @dataclass(frozen=True)
+    class Options(DatasetSource.Options):
+        level: str = option("word", "tokens are words (split on whitespace) or characters", choices=LEVELS)
+        seq_len: int = option(35, "tokens per window (the model's input length)", low=1)
+        min_count: int = option(1, "tokens seen fewer times in the training file read as <unk>", low=1)
+        max_vocab: Optional[int] = option(None, "vocabulary size cap, <unk> and <eos> included (null: no cap)",
+                                          low=3)
+        lowercase: bool = option(False, "lowercase the text before splitting it")
 
-    def __init__(self, path: Optional[str] = None, level: str = "word", seq_len: int = 35, min_count: int = 1,
-                 max_vocab: Optional[int] = None, lowercase: bool = False) -> None:
-        if not path:
-            raise ConfigError("dataset 'text' needs a folder (dataset.path or --dataset text:DIR)")
-        if level not in LEVELS:
-            raise ConfigError(f"dataset.level must be one of: {', '.join(LEVELS)} (got {level!r})")
-        _check_int("seq_len", seq_len, 1)
-        _check_int("min_count", min_count, 1)
-        if max_vocab is not None:
-            _check_int("max_vocab", max_vocab, 3)
-        if not isinstance(lowercase, bool):
-            raise ConfigError(f"dataset.lowercase must be true or false, got {lowercase!r}")
-        self.path, self.level, self.seq_len = path, level, seq_len
-        self.min_count, self.max_vocab, self.lowercase = min_count, max_vocab, lowercase
-
-    def load_raw(self) -> RawData:
-        raise DataError("dataset 'text' is a token corpus, not image arrays; use load()")
+    path_is = "a folder"
+    small_options: ClassVar[Mapping[str, Any]] = {"seq_len": 8}
+    opts: Options
 
     def load(self, seed: int = 0) -> TextSplits:
         """The three splits as windows (``seed`` is unused: nothing here is random)."""
-        assert self.path is not None
-        folder = os.path.expanduser(os.fspath(self.path))
+        assert self.opts.path is not None  # needs_path
+        folder = os.path.expanduser(os.fspath(self.opts.path))
         if not os.path.isdir(folder):
             raise DataError(f"text corpus folder not found: {folder}" if not os.path.exists(folder)
                             else f"{folder}: expected a folder of train/valid/test .txt files, got a file")
         files = find_split_files(folder)
-        streams = {s: read_tokens(files[s], self.level, self.lowercase) for s in SPLITS}
-        vocab = build_vocab(streams["train"], self.min_count, self.max_vocab)
+        opts = self.opts
+        streams = {s: read_tokens(files[s], opts.level, opts.lowercase) for s in SPLITS}
+        vocab = build_vocab(streams["train"], opts.min_count, opts.max_vocab)
         index = {t: i for i, t in enumerate(vocab)}
         splits = {s: windows(torch.tensor([index.get(t, 0) for t in streams[s]], dtype=torch.int64),
-                             self.seq_len, files[s]) for s in SPLITS}
+                             opts.seq_len, files[s]) for s in SPLITS}
         return TextSplits(splits["train"], splits["valid"], splits["test"], num_classes=len(vocab),
                           name="text", kind="language_model", preprocess=self.preprocessing(vocab),
                           class_names=tuple(vocab), vocab=tuple(vocab))
 
     def preprocessing(self, vocab: list[str]) -> dict[str, Any]:
         """How text becomes token ids, kept with the found model (deploy/preprocess.py applies it)."""
-        return {"kind": "tokens", "level": self.level, "lowercase": self.lowercase, "vocab": list(vocab),
-                "unk": UNK, "eos": EOS, "seq_len": self.seq_len}
+        return {"kind": "tokens", "level": self.opts.level, "lowercase": self.opts.lowercase, "vocab": list(vocab),
+                "unk": UNK, "eos": EOS, "seq_len": self.opts.seq_len}
 
-    def raw_test(self, seed: int = 0) -> tuple[Any, Any]:
+    def raw_test(self, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """The test windows: token ids are this source's raw form."""
         test = self.load(seed).test
         return test.x.numpy(), test.y.numpy()

@@ -4,6 +4,12 @@ Evaluators are plain picklable objects: the experiment ships them to worker proc
 or Ray tasks, where they load their data once per process. They never write the journal.
 :func:`run_trial` is the one entry point executors call; it turns every exception into a
 failed result with a reason, so a broken trial never stops the search.
+
+:class:`Evaluator` states all the experiment calls on every evaluator. What only some
+evaluators do is a small named capability the experiment checks with ``isinstance``:
+:class:`TrainsOnSplits` (one-shot methods train a supernet on its data),
+:class:`SupportsInheritance` (trials hand weights to their children) and
+:class:`SupportsEarlyStop` (trials are judged against completed trials' curves).
 """
 
 from __future__ import annotations
@@ -12,18 +18,16 @@ import time
 import traceback
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, Sequence
+from typing import Any, Callable, ClassVar, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 
 from archsearch.core import EvalResult, Fidelity, Task, Trial, TrialState
+from archsearch.data.base import Splits
 from archsearch.options import Configurable
 from archsearch.registry import Registry
 from archsearch.spaces.base import Architecture, SearchSpace
-
-if TYPE_CHECKING:
-    from archsearch.data.base import Splits
 
 
 class TrialError(Exception):
@@ -53,14 +57,31 @@ class FinalResult:
 
 
 class Evaluator(Configurable, ABC):
+    """Measures architectures. The constructor takes the experiment's dataset spec (or in-memory
+    :class:`Splits`; None: digits) and its seed positionally, the user's options as keywords."""
+
     name: ClassVar[str] = ""
     objective: str = "valid_acc"  # the metric strategies maximise
     trains_models: ClassVar[bool] = True  # False: no final training (tables, proxies)
 
+    def __init__(self, data: Union[dict[str, Any], Splits, None] = None, data_seed: int = 0,
+                 **options: Any) -> None:
+        self.configure(options)
+        self.data: Union[dict[str, Any], Splits] = data if data is not None else {"name": "digits"}
+        self.data_seed = data_seed
+
+    @classmethod
+    def for_testing(cls, data: dict[str, Any], space: SearchSpace, archs: Sequence[Architecture],
+                    workdir: str) -> "Evaluator":
+        """A small instance the conformance suite (archsearch.testing) measures ``archs`` of ``space``
+        with: its ``small_options`` on ``data``. An evaluator that needs files (a table) writes them
+        under ``workdir``."""
+        return cls(dict(data), 0, **cls.small_options)
+
     @abstractmethod
     def task(self, fidelity: Optional[Fidelity] = None) -> Task:
-        """The task networks are built for at ``fidelity`` (its resolution changes the input
-        shape; None: the data as it is). Loads and validates the data in the driver."""
+        """The task networks are built for, at ``fidelity`` when given (its resolution resizes the
+        input); loads and validates the data in the driver."""
 
     def prepare(self) -> None:
         """Per-process set-up (load data) run before a trial's clock starts. Default: nothing."""
@@ -71,59 +92,49 @@ class Evaluator(Configurable, ABC):
         return None
 
     @abstractmethod
-    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
-                 init: Optional[dict[str, torch.Tensor]] = None) -> EvalResult:
-        """Measure one architecture. ``init`` is a parent's trained state dict (weight inheritance):
-        an evaluator that trains may start from its matching tensors; others ignore it."""
+    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int) -> EvalResult:
+        """Measure one architecture (an evaluator with a capability below takes its keywords too)."""
 
     def final(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
               train_on_valid: bool = True, on_epoch: Optional[Callable[[dict[str, float]], None]] = None
               ) -> FinalResult:
         """Train the chosen architecture for good (on train, plus valid if asked) and measure test metrics.
-        ``on_epoch`` gets each epoch's learning-curve point as it ends (progress for a long training)."""
+        ``on_epoch`` gets each epoch's learning-curve point as it ends (progress for a long training).
+        Called only when ``trains_models``."""
         raise NotImplementedError(f"evaluator {self.name!r} has no final training")
 
 
-# -- capabilities: what some evaluators do beyond the protocol, checked with isinstance -------------
-
-
 class TrainsOnSplits(ABC):
-    """An evaluator that loads a dataset: one-shot search trains its supernet on these splits, and
-    data-dependent proxies draw their minibatch from them."""
+    """An evaluator that trains on a dataset: one-shot methods train their supernet on its splits."""
 
     @abstractmethod
-    def splits(self) -> "Splits":
-        """The train/valid/test splits (loaded once, the same in every process)."""
-
-
-class SupportsEarlyStop(ABC):
-    """An evaluator that can stop a poor trial early against completed trials' learning curves.
-    The experiment builds the reference when the trial is submitted and hands it to ``evaluate``
-    as ``reference``."""
-
-    @property
-    @abstractmethod
-    def stops_early(self) -> bool:
-        """Whether this instance is configured to stop trials early (else no reference is built)."""
-
-    @abstractmethod
-    def stop_reference(self, trials: Sequence[Trial], fidelity: Fidelity) -> Optional[list[list[float]]]:
-        """The curves a trial at ``fidelity`` is compared with; None when there are too few yet."""
-
-    @abstractmethod
-    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
-                 init: Optional[dict[str, torch.Tensor]] = None,
-                 reference: Optional[Sequence[Sequence[float]]] = None) -> EvalResult: ...
+    def splits(self) -> Splits:
+        """The dataset's train/valid/test splits (cached per process)."""
 
 
 class SupportsInheritance(ABC):
-    """An evaluator that can start a child from its parent's trained weights (``init``) and returns
-    its own trained weights in ``EvalResult.weights`` for its children."""
+    """An evaluator whose trials may start from their parent's trained weights. When
+    :meth:`inherits`, a complete trial's result carries its ``weights`` (a state dict) and the
+    experiment passes a child's parent's weights to ``evaluate(..., init=STATE_DICT)``; otherwise
+    it never asks for weights."""
 
-    @property
     @abstractmethod
     def inherits(self) -> bool:
-        """Whether this instance is configured to inherit (the experiment then saves and loads weights)."""
+        """Whether weight inheritance is on (an option of the evaluator)."""
+
+
+class SupportsEarlyStop(ABC):
+    """An evaluator that stops poor trials early by comparing with completed trials' learning curves.
+    When :meth:`stops_early`, the experiment passes ``evaluate(..., reference=...)`` what
+    :meth:`stop_reference` built from the journal at submit time."""
+
+    @abstractmethod
+    def stops_early(self) -> bool:
+        """Whether early stopping is on (an option of the evaluator)."""
+
+    @abstractmethod
+    def stop_reference(self, trials: Sequence[Trial], fidelity: Fidelity) -> Optional[list[list[float]]]:
+        """The reference a trial at ``fidelity`` is judged against (None: no early stopping)."""
 
 
 EVALUATORS: Registry[Evaluator] = Registry("evaluator", package="archsearch.estimation", group="archsearch.evaluators",
@@ -152,9 +163,9 @@ def run_trial(evaluator: Evaluator, space: SearchSpace, arch: Architecture, fide
     """Evaluate one trial, never raising: what executors run in their workers.
 
     The evaluator's per-process set-up (data loading) runs before the clock starts, so a
-    worker's first trial does not report a higher cost than the others. ``init`` is a parent's
-    weights; ``reference`` (completed trials' curves) goes only to a :class:`SupportsEarlyStop`
-    evaluator.
+    worker's first trial does not report a higher cost than the others. ``init`` (a parent's
+    weights) and ``reference`` (completed trials' curves, for early stopping) are passed on only
+    when given and only to an evaluator with the capability that takes them.
     """
     start = time.perf_counter()
     try:
@@ -164,10 +175,12 @@ def run_trial(evaluator: Evaluator, space: SearchSpace, arch: Architecture, fide
             torch.set_num_threads(threads)
         evaluator.prepare()
         start = time.perf_counter()
+        extra: dict[str, object] = {}
+        if init is not None and isinstance(evaluator, SupportsInheritance):
+            extra["init"] = init
         if reference is not None and isinstance(evaluator, SupportsEarlyStop):
-            result = evaluator.evaluate(space, arch, fidelity, seed, init=init, reference=reference)
-        else:
-            result = evaluator.evaluate(space, arch, fidelity, seed, init=init)
+            extra["reference"] = reference
+        result = evaluator.evaluate(space, arch, fidelity, seed, **extra)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a failed trial
         error = describe_failure(exc)
         if not isinstance(exc, TrialError):  # unexpected: keep where it happened

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from archsearch.errors import ConfigError
+from archsearch.options import OptionError, Options, invalid, option
 
 if TYPE_CHECKING:
     import torch
@@ -123,6 +124,45 @@ def violation(metrics: dict[str, float], constraints: dict[str, float]) -> float
 def penalised(value_violation: float) -> float:
     """The scalar reward of an infeasible trial: -1 - violation, below any non-negative reward."""
     return -1.0 - value_violation
+
+
+def _finite(value: float) -> Optional[str]:
+    return None if math.isfinite(value) else "must be a finite number"
+
+
+REWARDS = ("valid_acc", "mnas")
+
+
+@dataclass(frozen=True)
+class ObjectiveOptions(Options):
+    """The training evaluator's multi-objective options (all off by default)."""
+
+    latency: bool = option(False, "measure forward latency after training (latency_b1, latency_bN)")
+    latency_batch: int = option(64, "the second batch size latency is measured at", low=1)
+    latency_repeats: int = option(10, "timed forward passes per batch size (the median counts)", low=1)
+    reward: str = option("valid_acc", "the objective: validation accuracy, or MnasNet's latency-weighted reward",
+                         choices=REWARDS)
+    target_latency: Optional[float] = option(None, "MnasNet's target latency in seconds (reward mnas)", above=0)
+    alpha: float = option(MNAS_SOFT[0], "MnasNet exponent at or under the target (-0.07 soft, 0 hard)",
+                          check=_finite)
+    beta: float = option(MNAS_SOFT[1], "MnasNet exponent over the target (-0.07 soft, -1 hard)", check=_finite)
+    constraints: Optional[dict[str, Any]] = option(None, "limits: max_params, max_flops, max_latency (seconds)")
+
+    def __post_init__(self) -> None:
+        if self.reward == "mnas" and self.target_latency is None:
+            raise invalid("target_latency", "must be a positive number of seconds with reward mnas, got null")
+        try:
+            check_constraints(self.constraints, "constraints")
+        except ConfigError as exc:
+            raise OptionError(str(exc)) from None
+
+    def limits(self) -> dict[str, float]:
+        """The constraints that are set, as numbers."""
+        return check_constraints(self.constraints)
+
+    def measures_latency(self) -> bool:
+        """Latency is measured when asked, or when the reward or a constraint needs it."""
+        return self.latency or self.reward == "mnas" or "max_latency" in self.limits()
 
 
 # -- objectives and Pareto fronts ------------------------------------------------------------

@@ -78,8 +78,10 @@ class Proxy:
 _PROXIES: dict[str, Proxy] = {}
 
 
-def register_proxy(name: str, needs_data: bool = False, mutates: bool = True
-                   ) -> Callable[[Callable[[nn.Module, ProxyContext], float]], Callable[[nn.Module, ProxyContext], float]]:
+ProxyFn = Callable[[nn.Module, "ProxyContext"], float]
+
+
+def register_proxy(name: str, needs_data: bool = False, mutates: bool = True) -> Callable[[ProxyFn], ProxyFn]:
     """Register ``fn(model, context) -> float`` (higher = better) under ``name``."""
 
     def decorator(fn: Callable[[nn.Module, ProxyContext], float]) -> Callable[[nn.Module, ProxyContext], float]:

@@ -20,38 +20,42 @@ default settings (``final.enabled: false`` skips it).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Union
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar, Mapping, Optional, Union
 
 import torch
 import torch.nn.functional as F
 
 from archsearch.core import EvalResult, Fidelity, Task, TrialState
 from archsearch.data.base import Splits, load_splits
-from archsearch.errors import ConfigError
-from archsearch.estimation.base import Evaluator, FinalResult, TrainsOnSplits, count_flops, count_params, register_evaluator
+from archsearch.estimation.base import (
+    Evaluator, FinalResult, TrainsOnSplits, count_flops, count_params, register_evaluator,
+)
 from archsearch.estimation.proxies import Batch, build_model, get_proxy, list_proxies, score_model
+from archsearch.options import Options, option
 from archsearch.spaces.base import Architecture, SearchSpace
+
+
+def _known_proxy(name: str) -> Optional[str]:
+    return None if name in list_proxies() else f"must be one of: {', '.join(list_proxies())}"
 
 
 @register_evaluator("proxy")
 class ProxyEvaluator(Evaluator, TrainsOnSplits):
     """Scores an untrained network with one zero-cost proxy (higher = better)."""
 
-    def __init__(
-        self,
-        data: Union[dict[str, Any], Splits, None] = None,
-        data_seed: int = 0,
-        proxy: str = "synflow",
-        batch_size: int = 64,
-    ) -> None:
-        if not isinstance(proxy, str) or proxy not in list_proxies():
-            raise ConfigError(f"evaluator.proxy must be one of: {', '.join(list_proxies())} (got {proxy!r})")
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 2:
-            raise ConfigError(f"evaluator.batch_size must be an integer >= 2, got {batch_size!r}")
-        self.data = data if data is not None else {"name": "digits"}
-        self.data_seed = data_seed
-        self.proxy, self.batch_size = proxy, batch_size
-        self.objective = proxy
+    @dataclass(frozen=True)
+    class Options(Options):
+        proxy: str = option("synflow", "the zero-cost proxy that scores each network", check=_known_proxy)
+        batch_size: int = option(64, "examples of the one minibatch data-dependent proxies score on", low=2)
+
+    opts: Options
+    small_options: ClassVar[Mapping[str, Any]] = {"proxy": "params"}
+
+    def __init__(self, data: Union[dict[str, Any], Splits, None] = None, data_seed: int = 0,
+                 **options: Any) -> None:
+        super().__init__(data, data_seed, **options)
+        self.objective = self.opts.proxy
 
     def splits(self) -> Splits:
         return self.data if isinstance(self.data, Splits) else load_splits(self.data, self.data_seed)
@@ -67,22 +71,22 @@ class ProxyEvaluator(Evaluator, TrainsOnSplits):
 
     def batch(self, task: Task) -> Optional[Batch]:
         """The minibatch every trial is scored on (None for data-independent proxies)."""
-        if not get_proxy(self.proxy).needs_data:
+        if not get_proxy(self.opts.proxy).needs_data:
             return None
         train = self.splits().train
         g = torch.Generator().manual_seed(self.data_seed)
-        idx = torch.randperm(len(train), generator=g)[: self.batch_size]
+        idx = torch.randperm(len(train), generator=g)[: self.opts.batch_size]
         x, y = train.x[idx], train.y[idx]
         if x.dim() == 4 and tuple(x.shape[1:]) != tuple(task.input_shape):
             x = F.interpolate(x, size=tuple(task.input_shape[1:]), mode="bilinear", align_corners=False)
         return x, y
 
-    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
-                 init: Optional[dict[str, Any]] = None) -> EvalResult:  # nothing trained: init is ignored
+    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int) -> EvalResult:
         task = self.task(fidelity)
         model = build_model(space.scaled(fidelity.width, fidelity.depth), arch, task, seed)
         metrics = {"params": float(count_params(model)), "flops": float(count_flops(model, tuple(task.input_shape)))}
-        metrics.update(score_model(model, task, [self.proxy], self.batch(task), seed, self.batch_size, consume=True))
+        metrics.update(score_model(model, task, [self.opts.proxy], self.batch(task), seed, self.opts.batch_size,
+                                   consume=True))
         return EvalResult(TrialState.COMPLETE, metrics, 0.0, None, [])
 
     def final(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,

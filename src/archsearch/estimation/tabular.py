@@ -23,12 +23,13 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Union
+from typing import Any, ClassVar, Mapping, Optional, Sequence, Union
 
 from archsearch.core import EvalResult, Fidelity, Task, TrialState
 from archsearch.data.base import Splits
 from archsearch.errors import ConfigError, DataError
 from archsearch.estimation.base import Evaluator, TrialError, register_evaluator
+from archsearch.options import Options, invalid, option
 from archsearch.spaces.base import Architecture, SearchSpace
 
 
@@ -79,7 +80,7 @@ def load_table(path: str, arch_column: str = "arch") -> Table:
     if not raw:
         raise DataError(f"table {path} has a header but no rows")
     numeric = []
-    for j, name in enumerate(header):
+    for j in range(len(header)):
         if j == a:
             continue
         try:
@@ -111,64 +112,81 @@ def _check_scale(fidelity: Fidelity) -> None:
                           f"fidelity.depth must be 1 (got {fidelity.width:g} and {fidelity.depth:g})")
 
 
+def _positive_ints(values: Sequence[int]) -> Optional[str]:
+    return None if values and all(v >= 1 for v in values) else "must be a non-empty list of positive integers"
+
+
 @register_evaluator("tabular")
 class TabularEvaluator(Evaluator):
     """Answers queries from a table of precomputed results (no training, no data)."""
 
     trains_models = False
 
-    def __init__(
-        self,
-        data: Union[dict[str, Any], Splits, None] = None,
-        data_seed: int = 0,
-        table: Optional[str] = None,
-        reward: Optional[str] = None,
-        arch_column: str = "arch",
-        cost_column: Optional[str] = None,
-        input_shape: Sequence[int] = (3, 32, 32),
-        classes: int = 10,
-    ) -> None:
-        if not table or not isinstance(table, str):
-            raise ConfigError("evaluator 'tabular' needs a table: --table FILE (or evaluator.table)")
-        loaded = load_table(table, arch_column)
-        if reward is None:
+    @dataclass(frozen=True)
+    class Options(Options):
+        table: Optional[str] = option(None, "the CSV file of results, one row per architecture (--table)")
+        reward: Optional[str] = option(None, "the numeric column strategies maximise (--reward)")
+        arch_column: str = option("arch", "the column holding each architecture's string form")
+        cost_column: Optional[str] = option(None, "a numeric column of seconds, reported as each trial's cost")
+        input_shape: tuple[int, ...] = option((3, 32, 32), "the input shape the table's networks took",
+                                              check=_positive_ints)
+        classes: int = option(10, "the classes the table's networks predicted", low=1)
+
+        def __post_init__(self) -> None:
+            if not self.table:
+                raise invalid("table", "missing: evaluator 'tabular' needs a table: --table FILE")
+
+    opts: Options
+    small_options: ClassVar[Mapping[str, Any]] = {"table": "table.csv", "reward": "valid_acc"}
+
+    def __init__(self, data: Union[dict[str, Any], Splits, None] = None, data_seed: int = 0,
+                 **options: Any) -> None:
+        super().__init__(data, data_seed, **options)
+        assert self.opts.table is not None  # checked by Options
+        loaded = load_table(self.opts.table, self.opts.arch_column)  # the file's own errors are DataErrors
+        if self.opts.reward is None:
             raise ConfigError(f"evaluator 'tabular' needs a reward column: --reward COLUMN "
                               f"(valid: {', '.join(loaded.columns)})")
-        for key, column in (("reward", reward), ("cost_column", cost_column)):
+        for key, column in (("reward", self.opts.reward), ("cost_column", self.opts.cost_column)):
             if column is not None and column not in loaded.columns:
                 raise ConfigError(f"evaluator.{key}: the table has no numeric column {column!r} "
                                   f"(valid: {', '.join(loaded.columns)})")
-        if (not isinstance(input_shape, (list, tuple)) or not input_shape
-                or any(not isinstance(d, int) or d < 1 for d in input_shape)):
-            raise ConfigError(f"evaluator.input_shape must be a list of positive integers, got {input_shape!r}")
-        if not isinstance(classes, int) or classes < 1:
-            raise ConfigError(f"evaluator.classes must be a positive integer, got {classes!r}")
-        self.table_path, self.arch_column, self.cost_column = table, arch_column, cost_column
-        self.objective = reward
-        self.input_shape, self.classes = tuple(input_shape), classes
+        self.table_path: str = self.opts.table
+        self.objective = self.opts.reward
+
+    @classmethod
+    def for_testing(cls, data: dict[str, Any], space: SearchSpace, archs: Sequence[Architecture],
+                    workdir: str) -> "TabularEvaluator":
+        """A table under ``workdir`` with a row for each of ``archs`` (made-up values)."""
+        path = os.path.join(workdir, str(cls.small_options["table"]))
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["arch", "valid_acc", "cost"])
+            for i, arch in enumerate(dict.fromkeys(str(a) for a in archs)):
+                writer.writerow([arch, 0.5 + 0.01 * i, 1.0 + i])
+        return cls(None, 0, **{**cls.small_options, "table": path, "cost_column": "cost"})
 
     def table(self) -> Table:
-        return load_table(self.table_path, self.arch_column)
+        return load_table(self.table_path, self.opts.arch_column)
 
     def task(self, fidelity: Optional[Fidelity] = None) -> Task:
         """Nominal: the shapes the table's networks were trained for (used by reports and describe)."""
         if fidelity is not None:
             _check_scale(fidelity)
-        return Task(self.input_shape, self.classes)
+        return Task(self.opts.input_shape, self.opts.classes)
 
     def prepare(self) -> None:
         self.table()
 
-    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
-                 init: Optional[dict[str, Any]] = None) -> EvalResult:  # nothing trained: init is ignored
+    def evaluate(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int) -> EvalResult:
         start = time.perf_counter()
         _check_scale(fidelity)
         row = self.table().rows.get(str(arch))
         if row is None:
             raise TrialError(f"architecture {arch} is not in the table {self.table_path} "
-                             f"(column {self.arch_column!r} must hold the {space.name!r} space's string form)")
+                             f"(column {self.opts.arch_column!r} must hold the {space.name!r} space's string form)")
         metrics = dict(row)
-        cost = row[self.cost_column] if self.cost_column else time.perf_counter() - start
+        cost = row[self.opts.cost_column] if self.opts.cost_column else time.perf_counter() - start
         if not math.isfinite(cost) or cost < 0:
             cost = 0.0
         return EvalResult(TrialState.COMPLETE, metrics, cost, None, [])

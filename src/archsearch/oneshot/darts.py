@@ -21,7 +21,7 @@ them exactly afterwards. The extra forward passes update BatchNorm running stati
 DARTS's Hessian-vector product does; they are read only in eval mode.
 
 PC-DARTS (``partial_channels`` K, DARTS space only): the supernet runs 1/K of each edge's
-channels through the candidates (:func:`archsearch.spaces.darts.partial_mix`), and edge
+channels through the candidates (:func:`archsearch.spaces.darts_supernet.partial_mix`), and edge
 normalisation (``edge_norm``, on by default with K) learns a beta per edge, softmax-normalised
 over each node's incoming edges; edge e's weights become ``beta_e * softmax(alpha_e)``. ``mix``
 then scales the whole edge by beta_e, and the space's top-2 derivation on these products is

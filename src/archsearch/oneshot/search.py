@@ -33,7 +33,6 @@ from archsearch.core import Fidelity, Task
 from archsearch.data.base import Split
 from archsearch.errors import ConfigError, JournalError
 from archsearch.oneshot.base import OneShotMethod, accuracy, count_param_free
-from archsearch.spaces.supernet import Supernet
 from archsearch.spaces.base import Architecture, SearchSpace
 
 CHECKPOINT = "oneshot.pt"

@@ -27,8 +27,6 @@ from archsearch.registry import Registry
 from archsearch.spaces.diagram import Diagram
 
 if TYPE_CHECKING:
-    import torch
-
     from archsearch.spaces.supernet import Supernet
 
 
@@ -93,25 +91,6 @@ def sized_kind(choices: Sequence[Any], kind: "DecisionKind" = DecisionKind.ORDIN
     return DecisionKind.CATEGORICAL
 
 
-# -- capabilities of architectures and networks, checked with isinstance -------------------------
-
-
-class CarriesTrainingOverrides(ABC):
-    """An architecture that carries training settings for itself (the ``hyperparams`` space's
-    learning rate, batch size, ...): the training evaluator applies them over its own options."""
-
-    @abstractmethod
-    def training_overrides(self) -> dict[str, Any]:
-        """A mapping over the training evaluator's overridable keys (it validates the values)."""
-
-
-class AuxiliaryClassifier(ABC):
-    """A network with an auxiliary head (DARTS-style): in train mode its forward pass leaves the
-    head's logits in ``aux_logits`` (None in eval mode), which training adds to the loss."""
-
-    aux_logits: Optional["torch.Tensor"]
-
-
 @dataclass(frozen=True)
 class Decision:
     """One choice of the canonical encoding. ``kind`` says how its choices relate; an ``INPUTS``
@@ -140,6 +119,7 @@ class SearchSpace(Configurable, ABC):
 
     def __init__(self, **options: Any) -> None:
         self.configure(options)  # ``self.opts``: the parsed ``Options``
+        self._options = dict(options)  # as the user gave them: what configs and checkpoints store
 
     small_supernet_options: ClassVar[Mapping[str, Any]] = {}  # a supernet a test trains quickly ({}: small_options)
 
@@ -223,7 +203,7 @@ class SearchSpace(Configurable, ABC):
 
     def options(self) -> dict[str, Any]:
         """The constructor options, to store in configs and checkpoints."""
-        return dict(getattr(self, "_options", {}))
+        return dict(self._options)
 
     # -- parsing and validation --------------------------------------------------
     def validate(self, arch: Architecture) -> Architecture:

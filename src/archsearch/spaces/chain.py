@@ -13,17 +13,18 @@ is at least 4 pixels) -> global average pool -> linear.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any, ClassVar, Mapping, Optional, Sequence
 
 import torch
 import torch.nn as nn
 
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
+from archsearch.options import Options, all_of, each_between, each_in, invalid, nonempty_distinct, option
 from archsearch.spaces.base import (
     Architecture, Decision, SearchSpace, register_space, scale_count, scaled_copy, sized_kind,
 )
-from archsearch.spaces.checks import check_int, check_ints, check_names, require_image
+from archsearch.spaces.checks import require_image
 from archsearch.spaces.diagram import Diagram
 
 OPS = ("conv", "sep_conv", "dil_conv", "max_pool", "avg_pool", "identity")
@@ -51,7 +52,7 @@ class ChainArch(Architecture):
         return "|".join(str(layer) for layer in self.layers)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"layers": [[l.op, l.kernel, l.channels, l.activation] for l in self.layers]}
+        return {"layers": [[x.op, x.kernel, x.channels, x.activation] for x in self.layers]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ChainArch":
@@ -137,34 +138,43 @@ class ChainNet(nn.Module):
 
 
 # -- the space ------------------------------------------------------------------
+def _odd(values: Sequence[int]) -> Optional[str]:
+    return "must be odd (same padding)" if any(v % 2 == 0 for v in values) else None
+
+
 @register_space("chain")
 class ChainSpace(SearchSpace):
     """Chain-structured CNNs (seed 001: each node's only parent is the previous node)."""
 
     arch_type = ChainArch
 
-    def __init__(
-        self,
-        layers: int = 6,
-        ops: Sequence[str] = OPS,
-        kernels: Sequence[int] = (1, 3, 5),
-        channels: Sequence[int] = (16, 32, 64, 96),
-        activations: Sequence[str] = ("relu", "gelu", "silu", "tanh"),
-        stem_channels: int = 32,
-        reductions: int = 2,
-    ) -> None:
-        check_int("layers", layers, 1, 64)
-        check_names("ops", ops, OPS)
-        check_names("activations", activations, tuple(ACTIVATIONS))
-        check_ints("kernels", kernels, 1, 15)
-        check_ints("channels", channels, 1, 4096)
-        if any(k % 2 == 0 for k in kernels):
-            raise ConfigError(f"space.kernels must be odd (same padding), got {list(kernels)}")
-        check_int("stem_channels", stem_channels, 1, 4096)
-        check_int("reductions", reductions, 0, layers)
-        self.layers, self.stem_channels, self.reductions = layers, stem_channels, reductions
-        self.ops, self.kernels = tuple(ops), tuple(kernels)
-        self.channels, self.activations = tuple(channels), tuple(activations)
+    @dataclass(frozen=True)
+    class Options(Options):
+        layers: int = option(6, "layers of the chain", low=1, high=64)
+        ops: tuple[str, ...] = option(OPS, "operations a layer chooses from",
+                                      check=all_of(nonempty_distinct, each_in(OPS)))
+        kernels: tuple[int, ...] = option((1, 3, 5), "kernel sizes (odd: same padding)",
+                                          check=all_of(nonempty_distinct, each_between(1, 15), _odd))
+        channels: tuple[int, ...] = option((16, 32, 64, 96), "output channels a layer chooses from",
+                                           check=all_of(nonempty_distinct, each_between(1, 4096)))
+        activations: tuple[str, ...] = option(("relu", "gelu", "silu", "tanh"), "activations a layer chooses from",
+                                              check=all_of(nonempty_distinct, each_in(tuple(ACTIVATIONS))))
+        stem_channels: int = option(32, "width of the stem conv", low=1, high=4096)
+        reductions: int = option(2, "2x downsamplings spread along the chain", low=0, high=64)
+
+        def __post_init__(self) -> None:
+            if self.reductions > self.layers:
+                raise invalid("reductions", f"must be at most space.layers = {self.layers}, got {self.reductions}")
+
+    opts: Options
+    small_options: ClassVar[Mapping[str, Any]] = {"layers": 3, "channels": [4, 8], "stem_channels": 4}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        o = self.opts
+        self.layers, self.stem_channels, self.reductions = o.layers, o.stem_channels, o.reductions
+        self.ops, self.kernels = o.ops, o.kernels
+        self.channels, self.activations = o.channels, o.activations
 
     def decisions(self) -> list[Decision]:
         out = []

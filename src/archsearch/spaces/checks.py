@@ -1,57 +1,14 @@
-"""Option and input checks shared by every space: one wording for every bad value.
-
-Each check raises :class:`ConfigError` naming ``space.KEY``, the value and what is valid.
-"""
+"""Input checks shared by every space (options are checked by their declarations,
+:mod:`archsearch.options`): a task a space cannot build for, an index vector out of range."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
-
-
-def check_int(key: str, value: Any, lo: int = 1, hi: int = 4096) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise ConfigError(f"space.{key} must be an integer in {lo}..{hi}, got {value!r}")
-    return value
-
-
-def check_bool(key: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"space.{key} must be true or false, got {value!r}")
-    return value
-
-
-def check_prob(key: str, value: Any) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0.0 <= float(value) < 1.0:
-        raise ConfigError(f"space.{key} must be a probability in [0, 1), got {value!r}")
-    return float(value)
-
-
-def check_names(key: str, values: Any, valid: Sequence[str]) -> tuple[str, ...]:
-    """A non-empty list of distinct names from ``valid``."""
-    listing = ", ".join(valid)
-    if isinstance(values, str) or not isinstance(values, (list, tuple)) or not values:
-        raise ConfigError(f"space.{key} must be a non-empty list (valid: {listing}), got {values!r}")
-    for v in values:
-        if v not in valid:
-            raise ConfigError(f"space.{key}: unknown {v!r} (valid: {listing})")
-    if len(set(values)) != len(values):
-        raise ConfigError(f"space.{key} lists a value twice: {list(values)}")
-    return tuple(values)
-
-
-def check_ints(key: str, values: Any, lo: int = 1, hi: int = 4096) -> tuple[int, ...]:
-    """A non-empty list of distinct integers in ``lo..hi``."""
-    if isinstance(values, str) or not isinstance(values, (list, tuple)) or not values or any(
-            not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi for v in values):
-        raise ConfigError(f"space.{key} must be a non-empty list of integers in {lo}..{hi}, got {values!r}")
-    if len(set(values)) != len(values):
-        raise ConfigError(f"space.{key} lists a value twice: {list(values)}")
-    return tuple(values)
 
 
 IMAGE_SHAPE_RULE = "needs input shape (C, H, W)"  # the words every image space's task error contains

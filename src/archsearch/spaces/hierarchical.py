@@ -22,316 +22,68 @@ A motif that the level-3 DAG does not use is still part of the genotype (evoluti
 as latent material), so every decision vector is a distinct *genotype*; distinct genotypes can
 still build the same network (unused motifs, edges into nodes that do not reach the output).
 
-String form: ``m1=ROWS;m2=ROWS;...;cell=ROWS``. ``ROWS`` lists the upper triangle row by row,
-rows separated by ``/`` and entries by ``,``: row ``j`` holds the edges from node ``j`` to nodes
-``j+1 .. n-1``. A 4-node motif and a 5-node cell::
-
-    m1=sep3,none,max3/id,dw3/conv1;...;m6=...;cell=m1,id,none,m4/m2,none,m3/m6,none/m1
-
-Network (the paper's small CIFAR template): stem conv3x3-BN-ReLU with ``channels`` channels,
-then ``stages`` groups of ``cells`` level-3 cells; between groups a 3x3 separable conv with
-stride 2 that doubles the width (stride 1 once the map is below 4 pixels, so small inputs
-work); global average pool, linear.
-
 Mutation follows the paper: pick a level (2 or 3), a motif of that level, a successor node
 ``i``, a predecessor ``j < i``, and replace the op on ``j -> i`` with a different one.
 
 Predictor encodings: ``onehot`` (one block per decision) and ``path`` (BANANAS-style indicators
 of the input->output paths through the cell, each motif edge expanded into the primitives on
 the paths through that motif; see :meth:`HierarchicalSpace.features`).
+
+The genotype and its DAG rules are in :mod:`hierarchical_dag`, the network in
+:mod:`hierarchical_network`.
 """
 
 from __future__ import annotations
 
 import operator
-import re
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
-import torch
 import torch.nn as nn
 
 from archsearch.core import Task
 from archsearch.errors import ParseError
-from archsearch.spaces import checks, ops
+from archsearch.options import Options, all_of, each_in, nonempty_distinct, option
 from archsearch.spaces.base import Architecture, Decision, SearchSpace, create_space, register_space, scale_count
+from archsearch.spaces.checks import check_indices, require_image
 from archsearch.spaces.diagram import Diagram
+from archsearch.spaces.hierarchical_dag import (PATH_LABELLED_LENGTH, HierarchicalArch, dag_inputs, dag_paths,
+                                                edge_list, live_nodes, n_edges, nodes_for)
+from archsearch.spaces.hierarchical_network import HierarchicalNet
 
 PRIMITIVES = ("none", "conv1", "dw3", "sep3", "max3", "avg3", "id")
 MAX_NODES = 10
 MAX_MOTIFS = 20
-PATH_LABELLED_LENGTH = 3  # the path encoding names op sequences up to this length, longer ones by length only
-
-_TOKEN_RE = re.compile(r"[A-Za-z0-9_]{1,32}", re.ASCII)
-
-
-def n_edges(nodes: int) -> int:
-    return nodes * (nodes - 1) // 2
-
-
-def edge_list(nodes: int) -> list[tuple[int, int]]:
-    """Upper-triangle edges (j, i) in the flat order: row by row over the source node j."""
-    return [(j, i) for j in range(nodes) for i in range(j + 1, nodes)]
-
-
-def _nodes_for(entries: int) -> int | None:
-    """The node count whose upper triangle has ``entries`` entries (None if not triangular)."""
-    n = int((1 + (1 + 8 * entries) ** 0.5) / 2 + 0.5)
-    return n if entries >= 1 and n_edges(n) == entries else None
-
-
-def _rows(entries: Sequence[str]) -> str:
-    n = _nodes_for(len(entries)) or len(entries) + 1  # an invalid length still prints (as one row)
-    out, k = [], 0
-    for j in range(n - 1):
-        width = n - 1 - j
-        out.append(",".join(entries[k : k + width]))
-        k += width
-    return "/".join(r for r in out if r)
-
-
 _INT = {int}  # decode's fast path: indices that are all plain ints
 
 
-# -- the genotype ---------------------------------------------------------------
-@dataclass(frozen=True)
-class HierarchicalArch(Architecture):
-    """``motifs[k]`` and ``cell``: flat upper-triangular adjacency entries (order of :func:`edge_list`)."""
-
-    motifs: tuple[tuple[str, ...], ...]
-    cell: tuple[str, ...]
-    space = "hierarchical"
-
-    def __str__(self) -> str:
-        parts = [f"m{k + 1}={_rows(m)}" for k, m in enumerate(self.motifs)]
-        return ";".join(parts + [f"cell={_rows(self.cell)}"])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"motifs": [list(m) for m in self.motifs], "cell": list(self.cell)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "HierarchicalArch":
-        motifs, cell = data["motifs"], data["cell"]
-        if not isinstance(motifs, list) or not all(isinstance(m, list) for m in motifs):
-            raise ParseError("hierarchical architecture JSON: 'motifs' must be a list of lists of op names")
-        for name, entries in [(f"m{k + 1}", m) for k, m in enumerate(motifs)] + [("cell", cell)]:
-            if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
-                raise ParseError(f"hierarchical architecture JSON: {name} must be a list of op names")
-            if _nodes_for(len(entries)) is None:
-                raise ParseError(f"hierarchical architecture JSON: {name} has {len(entries)} entries, "
-                                 f"not an upper triangle (1, 3, 6, 10, ...)")
-        return cls(tuple(tuple(m) for m in motifs), tuple(cell))
-
-    @classmethod
-    def parse(cls, text: str) -> "HierarchicalArch":
-        parts = [p.strip() for p in text.strip().split(";")]
-        motifs: list[tuple[str, ...]] = []
-        cell: tuple[str, ...] | None = None
-        for k, part in enumerate(parts):
-            name, sep, body = (s.strip() for s in part.partition("="))
-            if not sep:
-                raise ParseError(f"part {k + 1} {part[:30]!r}: expected NAME=ROWS, e.g. m1=sep3,none,max3/id,dw3/conv1")
-            if cell is not None:
-                raise ParseError(f"part {k + 1} {name[:20]!r}: 'cell=' must be the last part")
-            expected = f"m{len(motifs) + 1}"
-            if name not in (expected, "cell"):
-                raise ParseError(f"part {k + 1}: expected {expected}= or cell=, got {name[:20]!r}=")
-            entries = cls._parse_rows(name, body)
-            if name == "cell":
-                cell = entries
-            else:
-                motifs.append(entries)
-        if cell is None:
-            raise ParseError("missing the level-3 DAG: end with cell=ROWS, e.g. ...;cell=m1,id,none/m2,none/m1")
-        return cls(tuple(motifs), cell)
-
-    @staticmethod
-    def _parse_rows(name: str, body: str) -> tuple[str, ...]:
-        rows = [[t.strip() for t in row.split(",")] for row in body.split("/")]
-        n = len(rows) + 1
-        for j, row in enumerate(rows):
-            if len(row) != n - 1 - j:
-                shape = (", ".join(str(r) for r in range(n - 1, 0, -1)) if n <= 6 else f"{n - 1}, {n - 2}, ..., 1")
-                raise ParseError(f"{name}: row {j + 1} has {len(row)} entries, expected {n - 1 - j} "
-                                 f"({len(rows)} rows of an upper triangle have {shape} entries)")
-            for tok in row:
-                if not _TOKEN_RE.fullmatch(tok):
-                    raise ParseError(f"{name}: row {j + 1}: {tok[:20]!r} is not an op name")
-        return tuple(t for row in rows for t in row)
-
-
-# -- level 1: primitives --------------------------------------------------------
-def _conv_bn_relu(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, groups=groups, bias=False),
-                         nn.BatchNorm2d(c_out), nn.ReLU())
-
-
-def _sep_conv(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
-    """3x3 depthwise (stride) then 1x1 pointwise, BN, ReLU."""
-    return nn.Sequential(nn.Conv2d(c_in, c_in, 3, stride, 1, groups=c_in, bias=False),
-                         nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU())
-
-
-def primitive(name: str, c: int) -> nn.Module:
-    """A level-1 operation on ``c`` channels at stride 1 (``none`` is never built)."""
-    if name == "conv1":
-        return _conv_bn_relu(c, c, 1)
-    if name == "dw3":
-        return _conv_bn_relu(c, c, 3, groups=c)
-    if name == "sep3":
-        return _sep_conv(c, c)
-    if name in ("max3", "avg3"):
-        return ops.Pool(name[:3], c, c, 1)
-    if name == "id":
-        return ops.Identity(c, c, 1)
-    raise ValueError(f"no module for primitive {name!r}")
-
-
-# -- levels 2 and 3: DAGs of the level below -------------------------------------
-def dag_inputs(nodes: int, entries: Sequence[str]) -> list[list[tuple[int, str]]]:
-    """Incoming non-none edges ``(j, op)`` of every node; orphans get ``[(0, "id")]`` (the orphan rule)."""
-    incoming: list[list[tuple[int, str]]] = [[] for _ in range(nodes)]
-    for (j, i), op in zip(edge_list(nodes), entries):
-        if op != "none":
-            incoming[i].append((j, op))
-    for i in range(1, nodes):
-        if not incoming[i]:
-            incoming[i] = [(0, "id")]
-    return incoming
-
-
-def live_nodes(incoming: list[list[tuple[int, str]]]) -> list[bool]:
-    """Nodes from which the output (last node) is reachable; the others are not computed."""
-    live = [False] * len(incoming)
-    live[-1] = True
-    for i in range(len(incoming) - 1, 0, -1):
-        if live[i]:
-            for j, _ in incoming[i]:
-                live[j] = True
-    return live
-
-
-class Dag(nn.Module):
-    """A motif or cell: node i = merge(op_ji(node j) for incoming j); returns the last node."""
-
-    def __init__(self, nodes: int, entries: Sequence[str], c: int, make_op: Callable[[str], nn.Module]) -> None:
-        super().__init__()
-        incoming = dag_inputs(nodes, entries)
-        live = live_nodes(incoming)
-        self.plan: list[tuple[int, list[tuple[int, str]]]] = []  # (node, [(source, edge key)])
-        self.edges = nn.ModuleDict()
-        self.merges = nn.ModuleDict()
-        for i in range(1, nodes):
-            if not live[i]:
-                continue
-            sources = []
-            for j, op in incoming[i]:
-                key = f"{j}_{i}"
-                self.edges[key] = make_op(op)
-                sources.append((j, key))
-            if len(sources) > 1:
-                self.merges[str(i)] = _conv_bn_relu(len(sources) * c, c, 1)
-            self.plan.append((i, sources))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        states: dict[int, torch.Tensor] = {0: x}
-        out = x
-        for i, sources in self.plan:
-            if len(sources) == 1:
-                j, key = sources[0]
-                out = self.edges[key](states[j])
-            else:
-                out = self.merges[str(i)](torch.cat([self.edges[key](states[j]) for j, key in sources], dim=1))
-            states[i] = out
-        return out
-
-
-class HierarchicalNet(nn.Module):
-    def __init__(self, arch: HierarchicalArch, task: Task, motif_nodes: int, cell_nodes: int,
-                 channels: int, cells: int, stages: int) -> None:
-        super().__init__()
-        c, h = channels, min(task.input_shape[1:])
-        self.stem = _conv_bn_relu(task.input_shape[0], c, 3)
-
-        def make_cell(width: int) -> Dag:
-            def level2(op: str) -> nn.Module:
-                if op == "id":
-                    return ops.Identity(width, width, 1)
-                motif = arch.motifs[int(op[1:]) - 1]
-                return Dag(motif_nodes, motif, width, lambda p: primitive(p, width))
-            return Dag(cell_nodes, arch.cell, width, level2)
-
-        body: list[nn.Module] = []
-        for s in range(stages):
-            if s > 0:
-                stride = 2 if h >= 4 else 1  # never shrink a map below 2x2
-                body.append(_sep_conv(c, 2 * c, stride))
-                c, h = 2 * c, (h + stride - 1) // stride
-            body += [make_cell(c) for _ in range(cells)]
-        self.body = nn.Sequential(*body)
-        self.head = nn.Linear(c, task.num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.body(self.stem(x))  # (B, C, H', W')
-        return self.head(x.mean(dim=(2, 3)))
-
-
-# -- the path encoding ----------------------------------------------------------
-# A path's label is the tuple of its op codes while it has at most PATH_LABELLED_LENGTH ops,
-# afterwards just its length (an int): the sets stay small however many paths there are.
-PathLabel = Any  # tuple[int, ...] | int
-
-
-def _join(a: PathLabel, b: PathLabel) -> PathLabel:
-    la = a if isinstance(a, int) else len(a)
-    lb = b if isinstance(b, int) else len(b)
-    if la + lb <= PATH_LABELLED_LENGTH:
-        return a + b  # both are tuples: each is at most as long as the sum
-    return la + lb
-
-
-def dag_paths(nodes: int, entries: Sequence[str], edge_paths: Callable[[str], set]) -> set:
-    """Labels of the input->output paths of a DAG (orphan rule included); ``edge_paths(op)``
-    gives the labels of the paths through one edge."""
-    incoming = dag_inputs(nodes, entries)
-    arriving: list[set] = [{()}]
-    for i in range(1, nodes):
-        here: set = set()
-        for j, op in incoming[i]:
-            through = edge_paths(op)
-            here |= {_join(a, b) for a in arriving[j] for b in through}
-        arriving.append(here)
-    return arriving[-1]
-
-
-# -- the space ------------------------------------------------------------------
 @register_space("hierarchical")
 class HierarchicalSpace(SearchSpace):
     """Level-1 primitives, level-2 motifs (DAGs of primitives), one level-3 DAG of motifs."""
 
     arch_type = HierarchicalArch
 
-    def __init__(
-        self,
-        motifs: int = 6,
-        motif_nodes: int = 4,
-        cell_nodes: int = 5,
-        primitives: Sequence[str] = PRIMITIVES,
-        channels: int = 16,
-        cells: int = 1,
-        stages: int = 3,
-    ) -> None:
-        """``primitives`` restricts the level-1 choices (``none`` included only if listed);
-        ``channels`` is the stem width C (doubled at each downsampling); ``cells`` cells per
-        stage; ``stages`` groups of cells (``stages - 1`` downsamplings)."""
-        self.n_motifs = checks.check_int("motifs", motifs, 1, MAX_MOTIFS)
-        self.motif_nodes = checks.check_int("motif_nodes", motif_nodes, 2, MAX_NODES)
-        self.cell_nodes = checks.check_int("cell_nodes", cell_nodes, 2, MAX_NODES)
-        self.primitives = checks.check_names("primitives", primitives, PRIMITIVES)
-        self.channels = checks.check_int("channels", channels, 1, 4096)
-        self.cells = checks.check_int("cells", cells, 1, 32)
-        self.stages = checks.check_int("stages", stages, 1, 8)
+    @dataclass(frozen=True)
+    class Options(Options):
+        motifs: int = option(6, "level-2 motifs m1..mM", low=1, high=MAX_MOTIFS)
+        motif_nodes: int = option(4, "nodes of each motif's DAG", low=2, high=MAX_NODES)
+        cell_nodes: int = option(5, "nodes of the level-3 DAG", low=2, high=MAX_NODES)
+        primitives: tuple[str, ...] = option(PRIMITIVES, "level-1 choices ('none' only if listed)",
+                                             check=all_of(nonempty_distinct, each_in(PRIMITIVES)))
+        channels: int = option(16, "stem width C (doubled at each downsampling)", low=1, high=4096)
+        cells: int = option(1, "cells per stage", low=1, high=32)
+        stages: int = option(3, "groups of cells (stages - 1 downsamplings)", low=1, high=8)
+
+    opts: Options
+    small_options: ClassVar[Mapping[str, Any]] = {"motifs": 2, "motif_nodes": 3, "cell_nodes": 3, "channels": 4}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        o = self.opts
+        self.n_motifs, self.motif_nodes, self.cell_nodes = o.motifs, o.motif_nodes, o.cell_nodes
+        self.primitives, self.channels, self.cells, self.stages = o.primitives, o.channels, o.cells, o.stages
+        motifs, motif_nodes, cell_nodes = o.motifs, o.motif_nodes, o.cell_nodes
         self.cell_ops = ("none", "id") + tuple(f"m{k + 1}" for k in range(motifs))
         self._prim_index = {p: i for i, p in enumerate(self.primitives)}
         self._cell_index = {p: i for i, p in enumerate(self.cell_ops)}
@@ -367,7 +119,7 @@ class HierarchicalSpace(SearchSpace):
     def _lookup(name: str, entries: Sequence[str], nodes: int, key: str, index: dict[str, int],
                 out: list[int]) -> None:
         if len(entries) != n_edges(nodes):
-            have = _nodes_for(len(entries))
+            have = nodes_for(len(entries))
             raise ParseError(f"{name}: expected a {nodes}-node DAG ({n_edges(nodes)} entries, space.{key}), got "
                              + (f"{have} nodes" if have else f"{len(entries)} entries"))
         try:
@@ -385,7 +137,7 @@ class HierarchicalSpace(SearchSpace):
         # anything else goes through check_indices, which names the bad decision
         if not (len(indices) == len(counts) and set(map(type, indices)) == _INT
                 and min(indices) >= 0 and all(map(operator.lt, indices, counts))):
-            checks.check_indices(indices, self._choice_counts(), self._names)
+            check_indices(indices, self._choice_counts(), self._names)
         e2, m = self._e2, self.n_motifs
         p, c = self.primitives, self.cell_ops
         motifs = tuple(tuple([p[i] for i in indices[k * e2 : (k + 1) * e2]]) for k in range(m))
@@ -409,7 +161,7 @@ class HierarchicalSpace(SearchSpace):
         return self.decode(idx)
 
     def build(self, arch: Architecture, task: Task) -> nn.Module:
-        checks.require_image(task, self.name)
+        require_image(task, self.name)
         self.validate(arch)
         assert isinstance(arch, HierarchicalArch)
         return HierarchicalNet(arch, task, self.motif_nodes, self.cell_nodes, self.channels, self.cells,

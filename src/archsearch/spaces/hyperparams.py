@@ -39,19 +39,20 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, ClassVar, Mapping, Optional, Sequence
 
 import numpy as np
 import torch.nn as nn
 
 from archsearch.core import Task
 from archsearch.errors import ArchsearchError, ConfigError, ParseError
+from archsearch.options import Options, option
 from archsearch.spaces.base import (
-    SPACES, Architecture, CarriesTrainingOverrides, Decision, DecisionKind, SearchSpace, create_space, register_space,
+    SPACES, Architecture, Decision, DecisionKind, SearchSpace, create_space, register_space,
     scaled_copy, sized_kind,
 )
 from archsearch.spaces.checks import check_indices
-from archsearch.spaces.training_settings import TRAINING_KEYS, check_training_option
+from archsearch.spaces.capabilities import TRAINING_KEYS, CarriesTrainingOverrides, check_training_setting
 from archsearch.spaces.diagram import Diagram
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
@@ -181,7 +182,7 @@ def _check_values(name: str, choices: Sequence[Any]) -> None:
         raise ConfigError(f"space.params: unknown hyper-parameter {name!r} "
                           f"(valid: {', '.join(TRAINING_KEYS)}; the training evaluator's settings)")
     for value in choices:
-        check_training_option(name, value, "space.params")
+        check_training_setting(name, value, "space.params")
 
 
 def _inner_space(space: Any, arch: Optional[str]) -> SearchSpace:
@@ -202,6 +203,26 @@ def _inner_space(space: Any, arch: Optional[str]) -> SearchSpace:
         raise ConfigError(f"space.space ({space['name']}): {exc}") from None
 
 
+def _params_problem(params: Mapping[str, Any]) -> Optional[str]:
+    """What is wrong with the ``params`` option (checked with the options, before anything is built)."""
+    if not params:
+        return "must be a non-empty mapping of name -> spec"
+    try:
+        for name in params:
+            _check_values(str(name), _grid(str(name), params[name]))
+    except ConfigError as exc:
+        return f"is invalid ({exc})"
+    return None
+
+
+def _space_problem(space: Mapping[str, Any]) -> Optional[str]:
+    try:
+        _inner_space(space, None)
+    except ConfigError as exc:
+        return f"is invalid ({exc})"
+    return None
+
+
 # -- the space ------------------------------------------------------------------------
 @register_space("hyperparams")
 class HyperparamSpace(SearchSpace):
@@ -209,12 +230,27 @@ class HyperparamSpace(SearchSpace):
 
     arch_type = HyperArch
 
-    def __init__(self, params: Optional[Mapping[str, Any]] = None, space: Optional[Mapping[str, Any]] = None,
-                 arch: Optional[str] = None) -> None:
+    @dataclass(frozen=True)
+    class Options(Options):
+        params: Optional[dict[str, Any]] = option(
+            None, "hyper-parameter name -> a list of values or {type, low, high, steps, log} (null: lr and "
+                  "batch_size grids)", check=_params_problem)
+        space: Optional[dict[str, Any]] = option(None, "the architecture space searched jointly, {name: ..., "
+                                                       "**options} (null: a fixed architecture, plain HPO)",
+                                                 check=_space_problem)
+        arch: Optional[str] = option(None, "the fixed architecture of plain HPO (null: a small chain)")
+
+    opts: Options
+    small_options: ClassVar[Mapping[str, Any]] = {
+        "space": {"name": "chain", "layers": 2, "channels": [4, 8], "stem_channels": 4},
+        "params": {"lr": {"type": "float", "low": 1.0e-3, "high": 0.1, "log": True, "steps": 3},
+                   "batch_size": [16, 32]}}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        params, space, arch = self.opts.params, self.opts.space, self.opts.arch
         if params is None:
             params = DEFAULT_PARAMS
-        if not isinstance(params, Mapping) or not params:
-            raise ConfigError(f"space.params must be a non-empty mapping of name -> spec, got {params!r}")
         self.grids: dict[str, tuple[Any, ...]] = {}
         for name in sorted(params):
             grid = _grid(str(name), params[name])
@@ -223,8 +259,6 @@ class HyperparamSpace(SearchSpace):
         self.names = tuple(self.grids)
         self._lookup = {n: {_text(v): i for i, v in enumerate(g)} for n, g in self.grids.items()}
         self.params_option = {n: params[n] for n in sorted(params)}
-        if arch is not None and not isinstance(arch, str):
-            raise ConfigError(f"space.arch must be an architecture string or null, got {arch!r}")
         self.space_option = space
         self.inner = _inner_space(space, arch)
         self.fixed: Optional[Architecture] = None
@@ -389,7 +423,7 @@ class HyperparamSpace(SearchSpace):
     def final_space(self) -> SearchSpace:
         """This space over the architecture space's final space (same hyper-parameters)."""
         final = self.inner.final_space()
-        if final is self.inner and hasattr(self, "_options"):
+        if final is self.inner:
             return self
         options: dict[str, Any] = {"params": self.params_option,
                                    "space": {"name": final.name, **final.options()}}

@@ -20,17 +20,18 @@ stride-2 conv (identical on the even sizes NB201 uses); so any (C, H, W) input w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, ClassVar, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn as nn
 
 from archsearch.core import Task
-from archsearch.errors import ConfigError, ParseError
+from archsearch.errors import ParseError
+from archsearch.options import Options, all_of, each_in, nonempty_distinct, option
 from archsearch.spaces.supernet import ChoicePoint, Supernet, mix
 from archsearch.spaces.base import Architecture, Decision, SearchSpace, create_space, register_space, scale_count
-from archsearch.spaces.checks import check_int, check_names, require_image
+from archsearch.spaces.checks import require_image
 from archsearch.spaces.diagram import Diagram
 from archsearch.spaces.ops import Identity, Pool, ReLUConvBN, Zero
 
@@ -227,6 +228,10 @@ class NB201Supernet(Supernet):
 
 
 # -- the space ------------------------------------------------------------------
+def _not_only_none(ops: Sequence[str]) -> Optional[str]:
+    return f"needs an op besides 'none' (valid: {', '.join(OPS)})" if all(op == "none" for op in ops) else None
+
+
 @register_space("nb201")
 class NB201Space(SearchSpace):
     """NAS-Bench-201 (5^6 = 15,625 cells with the default ops).
@@ -239,14 +244,21 @@ class NB201Space(SearchSpace):
     arch_type = NB201Arch
     has_supernet = True
 
-    def __init__(self, channels: int = 16, cells_per_stage: int = 5, ops: Sequence[str] = OPS) -> None:
-        check_int("channels", channels, 1, 4096)
-        check_int("cells_per_stage", cells_per_stage, 1, 64)
-        check_names("ops", ops, OPS)
-        if all(op == "none" for op in ops):
-            raise ConfigError(f"space.ops needs an op besides 'none' (valid: {', '.join(OPS)})")
-        self.channels, self.cells_per_stage = channels, cells_per_stage
-        self.ops = tuple(op for op in OPS if op in ops)
+    @dataclass(frozen=True)
+    class Options(Options):
+        channels: int = option(16, "C: the stages are C, 2C and 4C wide", low=1, high=4096)
+        cells_per_stage: int = option(5, "cells in each of the three stages", low=1, high=64)
+        ops: tuple[str, ...] = option(OPS, "operations an edge chooses from (kept in NB201's order)",
+                                      check=all_of(nonempty_distinct, each_in(OPS), _not_only_none))
+
+    opts: Options
+    small_options: ClassVar[Mapping[str, Any]] = {"channels": 4, "cells_per_stage": 1}
+    small_supernet_options: ClassVar[Mapping[str, Any]] = {"channels": 4, "cells_per_stage": 1}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.channels, self.cells_per_stage = self.opts.channels, self.opts.cells_per_stage
+        self.ops = tuple(op for op in OPS if op in self.opts.ops)
         self._index = {op: i for i, op in enumerate(self.ops)}
         self._path_index = {op: i for i, op in enumerate(o for o in self.ops if o != "none")}
         self._decisions = [Decision(f"edge{s}->{t}", self.ops) for s, t in EDGES]

@@ -26,17 +26,18 @@ shrink below 2x2: digits (8x8) with 4 stages run at 8, 4, 2, 2; CIFAR (32x32) at
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from dataclasses import dataclass
-from typing import Any, Sequence, Union
+from typing import Any, ClassVar, Mapping, Optional, Sequence, Union
 
-import numpy as np
 import torch
 import torch.nn as nn
 
 from archsearch.core import Task
-from archsearch.errors import ConfigError, ParseError
+from archsearch.errors import ParseError
+from archsearch.options import Check, Options, all_of, each_in, invalid, nonempty_distinct, option
 from archsearch.spaces import checks
 from archsearch.spaces.base import (
     Architecture, Decision, DecisionKind, SearchSpace, register_space, scale_count, scaled_copy, sized_kind,
@@ -253,6 +254,54 @@ def stage_channels(spec: TemplateStage, base: int) -> int:
     return spec.width if _is_absolute(spec.width) else max(1, int(round(base * spec.width)))  # type: ignore[return-value]
 
 
+def _ints(low: int, high: int) -> Check:
+    """A non-empty list of distinct integers in ``low..high``."""
+    def check(values: Sequence[int]) -> Optional[str]:
+        if not values or not all(low <= v <= high for v in values):
+            return f"must be a non-empty list of integers in {low}..{high}"
+        return nonempty_distinct(values)
+    return check
+
+
+def _odd(values: Sequence[int]) -> Optional[str]:
+    return "must be odd (same padding)" if any(v % 2 == 0 for v in values) else None
+
+
+def _multipliers(values: Sequence[float]) -> Optional[str]:
+    if not values or not all(math.isfinite(w) and 0 < w <= 16 for w in values):
+        return "must be a non-empty list of multipliers in (0, 16]"
+    return nonempty_distinct(values)
+
+
+def _stages(stages: Any) -> tuple[list[tuple[int, int]], Optional[str]]:
+    """(base width, stride) per stage, and what is wrong with ``stages`` (None: nothing)."""
+    def base_width(value: Any) -> bool:
+        return _is_absolute(value) and 1 <= value <= 4096
+
+    if _is_absolute(stages):
+        if not 1 <= stages <= MAX_STAGES:
+            return [], (f"must be an integer in 1..{MAX_STAGES} or a list of 1..{MAX_STAGES} entries "
+                        "(base width, or [base_width, stride])")
+        return [(16 * 2**i, 1 if i == 0 else 2) for i in range(stages)], None
+    if not 1 <= len(stages) <= MAX_STAGES:
+        return [], f"must have 1..{MAX_STAGES} entries (base width, or [base_width, stride])"
+    out = []
+    for i, entry in enumerate(stages):
+        if base_width(entry):
+            out.append((entry, 1 if i == 0 else 2))
+        elif (isinstance(entry, Sequence) and not isinstance(entry, str) and len(entry) == 2
+              and base_width(entry[0]) and _is_absolute(entry[1]) and entry[1] in (1, 2)):
+            out.append((entry[0], entry[1]))  # an int stride: 2.0 would reach conv2d and fail there
+        else:
+            return [], (f"entry {i + 1} must be a base width in 1..4096 or [base_width, stride] with an "
+                        f"integer stride 1 or 2 (entry {entry!r})")
+    return out, None
+
+
+def _stages_problem(stages: Any) -> Optional[str]:
+    return _stages(stages)[1]
+
+
 # -- the space ------------------------------------------------------------------
 @register_space("template")
 class TemplateSpace(SearchSpace):
@@ -260,46 +309,41 @@ class TemplateSpace(SearchSpace):
 
     arch_type = TemplateArch
 
-    def __init__(
-        self,
-        stages: Union[int, Sequence[Any]] = 4,
-        stem_channels: int = 16,
-        blocks: Sequence[str] = BLOCKS,
-        kernels: Sequence[int] = (3, 5),
-        depths: Sequence[int] = (1, 2, 3, 4),
-        widths: Sequence[float] | None = None,
-        channels: Sequence[int] | None = None,
-        se: bool = False,
-    ) -> None:
-        """``stages``: a count (base widths 16, 32, 64, ... doubling; stride 2 from the second stage on)
-        or a list with one entry per stage, either a base width or ``[base_width, stride]`` (an integer stride 1 or 2;
-        a bare width gets stride 1 for the first stage and 2 after). ``widths`` are multipliers of the base
-        width; ``channels`` instead gives absolute channel counts (one of the two). ``se=True`` adds a
-        per-stage squeeze-and-excite yes/no decision."""
-        self.skeleton = self._skeleton(stages)
-        self.stem_channels = checks.check_int("stem_channels", stem_channels)
-        self.blocks = checks.check_names("blocks", blocks, BLOCKS)
-        self.kernels = checks.check_ints("kernels", kernels)
-        if any(k % 2 == 0 for k in self.kernels):
-            raise ConfigError(f"space.kernels must be odd (same padding), got {list(kernels)}")
-        self.depths = checks.check_ints("depths", depths, 1, 32)
-        if widths is not None and channels is not None:
-            raise ConfigError("space.widths (multipliers) and space.channels (absolute counts) "
-                              "are alternatives: set only one")
-        width_choices: tuple[Width, ...]
-        if channels is not None:
-            width_choices = checks.check_ints("channels", channels)
-        else:
-            widths = DEFAULT_WIDTHS if widths is None else widths
-            if (isinstance(widths, str) or not isinstance(widths, (list, tuple)) or not widths
-                    or not all(isinstance(w, (int, float)) and not isinstance(w, bool)
-                               and np.isfinite(w) and 0 < w <= 16 for w in widths)):
-                raise ConfigError(f"space.widths must be a non-empty list of multipliers in (0, 16], got {widths!r}")
-            # floats print as their repr, which the string form parses back exactly
-            width_choices = tuple(float(w) for w in widths)
-            if len(set(width_choices)) != len(width_choices):
-                raise ConfigError(f"space.widths lists a value twice: {list(widths)}")
-        self.se = checks.check_bool("se", se)
+    @dataclass(frozen=True)
+    class Options(Options):
+        stages: Union[int, list[Any]] = option(
+            4, "a count (base widths 16, 32, 64, ... doubling; stride 2 from the second stage on) or one entry "
+               "per stage: a base width or [base_width, stride]", check=_stages_problem)
+        stem_channels: int = option(16, "width of the stem conv", low=1, high=4096)
+        blocks: tuple[str, ...] = option(BLOCKS, "block types a stage chooses from",
+                                         check=all_of(nonempty_distinct, each_in(BLOCKS)))
+        kernels: tuple[int, ...] = option((3, 5), "kernel sizes (odd: same padding)",
+                                          check=all_of(_ints(1, 4096), _odd))
+        depths: tuple[int, ...] = option((1, 2, 3, 4), "blocks per stage", check=_ints(1, 32))
+        widths: Optional[tuple[float, ...]] = option(None, f"multipliers of a stage's base width (null: "
+                                                     f"{', '.join(map(str, DEFAULT_WIDTHS))})", check=_multipliers)
+        channels: Optional[tuple[int, ...]] = option(None, "absolute channel counts instead of widths",
+                                                     check=_ints(1, 4096))
+        se: bool = option(False, "add a per-stage squeeze-and-excite yes/no decision")
+
+        def __post_init__(self) -> None:
+            if self.widths is not None and self.channels is not None:
+                raise invalid("widths", "(multipliers) and space.channels (absolute counts) are alternatives: "
+                                        "set only one")
+
+    opts: Options
+    small_options: ClassVar[Mapping[str, Any]] = {"stages": 3, "stem_channels": 4, "depths": [1, 2],
+                                                  "widths": [0.25, 0.5], "se": True}
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        o = self.opts
+        self.skeleton = _stages(o.stages)[0]
+        self.stem_channels, self.blocks, self.kernels, self.depths = o.stem_channels, o.blocks, o.kernels, o.depths
+        se, channels = o.se, o.channels
+        self.se = se
+        width_choices: tuple[Width, ...] = channels if channels is not None else (
+            o.widths if o.widths is not None else DEFAULT_WIDTHS)  # floats print as their repr: parsed back exactly
         self.widths, self.absolute = width_choices, channels is not None
         self._choices: tuple[tuple[Any, ...], ...] = (
             self.blocks, self.kernels, self.depths, self.widths) + (((False, True),) if se else ())
@@ -311,30 +355,6 @@ class TemplateSpace(SearchSpace):
                            for s in range(len(self.skeleton)) for f, ch in zip(fields, self._choices)]
         self._names = tuple(d.name for d in self._decisions)
         self._count_list = self._choice_counts().tolist()
-
-    @staticmethod
-    def _skeleton(stages: Any) -> list[tuple[int, int]]:
-        """(base width, stride) per stage."""
-        if _is_absolute(stages):
-            checks.check_int("stages", stages, 1, MAX_STAGES)
-            return [(16 * 2**i, 1 if i == 0 else 2) for i in range(stages)]
-        if isinstance(stages, (str, bytes)) or not isinstance(stages, Sequence) or not 1 <= len(stages) <= MAX_STAGES:
-            raise ConfigError(f"space.stages must be an integer in 1..{MAX_STAGES} or a list of 1..{MAX_STAGES} "
-                              f"entries (base width, or [base_width, stride]), got {stages!r}")
-        def base_width(value: Any) -> bool:
-            return _is_absolute(value) and 1 <= value <= 4096
-
-        out = []
-        for i, entry in enumerate(stages):
-            if base_width(entry):
-                out.append((entry, 1 if i == 0 else 2))
-            elif (isinstance(entry, Sequence) and not isinstance(entry, str) and len(entry) == 2
-                  and base_width(entry[0]) and _is_absolute(entry[1]) and entry[1] in (1, 2)):
-                out.append((entry[0], entry[1]))  # an int stride: 2.0 would reach conv2d and fail there
-            else:
-                raise ConfigError(f"space.stages entry {i + 1} must be a base width in 1..4096 or "
-                                  f"[base_width, stride] with an integer stride 1 or 2, got {entry!r}")
-        return out
 
     def decisions(self) -> list[Decision]:
         return list(self._decisions)
