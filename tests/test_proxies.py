@@ -213,8 +213,8 @@ def _prefilter(inner, **options):
     return space, create_strategy("prefilter", space, seed=7, **opts)
 
 
-def _tell(strategy, number, arch, reward):
-    strategy.tell(Trial(number, arch, TrialState.COMPLETE, Fidelity(1), reward=reward))
+def _tell(strategy, number, arch, reward, ask_id=None):
+    strategy.tell(Trial(number, arch, TrialState.COMPLETE, Fidelity(1), reward=reward, ask_id=ask_id))
 
 
 def test_prefilter_proposes_the_top_scoring_candidates_first_then_defers_to_the_inner_strategy():
@@ -242,9 +242,10 @@ def test_prefilter_warm_starts_evolution_and_local_search():
     assert child.parent == warm[-1].id  # sample_size == population: the best one is the parent
 
     space, pre = _prefilter({"name": "local_search", "initial": 4})
-    warm = [pre.ask().arch for _ in range(4)]
-    for i, a in enumerate(warm):
-        _tell(pre, i, a, [0.1, 0.9, 0.3, 0.2][i])
+    asked = [pre.ask() for _ in range(4)]
+    warm = [p.arch for p in asked]
+    for i, p in enumerate(asked):
+        _tell(pre, i, p.arch, [0.1, 0.9, 0.3, 0.2][i], p.ask_id)  # matched to its ask by id
     assert pre.inner.current == warm[1]  # the climb starts from the best warm-start architecture
     nxt = pre.ask()
     assert nxt.parent == warm[1].id and nxt.arch not in warm

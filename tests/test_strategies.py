@@ -1,4 +1,5 @@
-"""Tests generated from the strategy registry, plus regularized evolution's own rules."""
+"""Every registered strategy passes the shipped strategy suite (archsearch.testing), plus regularized
+evolution's own rules."""
 
 from __future__ import annotations
 
@@ -7,70 +8,14 @@ import pytest
 
 from archsearch.core import Fidelity, Trial, TrialState
 from archsearch.errors import ConfigError
-from archsearch.spaces import create_space, list_spaces
+from archsearch.spaces import create_space
 from archsearch.strategies import create_strategy, list_strategies
+from archsearch.testing import StrategySuite, suites
+from archsearch.testing.strategies import drive
 from test_spaces import SMALL_OPTIONS
 
 
-def fake_reward(space, arch) -> float:
-    """A deterministic objective: prefer early choices (lets evolution make progress)."""
-    idx = space.encode(arch)
-    return -float(sum(idx)) + 0.001 * (hash(str(arch)) % 7)
-
-
-# options that keep a strategy cheap in these tests (prefilter scores 1,000 candidates by default)
-SMALL_STRATEGY_OPTIONS = {
-    "prefilter": {"candidates": 12, "keep": 4, "input_shape": [3, 8, 8],
-                  "inner": {"name": "evolution", "population_size": 4, "sample_size": 2}},
-}
-
-
-def make(strategy_name, space, seed, **options):
-    """A strategy may refuse a space it cannot search (grid: too many points to enumerate): skip."""
-    options = {**SMALL_STRATEGY_OPTIONS.get(strategy_name, {}), **options}
-    try:
-        return create_strategy(strategy_name, space, seed=seed, **options)
-    except ConfigError as exc:
-        if "cannot enumerate" in str(exc):
-            pytest.skip(str(exc))
-        raise
-
-
-def drive(strategy, space, n: int, fail_every: int = 0) -> list[Trial]:
-    trials = []
-    for i in range(n):
-        p = strategy.ask()
-        space.validate(p.arch)
-        failed = fail_every and i % fail_every == fail_every - 1
-        t = Trial(i, p.arch, TrialState.FAILED if failed else TrialState.COMPLETE, Fidelity(1), p.parent,
-                  reward=None if failed else fake_reward(space, p.arch), ask_id=p.ask_id)
-        strategy.tell(t)
-        trials.append(t)
-    return trials
-
-
-@pytest.mark.parametrize("space_name", list_spaces())
-@pytest.mark.parametrize("strategy_name", list_strategies())
-def test_every_strategy_runs_on_every_space_and_is_seeded(strategy_name, space_name):
-    space = create_space(space_name, **SMALL_OPTIONS.get(space_name, {}))
-    a = drive(make(strategy_name, space, 3), space, 25, fail_every=4)
-    b = drive(make(strategy_name, space, 3), space, 25, fail_every=4)
-    assert [str(t.arch) for t in a] == [str(t.arch) for t in b]
-    c = drive(make(strategy_name, space, 4), space, 25, fail_every=4)
-    assert [str(t.arch) for t in a] != [str(t.arch) for t in c]
-
-
-@pytest.mark.parametrize("strategy_name", list_strategies())
-def test_replaying_calls_restores_the_state(strategy_name):
-    """Resume rebuilds a strategy by replaying ask/tell in order; the next asks must match."""
-    space = create_space("nb201", **SMALL_OPTIONS["nb201"])  # small enough for every strategy, grid included
-    original = make(strategy_name, space, 9)
-    history = drive(original, space, 15)
-    replayed = make(strategy_name, space, 9)
-    for t in history:
-        assert replayed.ask().arch == t.arch
-        replayed.tell(t)
-    assert [str(original.ask().arch) for _ in range(5)] == [str(replayed.ask().arch) for _ in range(5)]
+suites(StrategySuite, list_strategies(), globals())
 
 
 def test_evolution_beats_random_on_a_simple_objective():

@@ -9,6 +9,7 @@ from scipy.stats import spearmanr
 import archsearch.strategies.bananas  # noqa: F401
 from archsearch.core import Fidelity, Trial, TrialState
 from archsearch.errors import ConfigError
+from archsearch.options import replace
 from archsearch.spaces import create_space
 from archsearch.strategies import create_strategy
 from archsearch.strategies.bananas import Bananas
@@ -137,7 +138,7 @@ def test_acquisitions_prefer_a_high_mean_and_reward_uncertainty(nb201):
     preds = np.array([[-0.5, 0.5, -2.0], [0.5, 1.5, 2.0], [-0.5, 0.5, -2.0], [0.5, 1.5, 2.0]])
     ei = s._acquire(preds, best=1.5)
     assert ei[1] > ei[0] > 0 and ei[2] > ei[1]
-    s.acquisition = "ucb"
+    s.opts = replace(s.opts, acquisition="ucb")
     assert list(np.argsort(-s._acquire(preds, best=1.5))) == [2, 1, 0]
 
 

@@ -20,9 +20,10 @@ def tiny_nb201(ops=("none", "skip_connect")):
     return create_space("nb201", ops=list(ops), **SMALL_OPTIONS["nb201"])
 
 
-def told(strategy, arch, reward, number=0):
-    trial = Trial(number, arch, TrialState.COMPLETE if reward is not None else TrialState.FAILED, Fidelity(1),
-                  reward=reward)
+def told(strategy, proposal, reward, number=0):
+    """Tell the trial of ``proposal`` (matched to its ask by id)."""
+    trial = Trial(number, proposal.arch, TrialState.COMPLETE if reward is not None else TrialState.FAILED,
+                  Fidelity(1), reward=reward, ask_id=proposal.ask_id)
     strategy.tell(trial)
     return trial
 
@@ -33,7 +34,7 @@ def run(strategy, objective, n):
     for i in range(n):
         p = strategy.ask()
         out.append(p)
-        told(strategy, p.arch, objective(p.arch), i)
+        told(strategy, p, objective(p.arch), i)
     return out
 
 
@@ -93,7 +94,7 @@ def test_grid_replays_to_the_same_position():
     replayed = create_strategy("grid", space, seed=2)
     for i, p in enumerate(history):
         assert replayed.ask().arch == p.arch
-        told(replayed, p.arch, 1.0, i)
+        told(replayed, p, 1.0, i)
     assert [original.ask().arch for _ in range(5)] == [replayed.ask().arch for _ in range(5)]
 
 
@@ -125,52 +126,55 @@ def test_first_improvement_moves_at_once_and_best_improvement_after_the_whole_ne
     space = tiny_nb201()  # 6 neighbours per point
     for move in ("first", "best"):
         ls = create_strategy("local_search", space, seed=0, move=move, initial=1)
-        start = ls.ask().arch
-        told(ls, start, 0.0)
+        first = ls.ask()
+        start = first.arch
+        told(ls, first, 0.0)
         nb = ls.ask()
         assert nb.parent == start.id
-        told(ls, nb.arch, 1.0)  # better than the start
+        told(ls, nb, 1.0)  # better than the start
         nxt = ls.ask()
         if move == "first":
             assert nxt.parent == nb.arch.id  # moved to the first improvement
             continue
         assert nxt.parent == start.id  # still evaluating the start's neighbourhood
-        told(ls, nxt.arch, 5.0)
+        told(ls, nxt, 5.0)
         rewards = iter([2.0, 3.0, 0.5, 0.1])
         for _ in range(4):  # the rest of the six
             p = ls.ask()
             assert p.parent == start.id
-            told(ls, p.arch, next(rewards))
+            told(ls, p, next(rewards))
         assert ls.ask().parent == nxt.arch.id  # moved to the best neighbour (5.0), not the first better
 
 
 def test_local_optimum_restarts_from_the_best_of_fresh_samples():
     space = tiny_nb201(SPACE3)  # 12 neighbours per point
     ls = create_strategy("local_search", space, seed=4, move="best", initial=2, restart_samples=3)
-    a, b = ls.ask().arch, ls.ask().arch
-    told(ls, a, 10.0)
-    told(ls, b, 3.0)
+    pa, pb = ls.ask(), ls.ask()
+    a = pa.arch
+    told(ls, pa, 10.0)
+    told(ls, pb, 3.0)
     for _ in range(12):
         p = ls.ask()
         assert p.parent == a.id
-        told(ls, p.arch, 1.0)  # every neighbour worse: a is a local optimum
+        told(ls, p, 1.0)  # every neighbour worse: a is a local optimum
     assert ls.restarts == 1 and ls.current is None
     samples = [ls.ask() for _ in range(3)]
     assert all(p.parent is None for p in samples)
     for p, r in zip(samples, (4.0, 7.0, 5.0)):
-        told(ls, p.arch, r)
+        told(ls, p, r)
     assert ls.current == samples[1].arch and ls.ask().parent == samples[1].arch.id
 
 
 def test_a_neighbour_subset_limits_each_step():
     space = tiny_nb201(SPACE3)
     ls = create_strategy("local_search", space, seed=1, initial=1, neighbours=3)
-    start = ls.ask().arch
-    told(ls, start, 5.0)
+    first = ls.ask()
+    start = first.arch
+    told(ls, first, 5.0)
     for _ in range(3):
         p = ls.ask()
         assert p.parent == start.id
-        told(ls, p.arch, 1.0)
+        told(ls, p, 1.0)
     assert ls.restarts == 1 and ls.ask().parent is None
 
 
@@ -186,7 +190,7 @@ def test_no_architecture_is_proposed_twice_even_with_parallel_asks():
             batch = [ls.ask() for _ in range(int(rng.integers(1, 5)))]
             seen += [str(p.arch) for p in batch]
             for j in rng.permutation(len(batch)):
-                told(ls, batch[j].arch, table[str(batch[j].arch)], n)
+                told(ls, batch[j], table[str(batch[j].arch)], n)
                 n += 1
         assert len(set(seen)) == len(seen)
         assert ls.restarts > 0  # it went through local optima and kept finding new points
@@ -195,8 +199,9 @@ def test_no_architecture_is_proposed_twice_even_with_parallel_asks():
 def test_parallel_asks_hand_out_more_neighbours_then_fresh_samples():
     space = tiny_nb201()  # 6 neighbours
     ls = create_strategy("local_search", space, seed=3, initial=1)
-    start = ls.ask().arch
-    told(ls, start, 1.0)
+    first = ls.ask()
+    start = first.arch
+    told(ls, first, 1.0)
     batch = [ls.ask() for _ in range(8)]
     assert [p.parent for p in batch] == [start.id] * 6 + [None, None]
     assert len({str(p.arch) for p in batch} | {str(start)}) == 9
@@ -206,14 +211,14 @@ def test_failed_trials_are_never_better_and_failed_samples_do_not_start_a_climb(
     space = tiny_nb201(SPACE3)
     ls = create_strategy("local_search", space, seed=0, initial=2)
     for i in range(2):
-        told(ls, ls.ask().arch, None, i)
+        told(ls, ls.ask(), None, i)
     assert ls.current is None
     p = ls.ask()  # still sampling: no complete sample to climb from
     assert p.parent is None
-    told(ls, p.arch, 0.5)
+    told(ls, p, 0.5)
     nb = ls.ask()
     assert nb.parent == p.arch.id
-    told(ls, nb.arch, None)
+    told(ls, nb, None)
     assert ls.current == p.arch  # a failed neighbour is no improvement
 
 
@@ -228,19 +233,19 @@ def test_local_search_replays_interleaved_asks_and_tells(move, order):
     original = create_strategy("local_search", space, seed=5, **opts)
     for _ in range(60):
         if pending and (len(pending) >= 3 or rng.random() < 0.5):
-            arch = pending.pop(int(rng.integers(len(pending))))
-            events.append(("tell", arch))
-            told(original, arch, objective(arch))
+            p = pending.pop(int(rng.integers(len(pending))))
+            events.append(("tell", p))
+            told(original, p, objective(p.arch))
         else:
-            arch = original.ask().arch
-            pending.append(arch)
-            events.append(("ask", arch))
+            p = original.ask()
+            pending.append(p)
+            events.append(("ask", p))
     replayed = create_strategy("local_search", space, seed=5, **opts)
-    for kind, arch in events:
+    for kind, p in events:
         if kind == "ask":
-            assert replayed.ask().arch == arch
+            assert replayed.ask() == p
         else:
-            told(replayed, arch, objective(arch))
+            told(replayed, p, objective(p.arch))
     assert [str(original.ask().arch) for _ in range(6)] == [str(replayed.ask().arch) for _ in range(6)]
 
 
@@ -265,7 +270,7 @@ def test_predicted_order_evaluates_the_neighbours_the_predictor_ranks_best_first
             if p.parent != start.id:
                 break
             asked.append(p.arch)
-            told(ls, p.arch, objective(p.arch), i)
+            told(ls, p, objective(p.arch), i)
         assert len(asked) >= 6 and proposals
         return spearmanr(range(len(asked)), [objective(a) for a in asked])[0]
 

@@ -33,8 +33,9 @@ def run(strategy, space, n, fail=lambda p: False):
     for i in range(n):
         p = strategy.ask()
         failed = fail(p)
-        strategy.tell(Trial(i, p.arch, TrialState.FAILED if failed else TrialState.COMPLETE, Fidelity().refined(p.fidelity), p.parent,
-                            reward=None if failed else reward(space, p)))
+        state = TrialState.FAILED if failed else TrialState.COMPLETE
+        strategy.tell(Trial(i, p.arch, state, Fidelity().refined(p.fidelity), p.parent,
+                            reward=None if failed else reward(space, p), ask_id=p.ask_id))
         proposals.append(p)
     return proposals
 
@@ -63,10 +64,12 @@ def test_asynchronous_promotion_needs_eta_results_and_never_waits_for_tells(spac
     asked = [sh.ask() for _ in range(20)]  # parallel workers: no tell yet
     assert all(p.fidelity["epochs"] == 1 for p in asked) and len({p.arch.id for p in asked}) == 20
     for i, p in enumerate(asked[:2]):
-        sh.tell(Trial(i, p.arch, TrialState.COMPLETE, Fidelity().refined(p.fidelity), None, reward=reward(space, p)))
+        sh.tell(Trial(i, p.arch, TrialState.COMPLETE, Fidelity().refined(p.fidelity), None, reward=reward(space, p),
+                      ask_id=p.ask_id))
     assert sh.ask().fidelity["epochs"] == 1  # 2 results: the top third is empty
     p = asked[2]
-    sh.tell(Trial(2, p.arch, TrialState.COMPLETE, Fidelity().refined(p.fidelity), None, reward=reward(space, p)))
+    sh.tell(Trial(2, p.arch, TrialState.COMPLETE, Fidelity().refined(p.fidelity), None, reward=reward(space, p),
+                      ask_id=p.ask_id))
     promoted = sh.ask()
     assert promoted.fidelity["epochs"] == 3
     assert promoted.arch == max(asked[:3], key=lambda q: reward(space, q)).arch
@@ -123,7 +126,8 @@ def test_replay_with_interleaved_asks_and_tells(space, name):
     for i in range(60):
         if pending and (len(pending) >= 3 or rng.random() < 0.5):
             p = pending.pop(int(rng.integers(len(pending))))
-            t = Trial(i, p.arch, TrialState.COMPLETE, Fidelity().refined(p.fidelity), p.parent, reward=reward(space, p))
+            t = Trial(i, p.arch, TrialState.COMPLETE, Fidelity().refined(p.fidelity), p.parent, reward=reward(space, p),
+                      ask_id=p.ask_id)
             events.append(("tell", t))
             original.tell(t)
         else:
@@ -163,7 +167,8 @@ def test_a_fidelity_per_proposal_reaches_the_journal(tmp_path, run_cli):
     import sqlite3
 
     out = tmp_path / "sh"
-    code, stdout, stderr = run_cli("search", "--strategy", "successive_halving", "--budget", "5", "--data-fraction", "0.25",
+    code, stdout, stderr = run_cli("search", "--strategy", "successive_halving", "--budget", "5",
+                                   "--data-fraction", "0.25",
                                    "--set", "space.layers=2", "--set", "strategy.max_resource=3",
                                    "--set", "final.enabled=false", "--quiet", "--out", str(out))
     assert code == 0, stdout + stderr
@@ -208,3 +213,22 @@ def test_refined_names_unknown_fields():
     assert Fidelity().refined(None) == Fidelity()
     with pytest.raises(ConfigError, match=r"unknown fidelity field\(s\) 'epoch' \(valid: epochs"):
         Fidelity().refined({"epoch": 3})
+
+
+@pytest.mark.parametrize("name", ["successive_halving", "hyperband", "bohb"])
+def test_a_real_search_keeps_the_configured_fidelity_and_takes_epochs_from_the_strategy(tmp_path, name):
+    """Through a real Experiment: every trial's recorded fidelity keeps the configured width, resolution and
+    data fraction; only the epochs are the strategy's (its rung)."""
+    import json
+
+    from archsearch import run_search
+    from conftest import journal_rows, tiny_config
+
+    cfg = tiny_config(strategy={"name": name, "max_resource": 3},
+                      fidelity={"epochs": 1, "data_fraction": 0.3, "width": 0.5, "resolution": 6}, budget={"trials": 5})
+    run_search(cfg, str(tmp_path / name), quiet=True)
+    fidelities = [json.loads(row["fidelity"]) for row in journal_rows(str(tmp_path / name))]
+    assert len(fidelities) == 5
+    for f in fidelities:
+        assert (f["width"], f["resolution"], f["data_fraction"]) == (0.5, 6, 0.3)
+    assert {f["epochs"] for f in fidelities} == {1, 3}  # rungs of 1 and 3 epochs, whatever fidelity.epochs says

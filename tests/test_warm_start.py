@@ -19,8 +19,9 @@ def space():
     return create_space("nb201", **SMALL_OPTIONS["nb201"])
 
 
-def tell(strategy, number, arch, reward):
-    strategy.tell(Trial(number, arch, TrialState.COMPLETE, Fidelity(1), reward=reward))
+def tell(strategy, number, proposal, reward):
+    strategy.tell(Trial(number, proposal.arch, TrialState.COMPLETE, Fidelity(1), reward=reward,
+                        ask_id=proposal.ask_id))
 
 
 def test_warm_architectures_come_first_and_evolution_mutates_them_instead_of_sampling(space):
@@ -33,7 +34,7 @@ def test_warm_architectures_come_first_and_evolution_mutates_them_instead_of_sam
     for i, text in enumerate(warm):
         p = s.ask()
         assert str(p.arch) == text and p.parent is None
-        tell(s, i, p.arch, float(len(warm) - i))
+        tell(s, i, p, float(len(warm) - i))
     nxt = s.ask()  # the population is full of warm architectures: evolution mutates one at once
     assert nxt.parent in {space.parse(t).id for t in warm}
 
@@ -46,7 +47,7 @@ def test_local_search_climbs_from_the_best_warm_architecture(space):
     s = create_strategy("warm_start", space, seed=0, archs=warm, inner={"name": "local_search", "initial": 3})
     for i in range(3):
         p = s.ask()
-        tell(s, i, p.arch, [1.0, 5.0, 2.0][i])  # the second is the best
+        tell(s, i, p, [1.0, 5.0, 2.0][i])  # the second is the best
     p = s.ask()
     assert p.parent == space.parse(warm[1]).id  # its first neighbour, not a fresh random sample
 

@@ -59,7 +59,8 @@ class Fidelity:
             value = getattr(self, key)
             if (not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
                     or not 0.0 < value <= MAX_SCALE):
-                raise ConfigError(f"fidelity.{key} must be a number in (0, {MAX_SCALE:g}] (a multiplier), got {value!r}")
+                raise ConfigError(f"fidelity.{key} must be a number in (0, {MAX_SCALE:g}] (a multiplier), "
+                                  f"got {value!r}")
             object.__setattr__(self, key, float(value))
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,14 +114,14 @@ class Proposal:
     sets (``{"epochs": 3}``); the trial runs at the configured fidelity refined by them
     (:meth:`Fidelity.refined`), None meaning the configured one as it is. ``parent`` is the id of
     the architecture it was derived from (for weight inheritance). ``ask_id`` numbers the
-    strategy's asks (:meth:`Strategy.propose` sets it); the trial made from the proposal carries
-    it back in :meth:`Strategy.tell`, so a strategy matches tells to asks by id, never by
-    architecture or order."""
+    strategy's asks and is required: make proposals with :meth:`Strategy.propose`, which stamps
+    it. The trial made from the proposal carries it back in :meth:`Strategy.tell`, so a strategy
+    matches tells to asks by id, never by architecture or order."""
 
     arch: "Architecture"
     fidelity: Optional[dict[str, Any]] = None
     parent: Optional[str] = None
-    ask_id: Optional[int] = None
+    ask_id: int = field(kw_only=True)
 
 
 class TrialState(str, enum.Enum):

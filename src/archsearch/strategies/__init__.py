@@ -1,6 +1,7 @@
 """Search strategies (ask/tell), registered by name."""
 
-from archsearch.strategies.base import STRATEGIES, Strategy, create_strategy, list_strategies, register_strategy
+from archsearch.strategies.base import (STRATEGIES, Strategy, Wrapper, create_strategy, list_strategies,
+                                        register_strategy)
 from archsearch.strategies.bananas import Bananas
 from archsearch.strategies.evolution import RegularizedEvolution
 from archsearch.strategies.grid import GridSearch
@@ -13,5 +14,7 @@ from archsearch.strategies.reinforce import Reinforce
 from archsearch.strategies.tpe import TPE
 from archsearch.strategies.warm_start import WarmStart
 
-__all__ = ["STRATEGIES", "Bananas", "GridSearch", "LocalSearch", "NSGA2", "Prefilter", "RandomSearch", "RegularizedEvolution", "Reinforce", "Strategy",
-           "TPE", "WarmStart", "BOHB", "Hyperband", "SuccessiveHalving", "create_strategy", "list_strategies", "register_strategy"]
+__all__ = ["STRATEGIES", "Bananas", "GridSearch", "LocalSearch", "NSGA2", "Prefilter", "RandomSearch",
+           "RegularizedEvolution", "Reinforce", "Strategy", "TPE", "WarmStart", "BOHB", "Hyperband",
+           "SuccessiveHalving",
+           "Wrapper", "create_strategy", "list_strategies", "register_strategy"]

@@ -24,67 +24,47 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import numpy as np
 
 from archsearch.core import Proposal, Trial, TrialState
-from archsearch.errors import ConfigError
+from archsearch.options import Options, option
 from archsearch.spaces.base import Architecture, SearchSpace
 from archsearch.strategies.base import Strategy, register_strategy
-from archsearch.strategies.predictor import TARGETS, MLPEnsemble, check_hidden, transform_rewards
+from archsearch.strategies.predictor import TARGETS, MLPEnsemble, resolve_encoding, transform_rewards, widths
 
 ACQUISITIONS = ("its", "ei", "ucb")
 
 
-def _check_int(key: str, value: Any, low: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"strategy.{key} must be an integer >= {low}, got {value!r}")
-    return value
-
-
 @register_strategy("bananas")
 class Bananas(Strategy):
-    def __init__(
-        self,
-        space: SearchSpace,
-        seed: int = 0,
-        initial: int = 10,
-        batch: int = 10,
-        candidates: int = 300,
-        ensemble: int = 5,
-        acquisition: str = "its",
-        encoding: str = "auto",
-        parents: int = 10,
-        mutations: int = 2,
-        hidden: Sequence[int] = (20, 20, 20),
-        epochs: int = 300,
-        target: str = "standard",
-    ) -> None:
-        super().__init__(space, seed)
-        self.initial = _check_int("initial", initial, 1)
-        self.batch = _check_int("batch", batch, 1)
-        self.candidates = _check_int("candidates", candidates, 1)
-        self.ensemble = _check_int("ensemble", ensemble, 1)
-        self.parents = _check_int("parents", parents, 1)
-        self.mutations = _check_int("mutations", mutations, 1)
-        self.epochs = _check_int("epochs", epochs, 1)
-        if acquisition not in ACQUISITIONS:
-            raise ConfigError(f"strategy.acquisition must be one of: {', '.join(ACQUISITIONS)} (got {acquisition!r})")
-        kinds = space.feature_kinds()
-        if encoding != "auto" and encoding not in kinds:
-            raise ConfigError(f"strategy.encoding must be one of: auto, {', '.join(kinds)} "
-                              f"(space {space.name!r}; got {encoding!r})")
-        check_hidden(hidden)
-        if target not in TARGETS:
-            raise ConfigError(f"strategy.target must be one of: {', '.join(TARGETS)} (got {target!r})")
-        self.acquisition, self.target = acquisition, target
-        self.encoding = encoding if encoding != "auto" else ("path" if "path" in kinds else "onehot")
-        self.hidden = tuple(hidden)
+    @dataclass(frozen=True)
+    class Options(Options):
+        initial: int = option(10, "random proposals before the predictor guides", low=1)
+        batch: int = option(10, "proposals queued per iteration", low=1)
+        candidates: int = option(300, "mutations scored per iteration", low=1)
+        ensemble: int = option(5, "MLPs in the predictor ensemble", low=1)
+        acquisition: str = option("its", "acquisition function", choices=ACQUISITIONS)
+        encoding: str = option("auto", "feature encoding (auto: path where the space has it, else onehot)")
+        parents: int = option(10, "best architectures the candidates are mutated from", low=1)
+        mutations: int = option(2, "most mutations per candidate", low=1)
+        hidden: tuple[int, ...] = option((20, 20, 20), "predictor hidden layer widths", check=widths)
+        epochs: int = option(300, "predictor training steps per fit", low=1)
+        target: str = option("standard", "reward transform the predictor fits", choices=TARGETS)
+
+    opts: Options
+    small_options = {"initial": 5, "batch": 4, "candidates": 40, "epochs": 100}
+
+    def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
+        super().__init__(space, seed, **options)
+        self.encoding = resolve_encoding(space, self.opts.encoding)
         self.predictor: Optional[MLPEnsemble] = None
         self._asked = 0
         self._results: dict[str, tuple[Architecture, Optional[float]]] = {}  # str(arch) -> reward (None: failed)
-        self._pending: Counter[str] = Counter()
+        self._pending: Counter[str] = Counter()  # architectures asked, not yet told
+        self._waiting_asks: dict[int, str] = {}  # ask id -> architecture of each ask not yet told
         self._queue: list[tuple[Architecture, Optional[str]]] = []
         self._features: dict[str, np.ndarray] = {}
         self._fitted_on = -1  # number of completed trials the predictor was fitted on
@@ -93,16 +73,22 @@ class Bananas(Strategy):
     def ask(self) -> Proposal:
         self._asked += 1
         arch, parent = self._next()
-        self._pending[str(arch)] += 1
-        return Proposal(arch, parent=parent)
+        proposal = self.propose(arch, parent=parent)
+        self._wait(proposal)
+        return proposal
 
     def adopt(self, proposal: Proposal) -> None:
         self._asked += 1  # counts towards the ``initial`` random phase
-        self._pending[str(proposal.arch)] += 1
+        self._wait(proposal)
+
+    def _wait(self, proposal: Proposal) -> None:
+        key = str(proposal.arch)
+        self._waiting_asks[proposal.ask_id] = key
+        self._pending[key] += 1
 
     def tell(self, trial: Trial) -> None:
         key = str(trial.arch)
-        if self._pending[key] > 0:
+        if trial.ask_id is not None and self._waiting_asks.pop(trial.ask_id, None) is not None:  # its ask is answered
             self._pending[key] -= 1
             if not self._pending[key]:
                 del self._pending[key]
@@ -120,7 +106,7 @@ class Bananas(Strategy):
             if not self._seen(str(arch)):
                 return arch, parent
         completed = self._completed()
-        if self._asked > self.initial and len(completed) >= 2:
+        if self._asked > self.opts.initial and len(completed) >= 2:
             self._queue = self._iteration(completed)
             if self._queue:
                 return self._queue.pop(0)
@@ -149,29 +135,29 @@ class Bananas(Strategy):
         rewards = np.array([r for _, _, r in completed])
         if self._fitted_on != len(completed):
             x = np.stack([self._feature(k, a) for k, a, _ in completed])
-            yy = transform_rewards(rewards, self.target)
-            self.predictor = MLPEnsemble(self.ensemble, self.hidden, self.epochs).fit(x, yy, self.rng)
+            yy = transform_rewards(rewards, self.opts.target)
+            self.predictor = MLPEnsemble(self.opts.ensemble, self.opts.hidden, self.opts.epochs).fit(x, yy, self.rng)
             self._fitted_on = len(completed)
         pool = self._candidates(completed)
         if not pool:
             return []
         assert self.predictor is not None
         preds = self.predictor.predict(np.stack([self._feature(str(a), a) for a, _ in pool]))
-        score = self._acquire(preds, float(transform_rewards(rewards, self.target).max()))
+        score = self._acquire(preds, float(transform_rewards(rewards, self.opts.target).max()))
         order = np.argsort(-score, kind="stable")
-        return [pool[int(i)] for i in order[: self.batch]]
+        return [pool[int(i)] for i in order[: self.opts.batch]]
 
     def _candidates(self, completed: list[tuple[str, Architecture, float]]) -> list[tuple[Architecture, Optional[str]]]:
         """Distinct, unseen mutations of the best ``parents`` architectures (round-robin over them)."""
         order = sorted(range(len(completed)), key=lambda i: -completed[i][2])  # stable: ties keep tell order
-        top = [completed[i][1] for i in order[: self.parents]]
+        top = [completed[i][1] for i in order[: self.opts.parents]]
         pool: dict[str, tuple[Architecture, Optional[str]]] = {}
-        for attempt in range(20 * self.candidates):
-            if len(pool) >= self.candidates:
+        for attempt in range(20 * self.opts.candidates):
+            if len(pool) >= self.opts.candidates:
                 break
             parent = top[attempt % len(top)]
             child = parent
-            for _ in range(int(self.rng.integers(1, self.mutations + 1))):
+            for _ in range(int(self.rng.integers(1, self.opts.mutations + 1))):
                 child = self.space.mutate(child, self.rng)
             key = str(child)
             if key not in pool and not self._seen(key):
@@ -181,9 +167,9 @@ class Bananas(Strategy):
     def _acquire(self, preds: np.ndarray, best: float) -> np.ndarray:
         """Acquisition values (higher is better) from member predictions (members, candidates)."""
         mean, std = preds.mean(axis=0), preds.std(axis=0)
-        if self.acquisition == "its":
+        if self.opts.acquisition == "its":
             return mean + std * self.rng.standard_normal(len(mean))
-        if self.acquisition == "ucb":
+        if self.opts.acquisition == "ucb":
             return mean + std
         std = np.maximum(std, 1e-9)
         z = (mean - best) / std

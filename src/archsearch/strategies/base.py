@@ -12,13 +12,14 @@ Rules every strategy keeps, so that a search resumes exactly:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Any, Optional, Union
 
 import numpy as np
 
 from archsearch.core import Proposal, Trial
 from archsearch.errors import ConfigError
-from archsearch.options import Configurable
+from archsearch.options import Configurable, Options, option
 from archsearch.registry import Registry
 from archsearch.spaces.base import Architecture, SearchSpace
 
@@ -76,6 +77,46 @@ def create_inner(space: SearchSpace, seed: int, inner: Any, wrapper: str) -> Str
         return create_strategy(inner["name"], space, seed, **{k: v for k, v in inner.items() if k != "name"})
     except ConfigError as exc:
         raise ConfigError(f"strategy.inner: {exc}") from None
+
+
+def _inner_shape(value: Union[str, dict[str, Any]]) -> Optional[str]:
+    if isinstance(value, dict) and not isinstance(value.get("name"), str):
+        return "must be a strategy name or a mapping with a strategy 'name'"
+    return None
+
+
+class Wrapper(Strategy):
+    """A strategy that hands out proposals of its own (``handout``) and otherwise delegates to its
+    ``inner`` strategy, which adopts the handed-out ones and is told every trial. Ask ids come from
+    the innermost strategy's counter, so one sequence numbers every ask whoever made it."""
+
+    @dataclass(frozen=True)
+    class Options(Options):
+        inner: Union[str, dict[str, Any], None] = option(
+            None, "the strategy to continue with: a name or {name: ..., **options} (null: evolution, population 20)",
+            check=_inner_shape)
+
+    opts: Options
+
+    def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
+        super().__init__(space, seed, **options)
+        self.inner = create_inner(space, seed, self.opts.inner, type(self).name)
+
+    def propose(self, arch: Architecture, fidelity: Optional[dict[str, Any]] = None,
+                parent: Optional[str] = None) -> Proposal:
+        return self.inner.propose(arch, fidelity, parent)
+
+    def handout(self, arch: Architecture, parent: Optional[str] = None) -> Proposal:
+        """A proposal of the wrapper's own, adopted by the inner strategy in place of one of its samples."""
+        proposal = self.propose(arch, parent=parent)
+        self.inner.adopt(proposal)
+        return proposal
+
+    def adopt(self, proposal: Proposal) -> None:
+        self.inner.adopt(proposal)
+
+    def tell(self, trial: Trial) -> None:
+        self.inner.tell(trial)
 
 
 def list_strategies() -> list[str]:

@@ -35,6 +35,7 @@ class RegularizedEvolution(Strategy):
                                              f"got {self.sample_size}")
 
     opts: Options
+    small_options = {"population_size": 4, "sample_size": 2}
 
     def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
         super().__init__(space, seed, **options)
@@ -44,7 +45,7 @@ class RegularizedEvolution(Strategy):
     def ask(self) -> Proposal:
         self._asked += 1
         if self._asked <= self.opts.population_size or not self.population:
-            return Proposal(self.space.sample(self.rng))
+            return self.propose(self.space.sample(self.rng))
         members = list(self.population)
         picks = self.rng.choice(len(members), size=min(self.opts.sample_size, len(members)), replace=False)
         ranked = sorted((members[int(i)] for i in picks), key=lambda m: m[1], reverse=True)
@@ -53,7 +54,7 @@ class RegularizedEvolution(Strategy):
         if len(ranked) > 1 and self.rng.random() < self.opts.crossover_prob:
             child = self.space.crossover(parent, ranked[1][0], self.rng)
         child = self.space.mutate(child, self.rng)
-        return Proposal(child, parent=parent.id)
+        return self.propose(child, parent=parent.id)
 
     def adopt(self, proposal: Proposal) -> None:
         self._asked += 1  # one fewer random member to fill the population with

@@ -14,12 +14,14 @@ naming the grid size (asking for more trials than the grid holds cannot be met).
 
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import numpy as np
 
 from archsearch.core import Proposal
-from archsearch.errors import ConfigError, SpaceExhausted
+from archsearch.errors import SpaceExhausted, SpaceTooLarge
+from archsearch.options import Options, option
 from archsearch.spaces.base import Architecture, SearchSpace
 from archsearch.strategies.base import Strategy, register_strategy
 
@@ -29,22 +31,25 @@ MAX_SIZE_LIMIT = 10_000_000  # a permutation of 10^7 ranks is 80 MB; beyond that
 
 @register_strategy("grid")
 class GridSearch(Strategy):
-    def __init__(self, space: SearchSpace, seed: int = 0, order: str = "shuffled", max_size: int = 100_000) -> None:
-        super().__init__(space, seed)
-        if order not in ORDERS:
-            raise ConfigError(f"strategy.order must be one of: {', '.join(ORDERS)} (got {order!r})")
-        if not isinstance(max_size, int) or isinstance(max_size, bool) or not 1 <= max_size <= MAX_SIZE_LIMIT:
-            raise ConfigError(f"strategy.max_size must be an integer in 1..{MAX_SIZE_LIMIT:,}, got {max_size!r}")
-        size = space.size()
+    @dataclass(frozen=True)
+    class Options(Options):
+        order: str = option("shuffled", "visit the grid in a seeded random order or counting up", choices=ORDERS)
+        max_size: int = option(100_000, "largest space the grid agrees to enumerate", low=1, high=MAX_SIZE_LIMIT)
+
+    opts: Options
+
+    def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
+        super().__init__(space, seed, **options)
+        size, max_size = space.size(), self.opts.max_size
         if size > max_size:
             raise_it = f", raise strategy.max_size (up to {MAX_SIZE_LIMIT:,})" if size <= MAX_SIZE_LIMIT else ""
-            raise ConfigError(
+            raise SpaceTooLarge(
                 f"grid search cannot enumerate space {space.name!r}: it has {size:,} architectures, more than "
                 f"strategy.max_size={max_size:,}; restrict the space's options (fewer choices per decision)"
                 f"{raise_it} or use a sampling strategy such as random or evolution")
-        self.order, self.max_size, self.total = order, max_size, size
+        self.total = size
         self._radices = [len(d.choices) for d in space.decisions()]
-        self._perm: Optional[np.ndarray] = self.rng.permutation(size) if order == "shuffled" else None
+        self._perm: Optional[np.ndarray] = self.rng.permutation(size) if self.opts.order == "shuffled" else None
         self._next = 0  # how many grid points have been proposed
 
     def ask(self) -> Proposal:
@@ -53,7 +58,7 @@ class GridSearch(Strategy):
                                 "have been proposed; the search stops short of budget.trials")
         rank = self._next if self._perm is None else int(self._perm[self._next])
         self._next += 1
-        return Proposal(self.point(rank))
+        return self.propose(self.point(rank))
 
     def point(self, rank: int) -> Architecture:
         """The architecture at ``rank`` in lexicographic order of the decision indices."""

@@ -33,17 +33,16 @@ the brackets exactly.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
 
 from archsearch.core import Proposal, Trial, TrialState
-from archsearch.errors import ConfigError
+from archsearch.options import Options, finite, invalid, option
 from archsearch.spaces.base import Architecture, SearchSpace
 from archsearch.strategies.base import Strategy, register_strategy
-from archsearch.strategies.predictor import MLPEnsemble, check_hidden, transform_rewards
+from archsearch.strategies.predictor import MLPEnsemble, resolve_encoding, transform_rewards, widths
 
 RESOURCES = ("epochs", "data_fraction")
 SAMPLE_TRIES = 50  # draws for an architecture not yet started before accepting a repeat
@@ -73,52 +72,48 @@ class Bracket:
         return None
 
 
-def _number(key: str, value: Any, low: float, integer: bool = False, high: float = math.inf) -> None:
-    bad = isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int))
-    if bad or not low <= value <= high:
-        kind = "an integer" if integer else "a number"
-        limits = f">= {low}" if high == math.inf else f"in [{low}, {high}]"
-        raise ConfigError(f"strategy.{key} must be {kind} {limits}, got {value!r}")
+def _check_resource(name: str, value: float, resource: str) -> None:
+    if resource == "epochs" and not (value >= 1 and float(value).is_integer()):
+        raise invalid(name, f"must be an integer >= 1 when the resource is epochs, got {value!r}")
+    if resource == "data_fraction" and not 1e-6 <= value <= 1.0:
+        raise invalid(name, f"must be a number in [1e-06, 1] when the resource is data_fraction, got {value!r}")
 
 
 class MultiFidelity(Strategy):
     """Asynchronous successive halving over the brackets :meth:`bracket_levels` names."""
 
-    model_based = False
+    @dataclass(frozen=True)
+    class Options(Options):
+        resource: str = option("epochs", "what a rung raises: training epochs or the data fraction",
+                               choices=RESOURCES)
+        min_resource: float = option(1, "the bottom rung's resource", check=finite)
+        max_resource: float = option(9, "the top rung's resource", check=finite)
+        eta: int = option(3, "promote the top 1/eta of a rung to eta times the resource", low=2)
+        epochs: int = option(10, "epochs of every trial when the resource is data_fraction", low=1)
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        seed: int = 0,
-        resource: str = "epochs",
-        min_resource: float = 1,
-        max_resource: float = 9,
-        eta: int = 3,
-        epochs: int = 10,
-    ) -> None:
-        super().__init__(space, seed)
-        if resource not in RESOURCES:
-            raise ConfigError(f"strategy.resource must be one of: {', '.join(RESOURCES)} (got {resource!r})")
-        _number("eta", eta, 2, integer=True)
-        _number("epochs", epochs, 1, integer=True)
-        if resource == "epochs":
-            _number("min_resource", min_resource, 1, integer=True)
-            _number("max_resource", max_resource, 1, integer=True)
-        else:
-            _number("min_resource", min_resource, 1e-6, high=1.0)
-            _number("max_resource", max_resource, 1e-6, high=1.0)
-        if min_resource >= max_resource:
-            raise ConfigError(f"strategy.min_resource ({min_resource}) must be below strategy.max_resource ({max_resource})")
-        self.resource, self.eta, self.epochs = resource, eta, epochs
-        self.min_resource, self.max_resource = min_resource, max_resource
-        self.s_max = int(math.floor(math.log(max_resource / min_resource) / math.log(eta) + 1e-9))
-        if self.s_max < 1:
-            raise ConfigError(f"strategy.max_resource / strategy.min_resource must be at least eta ({eta}) "
-                              f"for one promotion, got {max_resource} / {min_resource}")
+        def __post_init__(self) -> None:
+            _check_resource("min_resource", self.min_resource, self.resource)
+            _check_resource("max_resource", self.max_resource, self.resource)
+            if self.min_resource >= self.max_resource:
+                raise invalid("min_resource", f"({self.min_resource:g}) must be below strategy.max_resource "
+                                              f"({self.max_resource:g})")
+            if self.max_resource / self.min_resource < self.eta * (1 - 1e-9):
+                raise invalid("max_resource", f"/ strategy.min_resource must be at least eta ({self.eta}) for one "
+                                              f"promotion, got {self.max_resource:g} / {self.min_resource:g}")
+
+    opts: Options
+    small_options = {"max_resource": 3}
+
+    def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
+        super().__init__(space, seed, **options)
+        o = self.opts
+        self.resource, self.eta, self.epochs = o.resource, o.eta, o.epochs
+        self.min_resource, self.max_resource = o.min_resource, o.max_resource
+        self.s_max = int(math.floor(math.log(o.max_resource / o.min_resource) / math.log(o.eta) + 1e-9))
         self.brackets = [Bracket(self._levels(s)) for s in self.bracket_levels()]
         self._schedule = self._bracket_schedule()
         self._cursor = 0
-        self._pending: dict[str, list[tuple[int, int]]] = defaultdict(list)  # id -> [(bracket, rung)] asked, not told
+        self._pending: dict[int, tuple[int, int]] = {}  # ask id -> (bracket, rung) asked, not told
         self._started: set[str] = set()  # ids started at a bottom rung
 
     # -- the bracket layout ----------------------------------------------------------
@@ -153,20 +148,22 @@ class MultiFidelity(Strategy):
                 arch = bracket.promotable(rung, self.eta)
                 if arch is not None:
                     bracket.promoted[rung].add(arch.id)
-                    self._pending[arch.id].append((b, rung + 1))
-                    return Proposal(arch, self.fidelity(bracket.resources[rung + 1]), parent=arch.id)
+                    proposal = self.propose(arch, self.fidelity(bracket.resources[rung + 1]), parent=arch.id)
+                    self._pending[proposal.ask_id] = (b, rung + 1)
+                    return proposal
         b = self._schedule[self._cursor % len(self._schedule)]
         self._cursor += 1
         arch = self._new_architecture()
         self._started.add(arch.id)
-        self._pending[arch.id].append((b, 0))
-        return Proposal(arch, self.fidelity(self.brackets[b].resources[0]))
+        proposal = self.propose(arch, self.fidelity(self.brackets[b].resources[0]))
+        self._pending[proposal.ask_id] = (b, 0)
+        return proposal
 
     def tell(self, trial: Trial) -> None:
-        key = trial.arch.id
-        if not self._pending.get(key):
+        slot = self._pending.pop(trial.ask_id, None) if trial.ask_id is not None else None
+        if slot is None:
             return  # not asked by this strategy (or told twice): nothing to place
-        b, rung = self._pending[key].pop(0)
+        key, (b, rung) = trial.arch.id, slot
         reward = float(trial.reward) if trial.state is TrialState.COMPLETE and trial.reward is not None else None
         told = self.brackets[b].results[rung]
         if reward is not None or key not in told:  # a failure never hides an earlier result
@@ -211,38 +208,28 @@ class Hyperband(MultiFidelity):
 class BOHB(Hyperband):
     """BOHB: Hyperband's brackets with new architectures picked by a TPE-style density model."""
 
-    def __init__(
-        self,
-        space: SearchSpace,
-        seed: int = 0,
-        resource: str = "epochs",
-        min_resource: float = 1,
-        max_resource: float = 9,
-        eta: int = 3,
-        epochs: int = 10,
-        random_fraction: float = 1 / 3,
-        min_points: Optional[int] = None,
-        candidates: int = 200,
-        ensemble: int = 5,
-        hidden: tuple[int, ...] = (20, 20, 20),
-        predictor_epochs: int = 200,
-    ) -> None:
-        super().__init__(space, seed, resource, min_resource, max_resource, eta, epochs)
-        _number("random_fraction", random_fraction, 0.0, high=1.0)
-        for key, value in (("candidates", candidates), ("ensemble", ensemble), ("predictor_epochs", predictor_epochs)):
-            _number(key, value, 1, integer=True)
-        if min_points is not None:
-            _number("min_points", min_points, 2, integer=True)
-        check_hidden(hidden)
-        self.random_fraction, self.candidates = float(random_fraction), candidates
-        self.min_points = min_points if min_points is not None else len(space.decisions()) + 1  # BOHB: d + 1
-        self.ensemble, self.hidden, self.predictor_epochs = ensemble, tuple(hidden), predictor_epochs
-        kinds = space.feature_kinds()
-        self.encoding = "path" if "path" in kinds else "onehot"
+    @dataclass(frozen=True)
+    class Options(Hyperband.Options):
+        random_fraction: float = option(1 / 3, "share of new architectures sampled uniformly", low=0, high=1)
+        min_points: Optional[int] = option(None, "results a level needs before the model is fitted on it "
+                                                 "(null: decisions + 1)", low=2)
+        candidates: int = option(200, "architectures the model scores per pick", low=1)
+        ensemble: int = option(5, "MLPs in the predictor ensemble", low=1)
+        hidden: tuple[int, ...] = option((20, 20, 20), "predictor hidden layer widths", check=widths)
+        predictor_epochs: int = option(200, "predictor training steps per fit", low=1)
+
+    opts: Options
+    small_options = {"max_resource": 3, "candidates": 20, "ensemble": 2, "predictor_epochs": 50}
+
+    def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
+        super().__init__(space, seed, **options)
+        o = self.opts
+        self.min_points = o.min_points if o.min_points is not None else len(space.decisions()) + 1  # BOHB: d + 1
+        self.encoding = resolve_encoding(space, "auto")
         self.model_based_picks = 0  # new architectures chosen by the model (for reports and tests)
 
     def _new_architecture(self) -> Architecture:
-        if self.rng.random() < self.random_fraction:
+        if self.rng.random() < self.opts.random_fraction:
             return self._random()
         levels = sorted({r for bracket in self.brackets for r in bracket.resources}, reverse=True)
         data = next((d for d in (self.results_at(r) for r in levels) if len(d) >= self.min_points), None)
@@ -250,10 +237,10 @@ class BOHB(Hyperband):
             return self._random()
         x = np.stack([self.space.features(a, self.encoding) for a, _ in data]).astype(np.float64)
         y = transform_rewards(np.array([v for _, v in data]), "standard")
-        model = MLPEnsemble(self.ensemble, self.hidden, self.predictor_epochs).fit(x, y, self.rng)
+        model = MLPEnsemble(self.opts.ensemble, self.opts.hidden, self.opts.predictor_epochs).fit(x, y, self.rng)
         best = [a for a, _ in sorted(data, key=lambda d: -d[1])[:5]]
         pool: dict[str, Architecture] = {}
-        for i in range(self.candidates):
+        for i in range(self.opts.candidates):
             arch = self.space.sample(self.rng) if i % 2 else self.space.mutate(best[(i // 2) % len(best)], self.rng)
             if arch.id not in self._started:
                 pool.setdefault(arch.id, arch)

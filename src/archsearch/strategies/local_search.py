@@ -27,19 +27,25 @@ fresh random samples, which then seed the next restart.
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from dataclasses import dataclass
+from typing import Any, Optional, Union
 
 import numpy as np
 
 from archsearch.core import Proposal, Trial, TrialState
-from archsearch.errors import ConfigError
+from archsearch.options import Options, option
 from archsearch.spaces.base import Architecture, SearchSpace
 from archsearch.strategies.base import Strategy, register_strategy
-from archsearch.strategies.predictor import MLPEnsemble, check_hidden, transform_rewards
+from archsearch.strategies.predictor import MLPEnsemble, resolve_encoding, transform_rewards, widths
 
 MOVES = ("first", "best")
 ORDERS = ("random", "predicted")
 SAMPLE_TRIES = 100  # draws for an unseen random sample before settling for a repeat (a nearly exhausted space)
+
+
+def _all_or_positive(value: Union[int, str]) -> Optional[str]:
+    ok = value == "all" if isinstance(value, str) else value >= 1
+    return None if ok else "must be 'all' or an integer >= 1"
 
 
 def _better(a: Optional[float], b: Optional[float]) -> bool:
@@ -49,50 +55,38 @@ def _better(a: Optional[float], b: Optional[float]) -> bool:
 
 @register_strategy("local_search")
 class LocalSearch(Strategy):
-    def __init__(
-        self,
-        space: SearchSpace,
-        seed: int = 0,
-        initial: int = 10,
-        move: str = "first",
-        neighbours: Union[str, int] = "all",
-        restart_samples: int = 10,
-        order: str = "random",
-        encoding: str = "auto",
-        ensemble: int = 5,
-        hidden: tuple[int, ...] = (20, 20, 20),
-        epochs: int = 300,
-    ) -> None:
-        super().__init__(space, seed)
-        for key, value in (("initial", initial), ("restart_samples", restart_samples), ("ensemble", ensemble),
-                           ("epochs", epochs)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"strategy.{key} must be an integer >= 1, got {value!r}")
-        if move not in MOVES:
-            raise ConfigError(f"strategy.move must be one of: {', '.join(MOVES)} (got {move!r})")
-        if neighbours != "all" and (not isinstance(neighbours, int) or isinstance(neighbours, bool) or neighbours < 1):
-            raise ConfigError(f"strategy.neighbours must be 'all' or an integer >= 1, got {neighbours!r}")
-        if order not in ORDERS:
-            raise ConfigError(f"strategy.order must be one of: {', '.join(ORDERS)} (got {order!r})")
-        check_hidden(hidden)
-        self.initial, self.move, self.restart_samples = initial, move, restart_samples
-        self.order, self.ensemble, self.hidden, self.epochs = order, ensemble, tuple(hidden), epochs
-        kinds = space.feature_kinds()
-        if encoding != "auto" and encoding not in kinds:
-            raise ConfigError(f"strategy.encoding must be one of: auto, {', '.join(kinds)} "
-                              f"(space {space.name!r}; got {encoding!r})")
-        self.encoding = encoding if encoding != "auto" else ("path" if "path" in kinds else "onehot")
+    @dataclass(frozen=True)
+    class Options(Options):
+        initial: int = option(10, "random samples the first climb starts from the best of", low=1)
+        move: str = option("first", "move at the first better neighbour, or after the whole neighbourhood",
+                           choices=MOVES)
+        neighbours: Union[int, str] = option("all", "neighbours evaluated per step: all, or a random K",
+                                             check=_all_or_positive)
+        restart_samples: int = option(10, "random samples a restart starts from the best of", low=1)
+        order: str = option("random", "neighbourhood order: seeded random, or best-predicted first", choices=ORDERS)
+        encoding: str = option("auto", "predictor features (auto: path where the space has it, else onehot)")
+        ensemble: int = option(5, "MLPs in the predictor ensemble (order: predicted)", low=1)
+        hidden: tuple[int, ...] = option((20, 20, 20), "predictor hidden layer widths", check=widths)
+        epochs: int = option(300, "predictor training steps per fit", low=1)
+
+    opts: Options
+    small_options = {"initial": 4, "restart_samples": 4}
+
+    def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
+        super().__init__(space, seed, **options)
+        o = self.opts
+        self.encoding = resolve_encoding(space, o.encoding)
+        self.subset: Optional[int] = None if o.neighbours == "all" else int(o.neighbours)
         self._archs: dict[str, Architecture] = {}  # id -> architecture of every completed trial (predictor data)
         self._features: dict[str, np.ndarray] = {}
-        self.subset: Optional[int] = None if neighbours == "all" else neighbours
         self.known: dict[str, Optional[float]] = {}  # id -> reward of every told trial (None: failed)
         self.proposed: set[str] = set()  # ids handed out (pending or told)
         self.restarts = 0  # local optima reached
         # sampling: random samples told since the last climb started; the next climb starts from their best
-        self._need = initial
+        self._need = o.initial
         self._pool: list[tuple[float, Architecture]] = []
         self._pool_told = 0
-        self._pending_samples: dict[str, int] = {}
+        self._sample_asks: set[int] = set()  # ask ids of random (or adopted) samples not yet told
         # climbing: the current point and its neighbourhood
         self.current: Optional[Architecture] = None
         self._current_reward: Optional[float] = None
@@ -109,33 +103,29 @@ class LocalSearch(Strategy):
                 arch, key = self._queue.pop()
                 self.proposed.add(key)
                 self._waiting.add(key)
-                return Proposal(arch, parent=self.current.id)
+                return self.propose(arch, parent=self.current.id)
         # sampling, or every neighbour is out already (parallel asks): a fresh sample for the next start
         arch, key = self._fresh_sample()
         self.proposed.add(key)
-        self._pending_samples[key] = self._pending_samples.get(key, 0) + 1
-        return Proposal(arch)
+        proposal = self.propose(arch)
+        self._sample_asks.add(proposal.ask_id)
+        return proposal
 
     def adopt(self, proposal: Proposal) -> None:
         """A warm-start architecture counts as one of the samples the next climb starts from."""
-        key = proposal.arch.id
-        self.proposed.add(key)
-        self._pending_samples[key] = self._pending_samples.get(key, 0) + 1
+        self.proposed.add(proposal.arch.id)
+        self._sample_asks.add(proposal.ask_id)
 
     def tell(self, trial: Trial) -> None:
         arch = trial.arch
         key = arch.id
         reward = float(trial.reward) if trial.state is TrialState.COMPLETE and trial.reward is not None else None
         self.known[key] = reward
-        if reward is not None and self.order == "predicted":
+        if reward is not None and self.opts.order == "predicted":
             self._archs[key] = arch
         self.proposed.add(key)
-        pending = self._pending_samples.get(key, 0)
-        if pending:
-            if pending == 1:
-                del self._pending_samples[key]
-            else:
-                self._pending_samples[key] = pending - 1
+        if trial.ask_id in self._sample_asks:  # a sample's result: the next climb may start from it
+            self._sample_asks.discard(trial.ask_id)
             self._pool_told += 1
             if reward is not None:
                 self._pool.append((reward, arch))
@@ -150,7 +140,7 @@ class LocalSearch(Strategy):
         if not _better(reward, self._current_reward):
             return
         assert reward is not None
-        if self.move == "first":
+        if self.opts.move == "first":
             self._move_to(arch, reward)
         elif self._best_nb is None or reward > self._best_nb[0]:
             self._best_nb = (reward, arch)
@@ -166,7 +156,7 @@ class LocalSearch(Strategy):
             neighbours = self.space.neighbours(arch)
             chosen = [neighbours[int(i)] for i in self.rng.permutation(len(neighbours))]
             ids = [a.id for a in chosen]  # hashing is the costly part: once per neighbour
-            if self.order == "predicted":
+            if self.opts.order == "predicted":
                 chosen, ids = self._best_first(chosen, ids)
             if self.subset is not None:
                 chosen, ids = chosen[: self.subset], ids[: self.subset]
@@ -174,7 +164,7 @@ class LocalSearch(Strategy):
             self._queue = [(a, key) for a, key in zip(reversed(chosen), reversed(ids)) if key not in self.proposed]
             self._waiting = {key for key in ids if key in self.proposed and key not in self.known}
             known = [(a, self.known[key]) for a, key in zip(chosen, ids) if key in self.known]
-            if self.move == "best":
+            if self.opts.move == "best":
                 for a, r in known:
                     self._consider(a, r)
                 return
@@ -229,7 +219,7 @@ class LocalSearch(Strategy):
             # a local optimum: restart from fresh random samples
             self.restarts += 1
             self.current, self._current_reward, self._nbhd = None, None, set()
-            self._need = self.restart_samples
+            self._need = self.opts.restart_samples
 
     def _fit(self) -> Optional[MLPEnsemble]:
         keys = [k for k in self._archs if self.known.get(k) is not None]  # a later failure of a re-run hides it
@@ -237,7 +227,7 @@ class LocalSearch(Strategy):
             return None
         x = np.stack([self._feature(k, self._archs[k]) for k in keys])
         y = transform_rewards(np.array([self.known[k] for k in keys], dtype=np.float64), "log_gap")
-        return MLPEnsemble(self.ensemble, self.hidden, self.epochs).fit(x, y, self.rng)
+        return MLPEnsemble(self.opts.ensemble, self.opts.hidden, self.opts.epochs).fit(x, y, self.rng)
 
     def _fresh_sample(self) -> tuple[Architecture, str]:
         for _ in range(SAMPLE_TRIES):

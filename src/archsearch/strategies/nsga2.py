@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 from archsearch.core import Proposal, Trial, TrialState
-from archsearch.errors import ConfigError
+from archsearch.options import Options, option
 from archsearch.estimation.objectives import Objective, crowding_distance, non_dominated_sort, parse_objectives
 from archsearch.spaces.base import Architecture, SearchSpace
 from archsearch.strategies.base import Strategy, register_strategy
@@ -70,26 +70,22 @@ def select_survivors(members: list[Member], size: int) -> list[Member]:
 
 @register_strategy("nsga2")
 class NSGA2(Strategy):
-    def __init__(
-        self,
-        space: SearchSpace,
-        seed: int = 0,
-        objectives: Any = DEFAULT_OBJECTIVES,
-        population_size: int = 20,
-        offspring: Optional[int] = None,
-        crossover_prob: float = 0.9,
-    ) -> None:
-        super().__init__(space, seed)
-        self.objectives: list[Objective] = parse_objectives(objectives, "strategy.objectives")
-        if not isinstance(population_size, int) or isinstance(population_size, bool) or population_size < 2:
-            raise ConfigError(f"strategy.population_size must be an integer >= 2, got {population_size!r}")
-        if offspring is not None and (not isinstance(offspring, int) or isinstance(offspring, bool) or offspring < 1):
-            raise ConfigError(f"strategy.offspring must be an integer >= 1 or null (= population_size), got {offspring!r}")
-        if not isinstance(crossover_prob, (int, float)) or not 0.0 <= float(crossover_prob) <= 1.0:
-            raise ConfigError(f"strategy.crossover_prob must be in [0, 1], got {crossover_prob!r}")
-        self.population_size = population_size
-        self.offspring = offspring or population_size
-        self.crossover_prob = float(crossover_prob)
+    @dataclass(frozen=True)
+    class Options(Options):
+        objectives: Union[str, tuple[str, ...]] = option(
+            DEFAULT_OBJECTIVES, "metrics with a direction (metric:max|min), a list or a comma-separated string")
+        population_size: int = option(20, "random architectures first, then the population kept", low=2)
+        offspring: Optional[int] = option(None, "complete trials per generation (null: population_size)", low=1)
+        crossover_prob: float = option(0.9, "chance of uniform crossover before mutation", low=0, high=1)
+
+    opts: Options
+    small_options = {"population_size": 4}
+
+    def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
+        super().__init__(space, seed, **options)
+        self.objectives: list[Objective] = parse_objectives(self.opts.objectives, "strategy.objectives")
+        self.population_size = self.opts.population_size
+        self.offspring = self.opts.offspring or self.population_size
         self.population: list[Member] = []  # the current generation's survivors
         self.pool: list[Member] = []  # told since the last selection
         self.generation = 0
@@ -101,17 +97,17 @@ class NSGA2(Strategy):
         self._asked += 1
         if self._asked <= self.population_size or not self.population:
             arch = self._fresh(lambda: self.space.sample(self.rng))
-            return Proposal(arch)
+            return self.propose(arch)
         first = self._tournament()
         parent = first.arch
 
         def child() -> Architecture:
             arch = parent
-            if len(self.population) > 1 and self.rng.random() < self.crossover_prob:
+            if len(self.population) > 1 and self.rng.random() < self.opts.crossover_prob:
                 arch = self.space.crossover(parent, self._tournament().arch, self.rng)
             return self.space.mutate(arch, self.rng)
 
-        return Proposal(self._fresh(child), parent=parent.id)
+        return self.propose(self._fresh(child), parent=parent.id)
 
     def _fresh(self, draw: Callable[[], Architecture]) -> Architecture:
         """An architecture not proposed before if one turns up within REDRAWS draws."""

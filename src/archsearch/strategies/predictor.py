@@ -8,20 +8,32 @@ than torch's per-call overhead, and the caller's generator makes every fit repro
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
 from archsearch.errors import ConfigError
+from archsearch.spaces.base import SearchSpace
+
 
 TARGETS = ("standard", "log_gap")
 
 
-def check_hidden(hidden: object) -> None:
-    """``strategy.hidden``: the predictor's hidden layer widths."""
-    if (not isinstance(hidden, (list, tuple)) or not hidden
-            or any(not isinstance(h, int) or isinstance(h, bool) or h < 1 for h in hidden)):
-        raise ConfigError(f"strategy.hidden must be a non-empty list of positive integers, got {hidden!r}")
+def widths(hidden: Sequence[int]) -> Optional[str]:
+    """``option(check=...)`` for ``hidden``, the predictor's hidden layer widths."""
+    if not hidden or any(h < 1 for h in hidden):
+        return "must be a non-empty list of positive integers"
+    return None
+
+
+def resolve_encoding(space: SearchSpace, encoding: str) -> str:
+    """The feature encoding a predictor uses on ``space``: ``auto`` takes ``path`` where the space has it,
+    else ``onehot``; a named one must be among the space's (a ConfigError naming them otherwise)."""
+    kinds = space.feature_kinds()
+    if encoding != "auto" and encoding not in kinds:
+        raise ConfigError(f"strategy.encoding must be one of: auto, {', '.join(kinds)} "
+                          f"(space {space.name!r}; got {encoding!r})")
+    return encoding if encoding != "auto" else ("path" if "path" in kinds else "onehot")
 
 
 def transform_rewards(rewards: np.ndarray, target: str = "standard", eps: float = 0.05) -> np.ndarray:
@@ -64,7 +76,8 @@ class MLPEnsemble:
         params = self.weights + self.biases
         m = [np.zeros_like(p) for p in params]
         v = [np.zeros_like(p) for p in params]
-        boot = rng.multinomial(n, np.full(n, 1.0 / n), size=e).astype(np.float64) if e > 1 and self.bootstrap else np.ones((e, n))
+        boot = (rng.multinomial(n, np.full(n, 1.0 / n), size=e).astype(np.float64) if e > 1 and self.bootstrap
+                else np.ones((e, n)))
         boot = (boot / boot.sum(axis=1, keepdims=True))[:, :, None]  # (E, N, 1), rows sum to 1
         target = y.reshape(1, n, 1)
         b1, b2 = 0.9, 0.999

@@ -36,59 +36,57 @@ called for every warm-start proposal.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 
-from archsearch.core import Proposal, Task, Trial
-from archsearch.errors import ConfigError
+from archsearch.core import Proposal, Task
+from archsearch.options import invalid, option
 from archsearch.estimation.proxies import list_proxies, score_architecture
 from archsearch.spaces.base import Architecture, SearchSpace
-from archsearch.strategies.base import Strategy, create_inner, register_strategy
+from archsearch.strategies.base import Wrapper, register_strategy
 
 
-def _positive_int(key: str, value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"strategy.{key} must be an integer >= 1, got {value!r}")
-    return value
+def _known_proxy(name: str) -> Optional[str]:
+    return None if name in list_proxies() else f"must be one of: {', '.join(list_proxies())}"
+
+
+def _positive(values: Sequence[int]) -> Optional[str]:
+    return None if values and all(v >= 1 for v in values) else "must be a non-empty list of positive integers"
 
 
 @register_strategy("prefilter")
-class Prefilter(Strategy):
-    def __init__(
-        self,
-        space: SearchSpace,
-        seed: int = 0,
-        inner: Optional[dict[str, Any]] = None,
-        proxy: str = "synflow",
-        candidates: int = 1000,
-        keep: int = 20,
-        input_shape: Sequence[int] = (3, 32, 32),
-        classes: int = 10,
-        threads: Optional[int] = 1,
-    ) -> None:
-        super().__init__(space, seed)
-        if proxy not in list_proxies():
-            raise ConfigError(f"strategy.proxy must be one of: {', '.join(list_proxies())} (got {proxy!r})")
-        self.candidates = _positive_int("candidates", candidates)
-        self.keep = _positive_int("keep", keep)
-        if self.keep > self.candidates:
-            raise ConfigError(f"strategy.keep ({keep}) must be at most strategy.candidates ({candidates})")
-        if (not isinstance(input_shape, (list, tuple)) or not input_shape
-                or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in input_shape)):
-            raise ConfigError(f"strategy.input_shape must be a list of positive integers, got {input_shape!r}")
-        self.classes = _positive_int("classes", classes)
-        self.threads = None if threads is None else _positive_int("threads", threads)
-        self.proxy, self.task = proxy, Task(tuple(input_shape), classes)
-        self.inner = create_inner(space, seed, inner, "prefilter")
+class Prefilter(Wrapper):
+    @dataclass(frozen=True)
+    class Options(Wrapper.Options):
+        proxy: str = option("synflow", "zero-cost proxy that scores the candidates", check=_known_proxy)
+        candidates: int = option(1000, "random architectures scored", low=1)
+        keep: int = option(20, "best-scored architectures proposed first", low=1)
+        input_shape: tuple[int, ...] = option((3, 32, 32), "input shape the scored networks are built for",
+                                              check=_positive)
+        classes: int = option(10, "classes the scored networks are built for", low=1)
+        threads: Optional[int] = option(1, "torch threads while scoring (null: leave torch's setting)", low=1)
+
+        def __post_init__(self) -> None:
+            if self.keep > self.candidates:
+                raise invalid("keep", f"({self.keep}) must be at most strategy.candidates ({self.candidates})")
+
+    opts: Options
+    small_options = {"candidates": 12, "keep": 4, "input_shape": [3, 8, 8],
+                     "inner": {"name": "evolution", "population_size": 4, "sample_size": 2}}
+
+    def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
+        super().__init__(space, seed, **options)
+        self.task = Task(tuple(self.opts.input_shape), self.opts.classes)
         self._top: Optional[list[tuple[Architecture, float]]] = None
         self._handed = 0
 
     def draw_candidates(self) -> list[Architecture]:
         """The ``candidates`` random samples (a generator of their own, seeded from the seed; repeats kept)."""
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, 0x5EED]))  # not the inner's stream
-        return [self.space.sample(rng) for _ in range(self.candidates)]
+        return [self.space.sample(rng) for _ in range(self.opts.candidates)]
 
     def ranking(self) -> list[tuple[Architecture, float]]:
         """The ``keep`` best distinct candidates and their scores, best first (scored once, at first use)."""
@@ -96,30 +94,25 @@ class Prefilter(Strategy):
             seen: set[str] = set()
             scored: list[tuple[float, int, Architecture]] = []
             threads = torch.get_num_threads()
-            if self.threads:
-                torch.set_num_threads(self.threads)
+            if self.opts.threads:
+                torch.set_num_threads(self.opts.threads)
             try:
                 for i, arch in enumerate(self.draw_candidates()):
                     if arch.id in seen:
                         continue
                     seen.add(arch.id)
-                    value = score_architecture(self.space, arch, self.task, [self.proxy], seed=self.seed)[self.proxy]
+                    proxy = self.opts.proxy
+                    value = score_architecture(self.space, arch, self.task, [proxy], seed=self.seed)[proxy]
                     scored.append((value if not math.isnan(value) else -math.inf, i, arch))
             finally:
                 torch.set_num_threads(threads)
             scored.sort(key=lambda s: (-s[0], s[1]))
-            self._top = [(arch, value) for value, _, arch in scored[: self.keep]]
+            self._top = [(arch, value) for value, _, arch in scored[: self.opts.keep]]
         return self._top
 
     def ask(self) -> Proposal:
         top = self.ranking()
         if self._handed < len(top):
-            arch = top[self._handed][0]
             self._handed += 1
-            proposal = Proposal(arch)
-            self.inner.adopt(proposal)
-            return proposal
+            return self.handout(top[self._handed - 1][0])
         return self.inner.ask()
-
-    def tell(self, trial: Trial) -> None:
-        self.inner.tell(trial)

@@ -9,4 +9,4 @@ from archsearch.strategies.base import Strategy, register_strategy
 @register_strategy("random")
 class RandomSearch(Strategy):
     def ask(self) -> Proposal:
-        return Proposal(self.space.sample(self.rng))
+        return self.propose(self.space.sample(self.rng))

@@ -19,44 +19,43 @@ proposal names its own architecture as parent, so its trial starts from the earl
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
-from archsearch.core import Proposal, Trial
+from archsearch.core import Proposal
+from archsearch.options import option
 from archsearch.errors import ArchsearchError, ConfigError, ParseError
 from archsearch.spaces.base import SearchSpace
-from archsearch.strategies.base import Strategy, create_inner, register_strategy
+from archsearch.strategies.base import Wrapper, register_strategy
 
 
 @register_strategy("warm_start")
-class WarmStart(Strategy):
-    def __init__(self, space: SearchSpace, seed: int = 0, inner: Optional[dict[str, Any]] = None,
-                 archs: Sequence[str] = (), weights: bool = False) -> None:
-        super().__init__(space, seed)
-        if not isinstance(weights, bool):
-            raise ConfigError(f"strategy.weights must be true or false, got {weights!r}")
-        self.weights = weights
-        if isinstance(archs, str) or not isinstance(archs, (list, tuple)):
-            raise ConfigError(f"strategy.archs must be a list of architecture strings, got {archs!r}")
+class WarmStart(Wrapper):
+    @dataclass(frozen=True)
+    class Options(Wrapper.Options):
+        archs: tuple[str, ...] = option((), "architectures (string forms of this space) proposed first, best first")
+        weights: bool = option(False, "each warm proposal names itself as parent, to start from its earlier weights")
+
+    opts: Options
+    small_options = {"inner": {"name": "evolution", "population_size": 4, "sample_size": 2}}
+
+    def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
+        super().__init__(space, seed, **options)
         self.archs = []
-        for i, text in enumerate(archs):
+        for i, text in enumerate(self.opts.archs):
             try:
-                self.archs.append(space.parse(str(text)))
+                self.archs.append(space.parse(text))
             except (ParseError, ConfigError) as exc:
-                raise ConfigError(f"strategy.archs[{i}] is not an architecture of space {space.name!r}: {exc}") from None
-        self.inner = create_inner(space, seed, inner, "warm_start")
+                raise ConfigError(f"strategy.archs[{i}] is not an architecture of space {space.name!r}: "
+                                  f"{exc}") from None
         self._handed = 0
 
     def ask(self) -> Proposal:
         if self._handed < len(self.archs):
             arch = self.archs[self._handed]
-            proposal = Proposal(arch, parent=arch.id if self.weights else None)  # parent: its own earlier weights
             self._handed += 1
-            self.inner.adopt(proposal)
-            return proposal
+            return self.handout(arch, parent=arch.id if self.opts.weights else None)  # parent: its earlier weights
         return self.inner.ask()
-
-    def tell(self, trial: Trial) -> None:
-        self.inner.tell(trial)
 
 
 def copy_weights(directory: str, out_dir: str, space: SearchSpace, archs: Sequence[str]) -> int:
@@ -91,7 +90,8 @@ def best_architectures(directory: str, space: SearchSpace, top: int) -> list[str
         try:
             trials = journal.trials(space.from_dict)
         except (ParseError, ConfigError) as exc:
-            raise ConfigError(f"--warm-start {directory}: its architectures do not fit this space's options: {exc}") from None
+            raise ConfigError(f"--warm-start {directory}: its architectures do not fit this space's options: "
+                              f"{exc}") from None
     finally:
         journal.close()
     done = sorted((t for t in trials if t.state is TrialState.COMPLETE and t.reward is not None),
