@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/archsearch search $(ARGS)
 
-test: $(STAMP)
+test: lint
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # The contracts a reviewer should not have to check by hand: style (ruff), one-way layers

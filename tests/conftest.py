@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from archsearch.config import Config
+from archsearch.spaces.base import SPACES
 
 # Options that make every trial take well under a second on digits.
 TINY = {
@@ -80,11 +81,9 @@ def journal_rows(out: str) -> list[dict]:
 
 
 # Tiny options for every space with a supernet (one-shot tests).
-TINY_SUPERNET_SPACES = {
-    "nb201": {"channels": 4, "cells_per_stage": 1},
-    "darts": {"channels": 4, "cells": 2, "nodes": 2},
-    "skip_chain": {"layers": 3, "filters": [4, 8], "supernet_filters": 8, "stem_channels": 4},
-}
+# each supernet space declares the small options its supernet trains quickly with
+TINY_SUPERNET_SPACES = {name: dict(SPACES.get(name).small_supernet_options or SPACES.get(name).small_options)
+                        for name in SPACES.names() if SPACES.get(name).has_supernet}
 
 
 @pytest.fixture

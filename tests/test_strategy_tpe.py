@@ -18,7 +18,7 @@ from archsearch.errors import ConfigError
 from archsearch.spaces import create_space
 from archsearch.strategies import create_strategy
 from test_spaces import SMALL_OPTIONS
-from test_strategies import drive, fake_reward
+from archsearch.testing.strategies import drive, fake_reward
 
 CHAIN = SMALL_OPTIONS["chain"]
 

@@ -121,7 +121,8 @@ def benchmark(space: str, table: str, reward: str, strategies: Sequence[str], bu
     strategy_options = dict(strategy_options or {})
     unknown = set(strategy_options) - set(strategies)
     if unknown:
-        raise ConfigError(f"options given for {sorted(unknown)[0]!r}, which is not in --strategies ({', '.join(strategies)})")
+        raise ConfigError(f"options given for {sorted(unknown)[0]!r}, which is not in --strategies "
+                          f"({', '.join(strategies)})")
     probe = create_space(space, **space_options)  # bad space or options fail before any run
     for name in strategies:  # so do bad strategy options
         from archsearch.strategies import create_strategy

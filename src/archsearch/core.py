@@ -105,7 +105,7 @@ def incumbent(trials: Sequence[tuple[Any, ...]]) -> Optional[int]:
 
     top = max(effort(t[2]) for t in trials)
     at_top = [(t[1], -params(t), -t[0]) for t in trials if effort(t[2]) >= top * (1 - 1e-9)]
-    return -max(at_top)[2]
+    return -int(max(at_top)[2])
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,7 @@ T = TypeVar("T", bound=Configurable)
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, section: str = "", package: str = "", group: str = "",
-                 framework: tuple[str, ...] = ()) -> None:
+    def __init__(self, kind: str, section: str = "", package: str = "", group: str = "") -> None:
         """``kind`` names the components in messages, ``section`` is the config section their
         options live in, ``package`` the package whose modules register them, ``group`` the entry
         point group of plugins."""
@@ -36,7 +35,6 @@ class Registry(Generic[T]):
         self.package, self.group = package, group
         self._classes: dict[str, type[T]] = {}
         self._loaded = not (package or group)
-        self._framework = framework  # TRANSITION: constructor arguments of not-yet-typed classes
 
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
         def decorator(cls: type[T]) -> type[T]:
@@ -90,10 +88,7 @@ class Registry(Generic[T]):
     # -- options -------------------------------------------------------------------
     def options(self, name: str) -> list[Declared]:
         """The options ``name`` declares, in order, with types, defaults, bounds and help."""
-        cls = self.get(name)
-        if _typed(cls, self._framework):
-            return declared(cls.Options)
-        return _legacy_declared(cls, self._framework)
+        return declared(self.get(name).Options)
 
     def option_names(self, name: str) -> list[str]:
         return [d.name for d in self.options(name)]
@@ -104,52 +99,13 @@ class Registry(Generic[T]):
 
     def check_options(self, name: str, options: dict[str, Any]) -> None:
         """Raise a ConfigError for the first unknown or invalid option (nothing is built)."""
-        cls = self.get(name)
-        if _typed(cls, self._framework):
-            parse(cls.Options, options, self.section, f"{self.kind} {name!r}")
-            return
-        valid = self.option_names(name)
-        for key in options:
-            if key not in valid:
-                raise ConfigError(f"unknown option {key!r} for {self.kind} {name!r} "
-                                  f"(valid: {', '.join(valid) if valid else 'none'})")
+        parse(self.get(name).Options, options, self.section, f"{self.kind} {name!r}")
 
     def create(self, name: str, *args: Any, **options: Any) -> T:
         """Instantiate ``name``; positional ``args`` are the framework's, ``options`` the user's.
-        Only option errors are ConfigErrors; anything else a constructor raises is a bug and
-        propagates as it is."""
-        cls = self.get(name)
-        if _typed(cls, self._framework):
-            return cls(*args, **options)
-        self.check_options(name, options)
-        try:
-            return cls(*args, **options)
-        except TypeError as exc:
-            raise ConfigError(f"bad options for {self.kind} {name!r}: {exc}") from exc
-
-
-def _typed(cls: type, framework: tuple[str, ...]) -> bool:
-    """TRANSITION: a typed class's constructor takes only the framework's arguments and ``**options``."""
-    return issubclass(cls, Configurable) and not _legacy_declared(cls, framework)
-
-
-def _legacy_declared(cls: type, skip: tuple[str, ...]) -> list[Declared]:
-    """TRANSITION: options read from the constructor signature (following ``**options`` up)."""
-    import inspect
-
-    from archsearch.options import Spec
-
-    out: list[Declared] = []
-    for klass in cls.__mro__:
-        if "__init__" not in vars(klass):
-            continue
-        params = list(inspect.signature(vars(klass)["__init__"]).parameters.values())[1:]
-        out += [Declared(p.name, Any, MISSING if p.default is p.empty else p.default, Spec(help=""))
-                for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-                and p.name not in skip and p.name not in [d.name for d in out]]
-        if not any(p.kind is p.VAR_KEYWORD for p in params):
-            break
-    return out
+        Only option errors are ConfigErrors (raised by the options' own parsing); anything else a
+        constructor raises is a bug and propagates as it is."""
+        return self.get(name)(*args, **options)
 
 
 class RegistryUnion:

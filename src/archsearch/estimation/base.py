@@ -137,8 +137,7 @@ class SupportsEarlyStop(ABC):
         """The reference a trial at ``fidelity`` is judged against (None: no early stopping)."""
 
 
-EVALUATORS: Registry[Evaluator] = Registry("evaluator", package="archsearch.estimation", group="archsearch.evaluators",
-                                          framework=("data", "data_seed"))
+EVALUATORS: Registry[Evaluator] = Registry("evaluator", package="archsearch.estimation", group="archsearch.evaluators")
 register_evaluator = EVALUATORS.register
 
 

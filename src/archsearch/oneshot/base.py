@@ -260,7 +260,7 @@ def _rng_from(saved: dict[str, Any]) -> dict[str, Any]:
 
 
 ONESHOT: Registry[OneShotMethod] = Registry("one-shot strategy", section="strategy", package="archsearch.oneshot",
-                                          group="archsearch.oneshot", framework=("space", "seed"))
+                                          group="archsearch.oneshot")
 register_oneshot = ONESHOT.register
 
 

@@ -307,9 +307,7 @@ def count_params_without_aux(model: nn.Module) -> int:
 
 
 def create_space(name: str, **options: Any) -> SearchSpace:
-    space = SPACES.create(name, **options)
-    space._options = dict(options)  # type: ignore[attr-defined]
-    return space
+    return SPACES.create(name, **options)
 
 
 def list_spaces() -> list[str]:

@@ -54,8 +54,7 @@ class Strategy(Configurable, ABC):
         start replaces random samples instead of adding to them. Default: nothing to count."""
 
 
-STRATEGIES: Registry[Strategy] = Registry("strategy", package="archsearch.strategies", group="archsearch.strategies",
-                                          framework=("space", "seed"))
+STRATEGIES: Registry[Strategy] = Registry("strategy", package="archsearch.strategies", group="archsearch.strategies")
 register_strategy = STRATEGIES.register
 
 

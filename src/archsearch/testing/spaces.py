@@ -10,7 +10,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from archsearch.core import Task
@@ -82,7 +82,7 @@ class SpaceSuite:
         for c, x, y in zip(space.encode(child), space.encode(a), space.encode(b)):
             assert c in (x, y)
 
-    @settings(max_examples=40, deadline=None)
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.differing_executors])
     @given(seed=st.integers(0, 2**32 - 1))
     def test_mutation_and_crossover_stay_in_space_and_round_trip(self, seed: int) -> None:
         space = small_space(self.space_name)
@@ -94,7 +94,7 @@ class SpaceSuite:
         child = space.crossover(arch, space.sample(rng), rng)
         assert space.decode(space.encode(child)) == child
 
-    @settings(max_examples=60, deadline=None)
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.differing_executors])
     @given(text=st.text(max_size=80))
     def test_parse_never_crashes_on_garbage(self, text: str) -> None:
         space = small_space(self.space_name)
