@@ -173,3 +173,14 @@ class Trial:
     tell_seq: Optional[int] = None
     curve: list[dict[str, float]] = field(default_factory=list)
     ask_id: Optional[int] = None  # the proposal's, when a strategy asked for this trial
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """A per-trial seed: the same trial gets the same seed when it is run again.
+
+    Drawn through SeedSequence, so seeds of neighbouring trials (and the sub-seeds an
+    evaluator derives from them) are unrelated. ``number`` -1 is the final training.
+    """
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, number + 1]).generate_state(1)[0] % (2**31 - 1))

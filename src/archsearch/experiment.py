@@ -10,7 +10,6 @@ replaying its ask/tell events, and the trials that were in flight, which run aga
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
@@ -21,12 +20,14 @@ from typing import Any, Optional, Sequence
 import torch
 
 from archsearch.config import Config, apply_override
-from archsearch.core import EvalResult, Fidelity, Proposal, Trial, TrialState, incumbent
+from archsearch.core import EvalResult, Proposal, Trial, TrialState, incumbent, trial_seed
 from archsearch.data.base import Splits
 from archsearch.deploy.checkpoint import load_checkpoint, make_checkpoint  # noqa: F401 - load_checkpoint re-exported
 from archsearch.errors import ArchsearchError, ConfigError, JournalError, SearchAborted, SpaceExhausted
 from archsearch.estimation.base import EVALUATORS, Evaluator, SupportsEarlyStop, SupportsInheritance, TrainsOnSplits
 from archsearch.execution.base import Executor, TrialCall, create_executor
+from archsearch.experiment_final import FinalTraining, atomic_write
+from archsearch.experiment_oneshot import OneShotRun
 from archsearch.oneshot.base import ONESHOT, OneShotMethod, create_oneshot
 from archsearch.progress import Progress
 from archsearch.spaces.base import SearchSpace, create_space
@@ -35,17 +36,6 @@ from archsearch.strategies.base import Strategy, create_strategy
 
 
 RESUMABLE_KEYS = ("budget.", "executor.")
-
-
-def trial_seed(seed: int, number: int) -> int:
-    """A per-trial seed: the same trial gets the same seed when it is run again.
-
-    Drawn through SeedSequence, so seeds of neighbouring trials (and the sub-seeds an
-    evaluator derives from them) are unrelated. ``number`` -1 is the final training.
-    """
-    import numpy as np
-
-    return int(np.random.SeedSequence([seed, number + 1]).generate_state(1)[0] % (2**31 - 1))
 
 
 @dataclass
@@ -67,7 +57,7 @@ class Summary:
         return path if os.path.isfile(path) else None
 
 
-class Experiment:
+class Experiment(OneShotRun, FinalTraining):
     def __init__(self, config: Config, out_dir: str, journal: Optional[Journal] = None,
                  data: Optional[Splits] = None, quiet: bool = False) -> None:
         """Build every part from ``config`` (so bad options fail before anything is written)."""
@@ -123,7 +113,7 @@ class Experiment:
         if info.get("in_memory"):
             note = (f"dataset: passed in memory from Python ({info.get('name')}, {info.get('train')} train / "
                     f"{info.get('valid')} valid / {info.get('test')} test, input {info.get('input_shape')})")
-        _atomic(os.path.join(self.out_dir, "config.yaml"),
+        atomic_write(os.path.join(self.out_dir, "config.yaml"),
                 lambda p: open(p, "w", encoding="utf-8").write(self.config.to_resolved_yaml(note)))
 
     @classmethod
@@ -328,7 +318,7 @@ class Experiment:
 
     def _save_weights(self, trial: Trial, weights: dict[str, torch.Tensor]) -> None:
         os.makedirs(os.path.join(self.out_dir, "weights"), exist_ok=True)
-        _atomic(self.weights_path(trial.arch.id), lambda path: torch.save(weights, path))
+        atomic_write(self.weights_path(trial.arch.id), lambda path: torch.save(weights, path))
 
     def _finish(self, trial: Trial, result: EvalResult) -> Trial:
         weights, result.weights = result.weights, None  # never kept in memory or the journal
@@ -349,142 +339,6 @@ class Experiment:
             self.strategy.tell(trial)
         return trial
 
-    # -- one-shot search -------------------------------------------------------------
-    def _run_oneshot(self, executor: Optional[Executor], report: Any) -> None:
-        """Supernet epochs (resumed from the checkpoint), then the derived architecture as the
-        search's one trial, evaluated like any other (final training follows in :meth:`run`)."""
-        if not self.trials():
-            arch = self._search_oneshot(report)
-            self.journal.create_trial(self.space.validate(arch), self.config.fidelity, None)
-        pending = [t for t in self.trials() if not t.state.finished]
-        own_executor = executor is None
-        executor = executor or self.executor
-        try:
-            for trial in pending:
-                self._submit(executor, trial)
-                results: list[tuple[int, EvalResult]] = []
-                while not results:
-                    results = list(executor.wait(timeout=1.0))
-                done = self._finish(trial, results[0][1])
-                if not self.quiet:
-                    what = f"reward {done.reward:.4f}" if done.reward is not None else f"failed: {done.error}"
-                    print(f"derived architecture (trial {done.number}) {what}: {done.arch}", file=sys.stderr,
-                          flush=True)
-                report.update(force=True)
-        finally:
-            if own_executor:
-                executor.close()
-        if self.best_trial() is None:
-            raise SearchAborted("the derived architecture's evaluation failed: "
-                                f"{next((t.error for t in self.trials() if t.error), '')}")
-
-    def _search_oneshot(self, report: Any) -> Any:
-        from archsearch.estimation.language import is_language_model
-        from archsearch.oneshot.search import OneShotSearch, search_fidelity
-
-        assert self.oneshot is not None
-        cfg, method = self.config, self.oneshot
-        assert isinstance(self.evaluator, TrainsOnSplits)  # checked when the experiment was built
-        splits = self.evaluator.splits()
-        task = self.evaluator.task(cfg.fidelity)
-        if is_language_model(task):
-            raise ConfigError(f"strategy {method.name!r} is one-shot; supernets are built for image "
-                              "classification, and this dataset is a language-model task")
-        train, valid = search_fidelity(splits.train, splits.valid, cfg.fidelity, cfg.seed)
-        elapsed0 = float(self.journal.get_meta("elapsed", 0.0))
-        time_left = None if cfg.budget.time is None else max(0.0, cfg.budget.time - elapsed0)
-        space = self.space.scaled(cfg.fidelity.width, cfg.fidelity.depth)  # the supernet at the search fidelity
-        runner = OneShotSearch(method, space, task, train, valid, cfg.seed, self.journal, self.out_dir, time_left)
-        resumed = runner.load()
-        progress = Progress(method.epochs, runner.epoch, quiet=self.quiet, label=method.name)
-        if resumed:
-            progress.message(f"resuming {self.out_dir}: {runner.epoch} of {method.epochs} one-shot epochs done")
-        start = time.monotonic()
-
-        def on_epoch(record: dict[str, Any]) -> None:
-            self.journal.set_meta("elapsed", elapsed0 + time.monotonic() - start)
-            progress.epoch(record)
-            report.update()
-
-        try:
-            arch = runner.run(on_epoch)
-        finally:
-            progress.close()
-        if runner.stopped:
-            self.journal.set_meta("oneshot_stopped", runner.stopped)
-            if not self.quiet:
-                print(runner.stopped, file=sys.stderr, flush=True)
-        return arch
-
-    # -- after the search ----------------------------------------------------------
-    def final_estimate(self, trials: Sequence[Trial]) -> float:
-        """Seconds the final training will take, estimated from the complete trials: their median cost
-        per unit of training effort (epochs x data fraction x width x depth) times the final
-        training's effort (final.epochs on all the training data, plus the valid split when it
-        trains on it). 0 when there is no final training or nothing measured yet. The final space
-        may be larger than the searched one ("search small, train big"), which this does not know."""
-        fcfg = self.config.final
-        if not (fcfg.enabled and self.evaluator.trains_models):
-            return 0.0
-        rates = sorted(t.cost / max(t.fidelity.epochs * t.fidelity.data_fraction * t.fidelity.width
-                                    * t.fidelity.depth, 1e-9)
-                       for t in trials if t.state is TrialState.COMPLETE and t.cost > 0)
-        if not rates:
-            return 0.0
-        info = self.journal.get_meta("data") or {}
-        share = 1.0
-        if fcfg.train_on_valid and info.get("train"):
-            share = (info["train"] + info.get("valid", 0)) / info["train"]
-        return rates[len(rates) // 2] * fcfg.epochs * share
-
-    def finalize(self) -> Optional[dict[str, Any]]:
-        """Final training of the best architecture; writes best.json and best_model.pt once."""
-        best = self.best_trial()
-        if best is None:
-            raise SearchAborted("search finished without a single complete trial; nothing to train")
-        done = self.journal.get_meta("final")
-        if done is not None and done.get("trial") == best.number:
-            return done
-        record: dict[str, Any] = {"trial": best.number, "arch": str(best.arch), "arch_json": best.arch.to_dict(),
-                                  "search_metrics": best.metrics, "metrics": dict(best.metrics)}
-        fcfg = self.config.final
-        if fcfg.enabled and self.evaluator.trains_models:
-            if not self.quiet:
-                print(f"final training of trial {best.number} for {fcfg.epochs} epochs: {best.arch}",
-                      file=sys.stderr, flush=True)
-            fidelity = Fidelity(epochs=fcfg.epochs, resolution=self.config.fidelity.resolution)
-            final_space = self.space.final_space()  # "search small, train big"
-            progress = Progress(fcfg.epochs, 0, quiet=self.quiet, label="final")
-            try:
-                final = self.evaluator.final(final_space, best.arch, fidelity, trial_seed(self.config.seed, -1),
-                                             train_on_valid=fcfg.train_on_valid, on_epoch=progress.final_epoch)
-            finally:
-                progress.close()
-            record["metrics"] = {**best.metrics, **final.result.metrics}
-            record["final_metrics"] = final.result.metrics
-            checkpoint = make_checkpoint(
-                space_name=final_space.name, space_options=_jsonable(final_space.options()), arch=best.arch,
-                task=self.evaluator.task(fidelity), model=final.model, metrics=final.result.metrics,
-                config=self.config.to_dict(), preprocess=final.preprocess, class_names=final.class_names,
-                data=final.data, search=self._search_record(best))
-            _atomic(os.path.join(self.out_dir, "best_model.pt"), lambda path: torch.save(checkpoint, path))
-        best_json = {"arch": record["arch"], "metrics": record["metrics"], "trial": best.number,
-                     "arch_json": record["arch_json"]}
-        _atomic(os.path.join(self.out_dir, "best.json"),
-                lambda path: open(path, "w", encoding="utf-8").write(json.dumps(best_json, indent=2)))
-        self.journal.set_meta("final", record)
-        return record
-
-    def _search_record(self, best: Trial) -> dict[str, Any]:
-        """How the model was found, for its checkpoint and model card."""
-        cfg = self.config
-        return {"strategy": cfg.strategy["name"], "evaluator": cfg.evaluator["name"], "seed": cfg.seed,
-                "budget_trials": cfg.budget.trials, "budget_time": cfg.budget.time,
-                "complete": self.journal.count(TrialState.COMPLETE), "failed": self.journal.count(TrialState.FAILED),
-                "elapsed": float(self.journal.get_meta("elapsed", 0.0)), "best_trial": best.number,
-                "search_fidelity": cfg.fidelity.to_dict(), "final_epochs": cfg.final.epochs,
-                "search_metrics": dict(best.metrics)}
-
     def close(self) -> None:
         self.journal.close()
 
@@ -497,17 +351,6 @@ class _NoReport:
 
     def close(self) -> None:
         pass
-
-
-def _atomic(path: str, write: Any) -> None:
-    """Write through a temporary file and rename, so a kill never leaves half a file."""
-    tmp = f"{path}.tmp"
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=list))
 
 
 def run_search(config: Config | dict[str, Any], out_dir: str, data: Optional[Splits] = None,

@@ -66,8 +66,9 @@ class _ModuleClasses(_WriterState):
         while changed:
             changed = False
             for info in list(self.classes.values()):
+                required = _implements(info.cls)
                 for name, entry in list(vars(info.cls).items()):
-                    if name in info.members or not self._wanted(name, entry):
+                    if name in info.members or not (self._wanted(name, entry) or name in required):
                         continue
                     info.members[name] = self._member(info, name, entry)
                     changed = True
@@ -104,3 +105,10 @@ class _ModuleClasses(_WriterState):
             raise ExportError(f"code export cannot express {owner} ({exc} read by the copied code)") from None
         info.deps |= {t.partition(".")[0] for t in _names_in(node)}
         return -2.0, _indent(f"{name} = {_render(node, 4, len(name) + 3)}\n", 4)
+
+
+def _implements(cls: type) -> set[str]:
+    """Methods ``cls`` implements for an abstract base (a capability interface): the copied class
+    keeps them even when the copied code never calls them, or it could not be instantiated."""
+    return {name for base in cls.__mro__[1:] for name, entry in vars(base).items()
+            if getattr(entry, "__isabstractmethod__", False)}
