@@ -6,6 +6,8 @@ With weight inheritance (``evaluator.inherit``) ``weights/<arch_id>.pt`` holds e
 trial's trained state dict, from which its children start (files, so resume finds them again).
 Resuming rebuilds everything from the journal: the config stored in it, the strategy by
 replaying its ask/tell events, and the trials that were in flight, which run again.
+The one-shot path and the final training are parts of their own (``experiment_oneshot.py``,
+``experiment_final.py``) that :class:`Experiment` mixes in.
 """
 
 from __future__ import annotations
