@@ -15,7 +15,9 @@ import torch.nn as nn
 from archsearch.core import Task
 from archsearch.errors import ConfigError, ParseError
 from archsearch.options import Options, nonempty_distinct, option
-from archsearch.spaces.base import Architecture, Decision, SearchSpace, register_space, scale_count, scaled_copy
+from archsearch.spaces.base import (
+    Architecture, Decision, SearchSpace, register_space, scale_count, scaled_copy, sized_kind,
+)
 from archsearch.spaces.checks import require_image
 
 
@@ -64,13 +66,14 @@ class StackSpace(SearchSpace):
         widths: tuple[int, ...] = option((8, 16, 32), "output channels to choose from", check=nonempty_distinct)
 
     def __init__(self, **options: Any) -> None:
-        self.configure(options)
+        super().__init__(**options)  # parses the options into self.opts and records them
         self.width_factor = 1.0
 
     def decisions(self) -> list[Decision]:
         out = []
         for i in range(self.opts.blocks):
-            out += [Decision(f"block{i}.kernel", self.opts.kernels), Decision(f"block{i}.width", self.opts.widths)]
+            out += [Decision(f"block{i}.kernel", self.opts.kernels, sized_kind(self.opts.kernels), node=i),
+                    Decision(f"block{i}.width", self.opts.widths, sized_kind(self.opts.widths), node=i)]
         return out
 
     def encode(self, arch: Architecture) -> list[int]:
