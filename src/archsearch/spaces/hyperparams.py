@@ -37,7 +37,6 @@ fidelity's epochs, so do not search it with a multi-fidelity strategy. No supern
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping, Optional, Sequence
 
@@ -52,7 +51,8 @@ from archsearch.spaces.base import (
     scaled_copy, sized_kind,
 )
 from archsearch.spaces.checks import check_indices
-from archsearch.spaces.capabilities import TRAINING_KEYS, CarriesTrainingOverrides, check_training_setting
+from archsearch.spaces.hyperparams_grid import value_text, check_values, grid
+from archsearch.spaces.capabilities import TRAINING_KEYS, CarriesTrainingOverrides
 from archsearch.spaces.diagram import Diagram
 
 DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
@@ -62,20 +62,6 @@ DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
     "optimizer": {"type": "categorical", "choices": ["adamw", "sgd"]},
 }
 DEFAULT_ARCH = "conv:3:32:relu|conv:3:64:relu|conv:3:64:relu"  # in chain; ~98% on digits
-DEFAULT_STEPS = 16
-MAX_INT_VALUES = 256
-SPEC_KEYS = {"float": ("type", "low", "high", "log", "steps"), "int": ("type", "low", "high", "log", "steps"),
-             "categorical": ("type", "choices")}
-_TOKEN = re.compile(r"^[A-Za-z0-9_.+\-]+$")
-
-
-def _text(value: Any) -> str:
-    """The canonical text of a value: ``repr`` for floats (exact round trip), ``true``/``false``."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
 
 
 def _number(value: Any) -> bool:
@@ -92,7 +78,7 @@ class HyperArch(Architecture, CarriesTrainingOverrides):
     space = "hyperparams"
 
     def __str__(self) -> str:
-        return f"{self.arch} @ " + ",".join(f"{k}={_text(v)}" for k, v in self.params)
+        return f"{self.arch} @ " + ",".join(f"{k}={value_text(v)}" for k, v in self.params)
 
     def training_overrides(self) -> dict[str, Any]:
         """The training settings this architecture carries (read by the training evaluator)."""
@@ -120,71 +106,6 @@ class HyperArch(Architecture, CarriesTrainingOverrides):
 
 
 # -- the options ------------------------------------------------------------------
-def _grid(name: str, spec: Any) -> tuple[Any, ...]:
-    """The choices of one hyper-parameter from its spec (ConfigError naming space.params.NAME)."""
-    where = f"space.params.{name}"
-    if isinstance(spec, (list, tuple)):
-        spec = {"type": "categorical", "choices": list(spec)}
-    if not isinstance(spec, Mapping):
-        raise ConfigError(f"{where} must be a mapping such as {{type: float, low: 0.0001, high: 0.1, log: true}} "
-                          f"or a list of choices, got {spec!r}")
-    kind = spec.get("type", "categorical" if "choices" in spec else None)
-    if kind not in SPEC_KEYS:
-        raise ConfigError(f"{where}.type must be one of: {', '.join(SPEC_KEYS)} (got {kind!r})")
-    for key in spec:
-        if key not in SPEC_KEYS[kind]:
-            raise ConfigError(f"{where}: unknown key {key!r} for type {kind} (valid: {', '.join(SPEC_KEYS[kind])})")
-    if kind == "categorical":
-        choices = spec.get("choices")
-        if isinstance(choices, (str, bytes)) or not isinstance(choices, (list, tuple)) or not choices:
-            raise ConfigError(f"{where}.choices must be a non-empty list, got {choices!r}")
-        for c in choices:
-            if not isinstance(c, (str, int, float)) or (isinstance(c, float) and not math.isfinite(c)):
-                raise ConfigError(f"{where}.choices: {c!r} is not a number, string or boolean")
-            if isinstance(c, str) and not _TOKEN.match(c):
-                raise ConfigError(f"{where}.choices: {c!r} must be a word of letters, digits, '_', '.', '+', '-'")
-        texts = [_text(c) for c in choices]
-        if len(set(texts)) != len(texts):
-            raise ConfigError(f"{where}.choices lists a value twice: {list(choices)}")
-        return tuple(choices)
-    low, high, log = spec.get("low"), spec.get("high"), spec.get("log", False)
-    integer = kind == "int"
-    for key, value in (("low", low), ("high", high)):
-        ok = (isinstance(value, int) and not isinstance(value, bool)) if integer else _number(value)
-        if not ok or not math.isfinite(value):
-            raise ConfigError(f"{where}.{key} must be {'an integer' if integer else 'a number'}, got {value!r}")
-    if not low <= high:
-        raise ConfigError(f"{where}: low must be <= high, got low={low!r}, high={high!r}")
-    if not isinstance(log, bool):
-        raise ConfigError(f"{where}.log must be true or false, got {log!r}")
-    if log and low <= 0:
-        raise ConfigError(f"{where}: log: true needs low > 0, got low={low!r}")
-    steps = spec.get("steps", None if integer else DEFAULT_STEPS)
-    if steps is None:  # int: every value
-        if high - low + 1 > MAX_INT_VALUES:
-            raise ConfigError(f"{where}: {high - low + 1} integers is too many choices; give steps "
-                              f"(at most {MAX_INT_VALUES} grid points)")
-        return tuple(range(low, high + 1))
-    if not isinstance(steps, int) or isinstance(steps, bool) or not 1 <= steps <= MAX_INT_VALUES:
-        raise ConfigError(f"{where}.steps must be an integer in 1..{MAX_INT_VALUES}, got {steps!r}")
-    if steps == 1 or low == high:
-        points = [float(low)]
-    elif log:
-        points = np.geomspace(low, high, steps).tolist()
-    else:
-        points = np.linspace(low, high, steps).tolist()
-    values = [int(round(p)) for p in points] if integer else [float(f"{p:.4g}") for p in points]
-    return tuple(dict.fromkeys(values))  # drop duplicates made by rounding, keep order
-
-
-def _check_values(name: str, choices: Sequence[Any]) -> None:
-    if name not in TRAINING_KEYS:
-        raise ConfigError(f"space.params: unknown hyper-parameter {name!r} "
-                          f"(valid: {', '.join(TRAINING_KEYS)}; the training evaluator's settings)")
-    for value in choices:
-        check_training_setting(name, value, "space.params")
-
-
 def _inner_space(space: Any, arch: Optional[str]) -> SearchSpace:
     if space is None:
         layers = max(1, min(len(arch.split("|")) if isinstance(arch, str) else 3, 64))
@@ -211,7 +132,7 @@ def _params_problem(params: Mapping[str, Any]) -> Optional[str]:
         for name in params:
             if name not in TRAINING_KEYS:  # before the grid, whose messages quote the name as it is
                 return f"has unknown hyper-parameter {name!r} (valid: {', '.join(TRAINING_KEYS)})"
-            _check_values(str(name), _grid(str(name), params[name]))
+            check_values(str(name), grid(str(name), params[name]))
     except ConfigError as exc:
         return f"is invalid ({exc})"
     return None
@@ -255,11 +176,11 @@ class HyperparamSpace(SearchSpace):
             params = DEFAULT_PARAMS
         self.grids: dict[str, tuple[Any, ...]] = {}
         for name in sorted(params):
-            grid = _grid(str(name), params[name])
-            _check_values(str(name), grid)
-            self.grids[str(name)] = grid
+            values = grid(str(name), params[name])
+            check_values(str(name), values)
+            self.grids[str(name)] = values
         self.names = tuple(self.grids)
-        self._lookup = {n: {_text(v): i for i, v in enumerate(g)} for n, g in self.grids.items()}
+        self._lookup = {n: {value_text(v): i for i, v in enumerate(g)} for n, g in self.grids.items()}
         self.params_option = {n: params[n] for n in sorted(params)}
         self.space_option = space
         self.inner = _inner_space(space, arch)
@@ -285,15 +206,15 @@ class HyperparamSpace(SearchSpace):
 
     def _index(self, name: str, value: Any) -> int:
         """The grid index of ``value`` (by its text, else numerically), or ParseError."""
-        i = self._lookup[name].get(_text(value))
+        i = self._lookup[name].get(value_text(value))
         if i is not None:
             return i
         if _number(value):
             for j, c in enumerate(self.grids[name]):
                 if _number(c) and math.isclose(float(value), float(c), rel_tol=1e-9, abs_tol=1e-300):
                     return j
-        raise ParseError(f"hyper-parameter {name}={_text(value)} is not in the space "
-                         f"(valid: {', '.join(map(_text, self.grids[name]))})")
+        raise ParseError(f"hyper-parameter {name}={value_text(value)} is not in the space "
+                         f"(valid: {', '.join(map(value_text, self.grids[name]))})")
 
     def encode(self, arch: Architecture) -> list[int]:
         if not isinstance(arch, HyperArch):
@@ -358,7 +279,7 @@ class HyperparamSpace(SearchSpace):
                 i = self._index(name, number)
             else:
                 raise ParseError(f"hyper-parameter {name}={raw} is not in the space "
-                                 f"(valid: {', '.join(map(_text, self.grids[name]))})")
+                                 f"(valid: {', '.join(map(value_text, self.grids[name]))})")
         return self.grids[name][i]
 
     def from_dict(self, data: dict[str, Any]) -> HyperArch:
@@ -462,7 +383,7 @@ class HyperparamSpace(SearchSpace):
         assert isinstance(arch, HyperArch)
         d = self.inner.diagram(arch.arch)
         d.title = f"hyperparams: {arch}"
-        label = "train: " + ", ".join(f"{k}={_text(v)}" for k, v in arch.params)
+        label = "train: " + ", ".join(f"{k}={value_text(v)}" for k, v in arch.params)
         node = d.node("hyperparams", label)
         if d.nodes and d.nodes[0][0] != node:
             d.edge(node, d.nodes[0][0], "trains")
