@@ -326,6 +326,11 @@ def each_in(valid: Sequence[Any]) -> Check:
     return check
 
 
+def positive_ints(values: Sequence[int]) -> Optional[str]:
+    """A non-empty list of integers >= 1 (shapes, sizes)."""
+    return None if values and all(v >= 1 for v in values) else "must be a non-empty list of positive integers"
+
+
 def finite(value: float) -> Optional[str]:
     """A number option that may not be NaN or infinite (bounds already exclude them)."""
     return None if math.isfinite(value) else "must be a finite number"

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 from archsearch.errors import ConfigError
-from archsearch.options import OptionError, Options, invalid, option
+from archsearch.options import OptionError, Options, finite, invalid, option
 
 if TYPE_CHECKING:
     import torch
@@ -126,10 +126,6 @@ def penalised(value_violation: float) -> float:
     return -1.0 - value_violation
 
 
-def _finite(value: float) -> Optional[str]:
-    return None if math.isfinite(value) else "must be a finite number"
-
-
 REWARDS = ("valid_acc", "mnas")
 
 
@@ -144,8 +140,8 @@ class ObjectiveOptions(Options):
                          choices=REWARDS)
     target_latency: Optional[float] = option(None, "MnasNet's target latency in seconds (reward mnas)", above=0)
     alpha: float = option(MNAS_SOFT[0], "MnasNet exponent at or under the target (-0.07 soft, 0 hard)",
-                          check=_finite)
-    beta: float = option(MNAS_SOFT[1], "MnasNet exponent over the target (-0.07 soft, -1 hard)", check=_finite)
+                          check=finite)
+    beta: float = option(MNAS_SOFT[1], "MnasNet exponent over the target (-0.07 soft, -1 hard)", check=finite)
     constraints: Optional[dict[str, Any]] = option(None, "limits: max_params, max_flops, max_latency (seconds)")
 
     def __post_init__(self) -> None:

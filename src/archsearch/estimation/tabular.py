@@ -29,7 +29,7 @@ from archsearch.core import EvalResult, Fidelity, Task, TrialState
 from archsearch.data.base import Splits
 from archsearch.errors import ConfigError, DataError
 from archsearch.estimation.base import Evaluator, TrialError, register_evaluator
-from archsearch.options import Options, invalid, option
+from archsearch.options import Options, invalid, option, positive_ints
 from archsearch.spaces.base import Architecture, SearchSpace
 
 
@@ -112,10 +112,6 @@ def _check_scale(fidelity: Fidelity) -> None:
                           f"fidelity.depth must be 1 (got {fidelity.width:g} and {fidelity.depth:g})")
 
 
-def _positive_ints(values: Sequence[int]) -> Optional[str]:
-    return None if values and all(v >= 1 for v in values) else "must be a non-empty list of positive integers"
-
-
 @register_evaluator("tabular")
 class TabularEvaluator(Evaluator):
     """Answers queries from a table of precomputed results (no training, no data)."""
@@ -129,7 +125,7 @@ class TabularEvaluator(Evaluator):
         arch_column: str = option("arch", "the column holding each architecture's string form")
         cost_column: Optional[str] = option(None, "a numeric column of seconds, reported as each trial's cost")
         input_shape: tuple[int, ...] = option((3, 32, 32), "the input shape the table's networks took",
-                                              check=_positive_ints)
+                                              check=positive_ints)
         classes: int = option(10, "the classes the table's networks predicted", low=1)
 
         def __post_init__(self) -> None:

@@ -13,7 +13,7 @@ is at least 4 pixels) -> global average pool -> linear.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, Mapping, Optional, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -24,7 +24,7 @@ from archsearch.options import Options, all_of, each_between, each_in, invalid, 
 from archsearch.spaces.base import (
     Architecture, Decision, SearchSpace, register_space, scale_count, scaled_copy, sized_kind,
 )
-from archsearch.spaces.checks import require_image
+from archsearch.spaces.checks import odd_kernels, require_image
 from archsearch.spaces.diagram import Diagram
 
 OPS = ("conv", "sep_conv", "dil_conv", "max_pool", "avg_pool", "identity")
@@ -138,9 +138,6 @@ class ChainNet(nn.Module):
 
 
 # -- the space ------------------------------------------------------------------
-def _odd(values: Sequence[int]) -> Optional[str]:
-    return "must be odd (same padding)" if any(v % 2 == 0 for v in values) else None
-
 
 @register_space("chain")
 class ChainSpace(SearchSpace):
@@ -154,7 +151,7 @@ class ChainSpace(SearchSpace):
         ops: tuple[str, ...] = option(OPS, "operations a layer chooses from",
                                       check=all_of(nonempty_distinct, each_in(OPS)))
         kernels: tuple[int, ...] = option((1, 3, 5), "kernel sizes (odd: same padding)",
-                                          check=all_of(nonempty_distinct, each_between(1, 15), _odd))
+                                          check=all_of(nonempty_distinct, each_between(1, 15), odd_kernels))
         channels: tuple[int, ...] = option((16, 32, 64, 96), "output channels a layer chooses from",
                                            check=all_of(nonempty_distinct, each_between(1, 4096)))
         activations: tuple[str, ...] = option(("relu", "gelu", "silu", "tanh"), "activations a layer chooses from",

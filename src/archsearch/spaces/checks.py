@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -29,3 +29,17 @@ def check_indices(indices: Sequence[int], counts: np.ndarray, names: Sequence[st
     for pos, (v, n) in enumerate(zip(indices, counts)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v < n:
             raise ParseError(f"decision {names[pos]}: index {v!r} is out of range 0..{int(n) - 1}")
+
+
+# -- rules for option(check=...) that several spaces share ------------------------------
+
+
+def odd_kernels(values: Sequence[int]) -> Optional[str]:
+    """Kernel sizes must be odd: the convolutions keep the map size with same padding."""
+    return "must be odd (same padding)" if any(v % 2 == 0 for v in values) else None
+
+
+def not_only_none(values: Sequence[str]) -> Optional[str]:
+    """An op list must offer something besides ``none`` (an edge that is never anything)."""
+    return "needs an op other than 'none'" if all(op == "none" for op in values) else None
+

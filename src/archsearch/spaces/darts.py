@@ -19,6 +19,7 @@ from archsearch.core import Task
 from archsearch.errors import ParseError
 from archsearch.options import Options, all_of, as_dict, each_in, nonempty_distinct, option
 from archsearch.spaces import checks
+from archsearch.spaces.checks import not_only_none
 from archsearch.spaces.base import (
     Architecture, Decision, SearchSpace, create_space, register_space, scale_count,
 )
@@ -35,10 +36,6 @@ __all__ = ["DARTS_V1", "DARTS_V2", "NAMED", "OPS", "DartsArch", "DartsNetwork", 
 # -- the space ------------------------------------------------------------------
 def _even(value: int) -> Optional[str]:
     return "must be even (FactorizedReduce halves it)" if value % 2 else None
-
-
-def _not_only_none(ops: Sequence[str]) -> Optional[str]:
-    return f"needs an op other than 'none' (valid: {', '.join(OPS)})" if all(op == "none" for op in ops) else None
 
 
 @register_space("darts")
@@ -65,7 +62,7 @@ class DartsSpace(SearchSpace):
         nodes: int = option(4, "intermediate nodes per cell", low=1, high=MAX_NODES)
         auxiliary: bool = option(False, "an auxiliary head during search training")
         ops: tuple[str, ...] = option(OPS, "operations an edge chooses from",
-                                      check=all_of(nonempty_distinct, each_in(OPS), _not_only_none))
+                                      check=all_of(nonempty_distinct, each_in(OPS), not_only_none))
         final_channels: int = option(36, "width of the final network (search small, train big)", low=2,
                                      high=MAX_CHANNELS, check=_even)
         final_cells: int = option(20, "cells of the final network", low=1, high=MAX_CELLS)

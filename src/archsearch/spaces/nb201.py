@@ -20,7 +20,7 @@ stride-2 conv (identical on the even sizes NB201 uses); so any (C, H, W) input w
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping, Optional, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ from archsearch.errors import ParseError
 from archsearch.options import Options, all_of, each_in, nonempty_distinct, option
 from archsearch.spaces.supernet import ChoicePoint, Supernet, mix
 from archsearch.spaces.base import Architecture, Decision, SearchSpace, create_space, register_space, scale_count
-from archsearch.spaces.checks import require_image
+from archsearch.spaces.checks import not_only_none, require_image
 from archsearch.spaces.diagram import Diagram
 from archsearch.spaces.ops import Identity, Pool, ReLUConvBN, Zero
 
@@ -228,10 +228,6 @@ class NB201Supernet(Supernet):
 
 
 # -- the space ------------------------------------------------------------------
-def _not_only_none(ops: Sequence[str]) -> Optional[str]:
-    return f"needs an op besides 'none' (valid: {', '.join(OPS)})" if all(op == "none" for op in ops) else None
-
-
 @register_space("nb201")
 class NB201Space(SearchSpace):
     """NAS-Bench-201 (5^6 = 15,625 cells with the default ops).
@@ -249,7 +245,7 @@ class NB201Space(SearchSpace):
         channels: int = option(16, "C: the stages are C, 2C and 4C wide", low=1, high=4096)
         cells_per_stage: int = option(5, "cells in each of the three stages", low=1, high=64)
         ops: tuple[str, ...] = option(OPS, "operations an edge chooses from (kept in NB201's order)",
-                                      check=all_of(nonempty_distinct, each_in(OPS), _not_only_none))
+                                      check=all_of(nonempty_distinct, each_in(OPS), not_only_none))
 
     opts: Options
     small_options: ClassVar[Mapping[str, Any]] = {"channels": 4, "cells_per_stage": 1}

@@ -27,7 +27,7 @@ from archsearch.errors import ConfigError, ParseError
 from archsearch.options import Options, all_of, each_between, each_in, invalid, nonempty_distinct, option
 from archsearch.spaces.base import (INPUT_CHOICES, Architecture, Decision, DecisionKind, SearchSpace, register_space,
                                     scale_count, scaled_copy, sized_kind)
-from archsearch.spaces.checks import require_image
+from archsearch.spaces.checks import odd_kernels, require_image
 from archsearch.spaces.diagram import Diagram
 from archsearch.spaces.skip_chain_arch import SkipChainArch, SkipLayer, check_inputs
 from archsearch.spaces.skip_chain_network import STEM, SkipChainNet, layer_stages
@@ -37,9 +37,6 @@ __all__ = ["OPS", "SkipChainArch", "SkipChainSpace", "SkipLayer"]
 
 OPS = ("conv", "sep_conv", "max_pool", "avg_pool")
 
-
-def _odd(values: Sequence[int]) -> Optional[str]:
-    return "must be odd (same padding)" if any(v % 2 == 0 for v in values) else None
 
 
 _SIZES = all_of(nonempty_distinct, each_between(1, 4096))
@@ -67,7 +64,7 @@ class SkipChainSpace(SearchSpace):
         ops: tuple[str, ...] = option(OPS, "operations a layer chooses from",
                                       check=all_of(nonempty_distinct, each_in(OPS)))
         kernels: tuple[int, ...] = option((1, 3, 5, 7), "filter heights and widths (odd)",
-                                          check=all_of(_SIZES, _odd))
+                                          check=all_of(_SIZES, odd_kernels))
         filters: tuple[int, ...] = option((24, 36, 48, 64), "filter counts a layer chooses from", check=_SIZES)
         strides: tuple[int, ...] = option((1,), "strides (a decision only when more than one)", check=_SIZES)
         stem_channels: int = option(32, "width of the stem conv", low=1, high=4096)

@@ -37,6 +37,7 @@ from archsearch.core import Task
 from archsearch.errors import ParseError
 from archsearch.options import Check, Options, all_of, each_in, invalid, nonempty_distinct, option
 from archsearch.spaces import checks
+from archsearch.spaces.checks import odd_kernels
 from archsearch.spaces.base import (
     Architecture, Decision, DecisionKind, SearchSpace, register_space, scale_count, scaled_copy, sized_kind,
 )
@@ -56,9 +57,6 @@ def _ints(low: int, high: int) -> Check:
         return nonempty_distinct(values)
     return check
 
-
-def _odd(values: Sequence[int]) -> Optional[str]:
-    return "must be odd (same padding)" if any(v % 2 == 0 for v in values) else None
 
 
 def _multipliers(values: Sequence[float]) -> Optional[str]:
@@ -112,7 +110,7 @@ class TemplateSpace(SearchSpace):
         blocks: tuple[str, ...] = option(BLOCKS, "block types a stage chooses from",
                                          check=all_of(nonempty_distinct, each_in(BLOCKS)))
         kernels: tuple[int, ...] = option((3, 5), "kernel sizes (odd: same padding)",
-                                          check=all_of(_ints(1, 4096), _odd))
+                                          check=all_of(_ints(1, 4096), odd_kernels))
         depths: tuple[int, ...] = option((1, 2, 3, 4), "blocks per stage", check=_ints(1, 32))
         widths: Optional[tuple[float, ...]] = option(None, f"multipliers of a stage's base width (null: "
                                                      f"{', '.join(map(str, DEFAULT_WIDTHS))})", check=_multipliers)

@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
 from archsearch.core import Proposal, Task
-from archsearch.options import invalid, option
+from archsearch.options import invalid, option, positive_ints
 from archsearch.estimation.proxies import list_proxies, score_architecture
 from archsearch.spaces.base import Architecture, SearchSpace
 from archsearch.strategies.base import Wrapper, register_strategy
@@ -51,10 +51,6 @@ from archsearch.strategies.base import Wrapper, register_strategy
 
 def _known_proxy(name: str) -> Optional[str]:
     return None if name in list_proxies() else f"must be one of: {', '.join(list_proxies())}"
-
-
-def _positive(values: Sequence[int]) -> Optional[str]:
-    return None if values and all(v >= 1 for v in values) else "must be a non-empty list of positive integers"
 
 
 @register_strategy("prefilter")
@@ -65,7 +61,7 @@ class Prefilter(Wrapper):
         candidates: int = option(1000, "random architectures scored", low=1)
         keep: int = option(20, "best-scored architectures proposed first", low=1)
         input_shape: tuple[int, ...] = option((3, 32, 32), "input shape the scored networks are built for",
-                                              check=_positive)
+                                              check=positive_ints)
         classes: int = option(10, "classes the scored networks are built for", low=1)
         threads: Optional[int] = option(1, "torch threads while scoring (null: leave torch's setting)", low=1)
 
