@@ -55,19 +55,19 @@ def test_search_groups_still_build_the_same_config():
 
     parts = Parts(config=None, space="chain", strategy="random", dataset=None, evaluator=None, table=None,
                   reward=None)
-    run = Run(budget=4, seed=3, executor=None, workers=2, ray_address=None, epochs=1, data_fraction=None,
-              set_=["space.layers=3"], out=None)
+    run = Run(budget=4, time_="2m", seed=3, executor=None, workers=2, ray_address=None, epochs=1,
+              data_fraction=None, set_=["space.layers=3"], out=None)
     cfg = build_config(parts, run)
     assert cfg.space == {"name": "chain", "layers": 3}
     assert cfg.strategy == {"name": "random"}
-    assert (cfg.budget.trials, cfg.seed, cfg.fidelity.epochs) == (4, 3, 1)
+    assert (cfg.budget.trials, cfg.budget.time, cfg.seed, cfg.fidelity.epochs) == (4, 120.0, 3, 1)
     assert cfg.executor == {"name": "process", "workers": 2}
 
 
 def test_search_help_lists_every_grouped_flag(run_cli):
     code, out, _ = run_cli("search", "--help")
     assert code == 0
-    for flag in ("--config", "--space", "--budget", "--workers", "--set", "--warm-start", "--calibrate-threshold",
+    for flag in ("--config", "--space", "--budget", "--time", "--workers", "--set", "--warm-start", "--calibrate-threshold",
                  "--quiet", "--debug"):
         assert flag in out
 

@@ -41,19 +41,56 @@ def read_yaml(text: str) -> Any:
 NAMED_SECTIONS = ("space", "strategy", "dataset", "evaluator", "executor")
 
 
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m)?\s*(?:(\d+(?:\.\d+)?)\s*s?)?\s*$")
+
+
+def parse_duration(value: Any, where: str = "budget.time") -> Optional[float]:
+    """Seconds from ``90``, ``90s``, ``10m``, ``2h`` or ``1h30m`` (None stays None); ConfigError otherwise."""
+    if value is None:
+        return None
+    seconds: Optional[float] = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and value.strip():
+        match = _DURATION.match(value.strip().lower())
+        if match and any(match.groups()):
+            h, m, s = (float(g) if g else 0.0 for g in match.groups())
+            seconds = 3600 * h + 60 * m + s
+    if seconds is None or not seconds > 0 or seconds != seconds or seconds == float("inf"):
+        raise ConfigError(f"{where} must be a positive duration such as 90s, 10m, 2h or 1h30m "
+                          f"(a plain number is seconds), got {value!r}")
+    return seconds
+
+
+DEFAULT_TRIALS = 30  # the trial budget when neither budget.trials nor budget.time is given
+
+
 @dataclass
 class Budget:
-    trials: int = 30
-    time: Optional[float] = None  # seconds of search wall time, summed over resumes
+    """When the search stops: ``trials`` complete trials or ``time``, whichever comes first.
+
+    ``time`` (seconds, or a duration such as ``10m``) is the budget of the *whole job*, search and
+    final training together: the planner (``plan.py``) splits it. ``trials`` None means
+    :data:`DEFAULT_TRIALS` without a time budget, and no trial limit with one."""
+
+    trials: Optional[int] = None
+    time: Optional[float] = None
     max_failures: int = 10
 
     def __post_init__(self) -> None:
-        if not isinstance(self.trials, int) or isinstance(self.trials, bool) or self.trials < 1:
-            raise ConfigError(f"budget.trials must be an integer >= 1, got {self.trials!r}")
-        if self.time is not None and (not isinstance(self.time, (int, float)) or self.time <= 0):
-            raise ConfigError(f"budget.time must be a positive number of seconds or null, got {self.time!r}")
+        if self.trials is not None and (not isinstance(self.trials, int) or isinstance(self.trials, bool)
+                                        or self.trials < 1):
+            raise ConfigError(f"budget.trials must be an integer >= 1 or null, got {self.trials!r}")
+        self.time = parse_duration(self.time)
         if not isinstance(self.max_failures, int) or self.max_failures < 1:
             raise ConfigError(f"budget.max_failures must be an integer >= 1, got {self.max_failures!r}")
+
+    @property
+    def trial_limit(self) -> Optional[int]:
+        """The number of complete trials that ends the search (None: only the time does)."""
+        if self.trials is not None:
+            return self.trials
+        return None if self.time is not None else DEFAULT_TRIALS
 
 
 @dataclass
@@ -91,6 +128,8 @@ class Config:
     final: Final = field(default_factory=Final)
     budget: Budget = field(default_factory=Budget)
     report: bool = True  # write OUT/report.html during the search (html_report.LiveReport) and at its end
+    # whether the user named the strategy (not stored): under a time budget the planner may choose one
+    strategy_given: bool = field(default=True, repr=False, compare=False)
 
     # -- (de)serialisation -----------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -108,7 +147,7 @@ class Config:
     def from_dict(cls, data: dict[str, Any]) -> "Config":
         if not isinstance(data, dict):
             raise ConfigError("config must be a mapping of sections")
-        valid = [f.name for f in fields(cls)]
+        valid = [f.name for f in fields(cls) if f.name != "strategy_given"]
         for key in data:
             if key not in valid:
                 raise ConfigError(f"unknown config key {key!r} (valid: {', '.join(valid)})")
@@ -138,7 +177,7 @@ class Config:
                     raise ConfigError(f"unknown key {s}.{key} (valid: {', '.join(names)})")
             defaults = {"fidelity": {"epochs": 10}}.get(s, {})
             kwargs[s] = klass(**{**defaults, **section})
-        config = cls(**kwargs)
+        config = cls(**kwargs, strategy_given=data.get("strategy") is not None)
         config.check_names()
         return config
 

@@ -12,12 +12,13 @@ The one-shot path and the final training are parts of their own (``experiment_on
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
@@ -30,6 +31,7 @@ from archsearch.estimation.base import EVALUATORS, Evaluator, SupportsEarlyStop,
 from archsearch.execution.base import Executor, TrialCall, create_executor
 from archsearch.experiment_final import FinalTraining, atomic_write
 from archsearch.experiment_oneshot import OneShotRun
+from archsearch.experiment_plan import Expected, TimePlanning
 from archsearch.oneshot.base import ONESHOT, OneShotMethod, create_oneshot
 from archsearch.progress import Progress
 from archsearch.spaces.base import SearchSpace, create_space
@@ -38,6 +40,8 @@ from archsearch.strategies.base import Strategy, create_strategy
 
 
 RESUMABLE_KEYS = ("budget.", "executor.")
+MAX_REPEATS = 50  # cached answers in a row that end a search (a converged strategy)
+MAX_SKIPS = 5  # proposals in a row too long for the time left that end a search
 
 
 @dataclass
@@ -59,7 +63,9 @@ class Summary:
         return path if os.path.isfile(path) else None
 
 
-class Experiment(OneShotRun, FinalTraining):
+class Experiment(OneShotRun, FinalTraining, TimePlanning):
+    clock: Callable[[], float] = staticmethod(time.monotonic)  # the budget's clock (tests inject one)
+
     def __init__(self, config: Config, out_dir: str, journal: Optional[Journal] = None,
                  data: Optional[Splits] = None, quiet: bool = False) -> None:
         """Build every part from ``config`` (so bad options fail before anything is written)."""
@@ -93,11 +99,19 @@ class Experiment(OneShotRun, FinalTraining):
         if os.path.exists(path):
             raise ArchsearchError(f"{out_dir} already holds a search: resume it with 'archsearch resume {out_dir}' "
                                   "or choose another --out")
+        job_start = cls.clock()
         if data is not None:  # the config names the data the search really uses, not the default digits
+            given = config.strategy_given
             config = Config.from_dict({**config.to_dict(), "dataset": {"name": data.name}})
+            config.strategy_given = given
         experiment = cls(config, out_dir, None, data, quiet)
         experiment.evaluator.task(config.fidelity)  # loads and checks the data before touching the disk
         info = experiment.evaluator.data_info()
+        plan = None
+        if experiment.plans_time():  # measures this machine, may refuse the budget: still nothing written
+            plan = experiment.measure_and_plan(job_start, experiment.executor.workers)
+            config = experiment.planned_config(plan)
+            experiment.use_config(config)
         try:
             os.makedirs(out_dir, exist_ok=True)
         except OSError as exc:
@@ -105,8 +119,20 @@ class Experiment(OneShotRun, FinalTraining):
         journal = Journal(path, create=True, meta={"config": config.to_dict(), "created_at": time.time(),
                                                    "data": info}, lock=True)
         experiment._journal = journal
+        if plan is not None:
+            journal.set_meta("plan", plan.to_dict())
+            journal.set_meta("elapsed", cls.clock() - job_start)  # the measuring counts against the budget
+            if not quiet:
+                print(plan.summary(), file=sys.stderr, flush=True)
         experiment.write_config()
         return experiment
+
+    def use_config(self, config: Config) -> None:
+        """Run with ``config`` (the planned one: its fidelity and maybe its strategy differ)."""
+        self.config = config
+        if self.oneshot is None:
+            self.strategy = create_strategy(config.strategy["name"], self.space, config.seed,
+                                            **config.options("strategy"))
 
     def write_config(self) -> None:
         """``config.yaml``: the resolved config, for people (the journal keeps what was given)."""
@@ -152,6 +178,7 @@ class Experiment(OneShotRun, FinalTraining):
             stored.setdefault("budget", {})["trials"] = budget
         config = Config.from_dict(stored)
         experiment = cls(config, out_dir, journal, data, quiet)  # every part checked before saving changes
+        experiment.restore_plan()
         if budget is not None or overrides:
             journal.set_meta("config", config.to_dict())
             experiment.write_config()
@@ -222,59 +249,143 @@ class Experiment(OneShotRun, FinalTraining):
         cfg = self.config
         trials = self.trials()
         complete = sum(t.state is TrialState.COMPLETE for t in trials)
-        progress = Progress(cfg.budget.trials, complete, quiet=self.quiet, extra=self.final_estimate(trials))
+        limit = cfg.budget.trial_limit
+        total = limit if limit is not None else (self.plan.trials if self.plan is not None else complete + 1)
+        progress = Progress(max(total, complete), complete, quiet=self.quiet, extra=self._final_left(trials))
         rerun = self._replay(trials, progress) if trials else []
         if trials:
             progress.message(f"resuming {self.out_dir}: {complete} complete, {len(rerun)} to run again")
         assert self.strategy is not None
+        self._cache = {}
+        for t in trials:  # the first trained copy answers for every later one
+            if t.state is TrialState.COMPLETE and not t.metrics.get("cached"):
+                self._cache.setdefault(self._cache_key(t.arch, t.fidelity), t)
         best = self.best_trial()
         best_reward = best.reward if best else None
         elapsed0 = float(self.journal.get_meta("elapsed", 0.0))
-        start = time.monotonic()
+        start = self.clock()
         in_flight: dict[int, Trial] = {}
-        exhausted = False
+        expected: dict[int, Expected] = {}
+        stopped: Optional[str] = None  # why no new trial starts (space exhausted, time, repeats)
         own_executor = executor is None
         if executor is None:
             executor = self.executor
+
+        def elapsed() -> float:
+            return elapsed0 + self.clock() - start
+
+        def record(trial: Trial) -> None:
+            nonlocal complete, best_reward
+            if trial.state is TrialState.COMPLETE:
+                complete += 1
+                if best_reward is None or (trial.reward is not None and trial.reward > best_reward):
+                    best_reward = trial.reward
+                trials.append(trial)
+                progress.extra = self._final_left(trials)
+            progress.trial(trial, best_reward)
+            report.update()
+
         try:
             while True:
-                if complete >= cfg.budget.trials and not in_flight:
+                if limit is not None and complete >= limit and not in_flight:
                     break  # the budget is met: finish even if the last wait also hit max_failures
-                failed = self.journal.count(TrialState.FAILED)
+                failed = self.journal.count_failures()
                 if failed >= cfg.budget.max_failures:
-                    last = next((t.error for t in reversed(self.trials()) if t.state is TrialState.FAILED), "")
+                    last = next((t.error for t in reversed(self.trials()) if t.state is TrialState.FAILED
+                                 and not (t.error or "").startswith(Journal.SKIPPED)), "")
                     first_line = (last or "").strip().splitlines()[0] if (last or "").strip() else "(no message)"
                     raise SearchAborted(f"search stopped: {failed} trials failed (budget.max_failures="
                                         f"{cfg.budget.max_failures}); last error: {first_line}")
-                time_up = cfg.budget.time is not None and elapsed0 + time.monotonic() - start >= cfg.budget.time
-                while len(in_flight) < executor.workers and complete + len(in_flight) < cfg.budget.trials \
-                        and not time_up and not exhausted:
+                if stopped is None:
+                    stopped = self._time_up(elapsed())
+                while len(in_flight) < executor.workers and stopped is None \
+                        and (limit is None or complete + len(in_flight) < limit):
                     try:
                         trial = rerun.pop(0) if rerun else self._ask()
                     except SpaceExhausted as exc:  # nothing left to propose: finish what runs, then stop
-                        progress.message(str(exc))
-                        exhausted = True
+                        stopped = str(exc)
                         break
+                    done, cost = self._answer_without_training(trial, elapsed())
+                    if done is not None:
+                        record(done)
+                        stopped = self._stop_after_answer(done)
+                        continue
+                    if cost is not None:
+                        expected[trial.number] = cost
                     self._submit(executor, trial)
                     in_flight[trial.number] = trial
                 if not in_flight:
                     break
                 for number, result in executor.wait(timeout=1.0):
-                    trial = self._finish(in_flight.pop(number), result)
+                    cost = expected.pop(number, None)
+                    trial = self._finish(in_flight.pop(number), result, cost)
+                    if cost is not None and trial.state is TrialState.COMPLETE:
+                        self.observe(cost, result.cost, complete + 1, elapsed())
                     if trial.state is TrialState.COMPLETE:
-                        complete += 1
-                        if best_reward is None or (trial.reward is not None and trial.reward > best_reward):
-                            best_reward = trial.reward
-                        trials.append(trial)
-                        progress.extra = self.final_estimate(trials)
-                    progress.trial(trial, best_reward)
-                    report.update()
+                        self._cache.setdefault(self._cache_key(trial.arch, trial.fidelity), trial)
+                    record(trial)
                 # saved every tick, so a kill loses at most a second of the time budget
-                self.journal.set_meta("elapsed", elapsed0 + time.monotonic() - start)
+                self.journal.set_meta("elapsed", elapsed())
+            if stopped and not stopped.startswith("time"):
+                progress.message(stopped)
         finally:
             progress.close()
             if own_executor:
                 executor.close()
+
+    def _final_left(self, trials: list[Trial]) -> float:
+        """Seconds of final training still to come: the plan's share, else estimated from the trials."""
+        return self.plan.final_seconds if self.plan is not None else self.final_estimate(trials)
+
+    # -- what is answered without training ------------------------------------------
+    _cache: dict[tuple[str, str], Trial]
+    _repeats = 0  # cached answers in a row
+    _skips = 0  # time skips in a row
+
+    def _cache_key(self, arch: Any, fidelity: Any) -> tuple[str, str]:
+        """Identical networks (one canonical id) at one fidelity give one evaluation."""
+        return arch.id, json.dumps(fidelity.to_dict(), sort_keys=True)
+
+    def _time_up(self, elapsed: float) -> Optional[str]:
+        cfg = self.config
+        if self.plan is not None and self.workload is not None and self.cost is not None:
+            left = self.search_left(elapsed)
+            cheapest = self.workload.trial_seconds(self.plan.epochs if not self.plan.rungs else self.plan.rungs[0],
+                                                   self.plan.data_fraction, cheapest=True) * self.cost.correction
+            if left < cheapest:
+                return f"time: the search time is spent ({left:.0f} s left, a trial needs at least {cheapest:.0f} s)"
+        elif cfg.budget.time is not None and elapsed >= cfg.budget.time:
+            return "time: the time budget is spent"
+        return None
+
+    def _answer_without_training(self, trial: Trial, elapsed: float) -> tuple[Optional[Trial], Optional[Expected]]:
+        """A trial answered from the cache (``cached``) or skipped by the planner, told to the strategy
+        like any other; else (None, its expected cost under a plan)."""
+        source = None if self._inherits() else self._cache.get(self._cache_key(trial.arch, trial.fidelity))
+        if source is not None:
+            metrics = {**source.metrics, "cached": 1.0, "cached_from": float(source.number)}
+            return self._finish(trial, EvalResult(TrialState.COMPLETE, metrics, 0.0, None, list(source.curve))), None
+        if self.plan is None:
+            return None, None
+        cost = self.expected(trial.arch, trial.fidelity)
+        reason = self.skip_reason(cost, elapsed)
+        if reason is None:
+            return None, cost
+        result = EvalResult(TrialState.FAILED, {**cost.metrics(), "skipped": 1.0}, 0.0, Journal.SKIPPED + reason)
+        return self._finish(trial, result), None
+
+    def _stop_after_answer(self, trial: Trial) -> Optional[str]:
+        """Stop proposing when the strategy keeps repeating evaluated networks or nothing fits the time."""
+        cached = trial.metrics.get("cached") == 1.0
+        skipped_time = trial.state is TrialState.FAILED and "the search has" in (trial.error or "")
+        self._repeats = self._repeats + 1 if cached else 0
+        self._skips = self._skips + 1 if skipped_time else 0
+        if self._repeats >= MAX_REPEATS:
+            return (f"the strategy proposed {MAX_REPEATS} already evaluated networks in a row: the search stops "
+                    "(it has converged, or the space is too small for the budget)")
+        if self._skips >= MAX_SKIPS:
+            return f"time: {MAX_SKIPS} proposals in a row cannot finish in the search time left"
+        return None
 
     def _ask(self) -> Trial:
         assert self.strategy is not None
@@ -322,8 +433,10 @@ class Experiment(OneShotRun, FinalTraining):
         os.makedirs(os.path.join(self.out_dir, "weights"), exist_ok=True)
         atomic_write(self.weights_path(trial.arch.id), lambda path: torch.save(weights, path))
 
-    def _finish(self, trial: Trial, result: EvalResult) -> Trial:
+    def _finish(self, trial: Trial, result: EvalResult, expected: Optional[Expected] = None) -> Trial:
         weights, result.weights = result.weights, None  # never kept in memory or the journal
+        if expected is not None:  # what the planner expected, beside what it cost
+            result.metrics = {**result.metrics, "expected_seconds": expected.seconds}
         if weights is not None and result.status is TrialState.COMPLETE and self._inherits():
             self._save_weights(trial, weights)  # before the journal marks it done: resume finds it
         reward: Optional[float] = None

@@ -32,7 +32,14 @@ class FinalTraining:
     journal: Journal
 
     if TYPE_CHECKING:  # provided by Experiment
+        from archsearch.plan import TimePlan
+
+        plan: Optional[TimePlan]
+
         def best_trial(self) -> Optional[Trial]: ...
+
+        def final_epochs(self, space: SearchSpace, arch: Any, fidelity: Fidelity, elapsed: float,
+                         most: int) -> tuple[int, float]: ...
 
     def final_estimate(self, trials: Sequence[Trial]) -> float:
         """Seconds the final training will take, estimated from the complete trials: their median cost
@@ -66,12 +73,20 @@ class FinalTraining:
                                   "search_metrics": best.metrics, "metrics": dict(best.metrics)}
         fcfg = self.config.final
         if fcfg.enabled and self.evaluator.trains_models:
-            if not self.quiet:
-                print(f"final training of trial {best.number} for {fcfg.epochs} epochs: {best.arch}",
-                      file=sys.stderr, flush=True)
-            fidelity = Fidelity(epochs=fcfg.epochs, resolution=self.config.fidelity.resolution)
             final_space = self.space.final_space()  # "search small, train big"
-            progress = Progress(fcfg.epochs, 0, quiet=self.quiet, label="final")
+            epochs = fcfg.epochs
+            if self.plan is not None:  # the epochs that fit the time really left, for this network
+                elapsed = float(self.journal.get_meta("elapsed", 0.0))
+                epochs, left = self.final_epochs(final_space, best.arch, Fidelity(
+                    epochs=1, resolution=self.config.fidelity.resolution), elapsed, fcfg.epochs)
+                record["planned"] = {"epochs": epochs, "seconds_left": left}
+                self.plan.final_epochs = epochs
+                self.journal.set_meta("plan", self.plan.to_dict())
+            if not self.quiet:
+                print(f"final training of trial {best.number} for {epochs} epochs: {best.arch}",
+                      file=sys.stderr, flush=True)
+            fidelity = Fidelity(epochs=epochs, resolution=self.config.fidelity.resolution)
+            progress = Progress(epochs, 0, quiet=self.quiet, label="final")
             try:
                 final = self.evaluator.final(final_space, best.arch, fidelity, trial_seed(self.config.seed, -1),
                                              train_on_valid=fcfg.train_on_valid, on_epoch=progress.final_epoch)
@@ -96,10 +111,11 @@ class FinalTraining:
         """How the model was found, for its checkpoint and model card."""
         cfg = self.config
         return {"strategy": cfg.strategy["name"], "evaluator": cfg.evaluator["name"], "seed": cfg.seed,
-                "budget_trials": cfg.budget.trials, "budget_time": cfg.budget.time,
+                "budget_trials": cfg.budget.trial_limit, "budget_time": cfg.budget.time,
                 "complete": self.journal.count(TrialState.COMPLETE), "failed": self.journal.count(TrialState.FAILED),
                 "elapsed": float(self.journal.get_meta("elapsed", 0.0)), "best_trial": best.number,
-                "search_fidelity": cfg.fidelity.to_dict(), "final_epochs": cfg.final.epochs,
+                "search_fidelity": cfg.fidelity.to_dict(),
+                "final_epochs": self.plan.final_epochs if self.plan is not None else cfg.final.epochs,
                 "search_metrics": dict(best.metrics)}
 
 

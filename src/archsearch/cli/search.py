@@ -36,7 +36,10 @@ class Parts:
 class Run:
     """How long, how hard and where the search runs."""
 
-    budget: Optional[int] = typer.Option(None, help="Number of complete trials (budget.trials) (default: 30)")
+    budget: Optional[int] = typer.Option(None, help="Number of complete trials (budget.trials) (default: 30, "
+                                         "or no limit with --time)")
+    time_: Optional[str] = typer.Option(None, "--time", help="Time for the whole job, search and final training: "
+                                        "90s, 10m, 2h (budget.time); with --budget, whichever comes first")
     seed: Optional[int] = typer.Option(None, help="Seed of every random choice (default: 0)")
     executor: Optional[str] = typer.Option(None, help="inline, process or ray (default: inline; process with "
                                            "--workers > 1)")
@@ -86,7 +89,7 @@ def build_config(parts: Parts, run: Run) -> Any:
                 data["evaluator"][key] = value
     if run.seed is not None:
         data["seed"] = run.seed
-    nested = {("budget", "trials"): run.budget, ("fidelity", "epochs"): run.epochs,
+    nested = {("budget", "trials"): run.budget, ("budget", "time"): run.time_, ("fidelity", "epochs"): run.epochs,
               ("fidelity", "data_fraction"): run.data_fraction}
     for (section, key), value in nested.items():
         if value is not None:

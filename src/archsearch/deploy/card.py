@@ -106,8 +106,9 @@ def model_card(model: FoundModel, ckpt: dict[str, Any], report: "ExportReport") 
             lines.append(f"| search {key} | {_fmt(value)} | valid split, at the search fidelity |")
     lines += ["", "## How it was found", ""]
     if search:
-        budget = f"{search.get('budget_trials')} trials" + (
-            f" or {_seconds(search['budget_time'])}" if search.get("budget_time") else "")
+        limits = ([f"{search['budget_trials']} trials"] if search.get("budget_trials") else []) + (
+            [f"{_seconds(search['budget_time'])} for the whole job"] if search.get("budget_time") else [])
+        budget = " or ".join(limits) or "unlimited"
         fid = search.get("search_fidelity") or {}
         lines += [f"- strategy `{search.get('strategy')}`, evaluator `{search.get('evaluator')}`, "
                   f"seed {search.get('seed')}",

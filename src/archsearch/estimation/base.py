@@ -112,6 +112,15 @@ class TrainsOnSplits(ABC):
         """The dataset's train/valid/test splits (cached per process)."""
 
 
+class TrainsWithSettings(ABC):
+    """An evaluator whose trials train with settings an architecture may override: the time planner
+    reads a trial's batch size and epochs from it before the trial runs."""
+
+    @abstractmethod
+    def settings(self, arch: Architecture, fidelity: Fidelity) -> dict[str, Any]:
+        """The training settings for ``arch`` at ``fidelity`` (``batch_size``, ``epochs``, ``lr``, ...)."""
+
+
 class SupportsInheritance(ABC):
     """An evaluator whose trials may start from their parent's trained weights. When
     :meth:`inherits`, a complete trial's result carries its ``weights`` (a state dict) and the

@@ -21,8 +21,8 @@ from archsearch.data.base import Split, Splits, load_splits
 from archsearch.devices import resolve_device
 from archsearch.errors import ConfigError
 from archsearch.estimation.base import (
-    Evaluator, FinalResult, SupportsEarlyStop, SupportsInheritance, TrainsOnSplits, count_flops, count_params,
-    register_evaluator,
+    Evaluator, FinalResult, SupportsEarlyStop, SupportsInheritance, TrainsOnSplits, TrainsWithSettings, count_flops,
+    count_params, register_evaluator,
 )
 from archsearch.estimation.early_stop import EARLY_STOPS, EarlyStopOptions, MedianStop, median_reference
 from archsearch.estimation.inheritance import InheritanceOptions, inherit_weights
@@ -44,7 +44,7 @@ __all__ = ["AUX_WEIGHT", "EARLY_STOPS", "OPTIMIZERS", "REWARDS", "TRAINING_KEYS"
 
 
 @register_evaluator("train")
-class TrainingEvaluator(Evaluator, TrainsOnSplits, SupportsInheritance, SupportsEarlyStop):
+class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, SupportsInheritance, SupportsEarlyStop):
     """Trains each architecture from scratch on the experiment's dataset.
 
     ``data`` is a dataset spec (``{"name": "digits", ...}``) loaded in each worker, or an

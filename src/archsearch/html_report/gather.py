@@ -11,6 +11,7 @@ import time
 import warnings
 from typing import Any, Callable, Optional
 
+from archsearch.config import DEFAULT_TRIALS
 from archsearch.errors import JournalError
 from archsearch.html_report.constants import MAX_CURVES, ONESHOT_STRATEGIES, RELOAD_SECONDS, SECTIONS
 from archsearch.html_report.format import (
@@ -236,8 +237,10 @@ def _summary(data: dict[str, Any], config: dict[str, Any], run_dir: str, complet
         rows.append(("search fidelity", _fmt_fidelity(fidelity)))
 
     budget = config.get("budget") or {}
-    budget_trials = budget.get("trials")
     budget_time = budget.get("time")
+    budget_trials = budget.get("trials")
+    if budget_trials is None and budget_time is None:
+        budget_trials = DEFAULT_TRIALS
     elapsed = meta.get("elapsed")
     elapsed = float(elapsed) if _finite(elapsed) else None
     epochs = data.get("oneshot_epochs") or []

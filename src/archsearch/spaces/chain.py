@@ -6,8 +6,9 @@ String form, one ``op:kernel:channels:activation`` token per layer joined by ``|
 
 Pooling and identity layers keep the incoming width (their channels and activation are
 carried in the genotype but unused), which lets the chain get effectively shallower.
-Network: stem conv3x3 -> layers -> (2x2 max-pool downsampling spread evenly, while the map
-is at least 4 pixels) -> global average pool -> linear.
+Network: stem conv3x3 (stride 2 while the input is larger than ``stem_max_size``, 16 px: the
+space sizes itself for the data, see :func:`stem_halvings`) -> layers -> (2x2 max-pool
+downsampling spread evenly, while the map is at least 4 pixels) -> global average pool -> linear.
 """
 
 from __future__ import annotations
@@ -107,15 +108,37 @@ def _layer(spec: ChainLayer, c_in: int) -> tuple[nn.Module, int]:
     return nn.Identity(), c_in
 
 
+def stem_halvings(size: int, stem_max_size: int) -> int:
+    """How many times the stem halves a ``size``-pixel input: until the map is at most ``stem_max_size``
+    pixels (0: never). The sizing rule of the space: layers run at <= 16x16 by default, so a sampled
+    network costs about what it costs on 16x16 inputs whatever the input resolution (28x28 MNIST:
+    one halving, 4x fewer FLOPs per layer; 8x8 digits: none, unchanged)."""
+    n = 0
+    while stem_max_size and size > stem_max_size:
+        size = (size + 1) // 2
+        n += 1
+    return n
+
+
 class ChainNet(nn.Module):
-    def __init__(self, arch: ChainArch, task: Task, stem_channels: int, reductions: int, width: float = 1.0) -> None:
-        """``width`` multiplies every channel count (the stem's and each layer's; rounded, at least 1)."""
+    def __init__(self, arch: ChainArch, task: Task, stem_channels: int, reductions: int, width: float = 1.0,
+                 stem_max_size: int = 0) -> None:
+        """``width`` multiplies every channel count (the stem's and each layer's; rounded, at least 1).
+        The stem is a 3x3 conv, stride 2 for each halving :func:`stem_halvings` asks, then one more
+        stride-2 3x3 conv per further halving."""
         super().__init__()
         stem_channels = scale_count(stem_channels, width)
         c_in, *hw = require_image(task, "chain")
         h = min(hw)
-        self.stem = nn.Sequential(nn.Conv2d(c_in, stem_channels, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(stem_channels), nn.ReLU())
+        halvings = stem_halvings(h, stem_max_size)
+        stem: list[nn.Module] = [nn.Conv2d(c_in, stem_channels, 3, stride=2 if halvings else 1, padding=1, bias=False),
+                                 nn.BatchNorm2d(stem_channels), nn.ReLU()]
+        for _ in range(halvings - 1):
+            stem += [nn.Conv2d(stem_channels, stem_channels, 3, stride=2, padding=1, bias=False),
+                     nn.BatchNorm2d(stem_channels), nn.ReLU()]
+        for _ in range(halvings):
+            h = (h + 1) // 2
+        self.stem = nn.Sequential(*stem)
         n = len(arch.layers)
         # downsample after layers spread evenly: e.g. 6 layers, 2 reductions -> after layers 2 and 4
         reduce_after = {round(n * (r + 1) / (reductions + 1)) - 1 for r in range(reductions)}
@@ -158,6 +181,8 @@ class ChainSpace(SearchSpace):
                                               check=all_of(nonempty_distinct, each_in(tuple(ACTIVATIONS))))
         stem_channels: int = option(32, "width of the stem conv", low=1, high=4096)
         reductions: int = option(2, "2x downsamplings spread along the chain", low=0, high=64)
+        stem_max_size: int = option(16, "the stem halves the input until the map is at most this many pixels "
+                                        "(0: never), so layers run at <= 16x16 whatever the input", low=0, high=4096)
 
         def __post_init__(self) -> None:
             if self.reductions > self.layers:
@@ -170,6 +195,7 @@ class ChainSpace(SearchSpace):
         super().__init__(**options)
         o = self.opts
         self.layers, self.stem_channels, self.reductions = o.layers, o.stem_channels, o.reductions
+        self.stem_max_size = o.stem_max_size
         self.ops, self.kernels = o.ops, o.kernels
         self.channels, self.activations = o.channels, o.activations
 
@@ -209,7 +235,7 @@ class ChainSpace(SearchSpace):
     def build(self, arch: Architecture, task: Task) -> nn.Module:
         self.validate(arch)
         assert isinstance(arch, ChainArch)
-        return ChainNet(arch, task, self.stem_channels, self.reductions, self.width_scale)
+        return ChainNet(arch, task, self.stem_channels, self.reductions, self.width_scale, self.stem_max_size)
 
     width_scale: float = 1.0  # set by scaled(): the builder multiplies every channel count
 
@@ -234,7 +260,8 @@ class ChainSpace(SearchSpace):
         c = scale_count(self.stem_channels, w)
         d = Diagram(title=f"chain ({self.reductions} max-pool reductions, skipped below 4 px): {arch}")
         prev = d.node("input", "input image")
-        d.edge(prev, d.node("stem", f"stem conv3x3-BN-ReLU, {c} ch"))
+        halves = f", stride 2 until at most {self.stem_max_size} px" if self.stem_max_size else ""
+        d.edge(prev, d.node("stem", f"stem conv3x3-BN-ReLU, {c} ch{halves}"))
         prev, scale = "stem", 1
         for i, layer in enumerate(arch.layers):
             kernel = f"{layer.op} {layer.kernel}x{layer.kernel}"

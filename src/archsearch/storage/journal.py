@@ -238,6 +238,13 @@ class Journal:
     def count(self, state: TrialState) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM trials WHERE state=?", (state.value,)).fetchone()[0])
 
+    SKIPPED = "skipped: "  # the error of a trial the planner did not run (recorded failed, not the network's fault)
+
+    def count_failures(self) -> int:
+        """Failed trials, not counting those the planner skipped without running them."""
+        return int(self._db.execute("SELECT COUNT(*) FROM trials WHERE state='failed' AND "
+                                    "(error IS NULL OR error NOT LIKE ?)", (self.SKIPPED + "%",)).fetchone()[0])
+
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> Iterator[dict[str, Any]]:
         cur = self._db.execute(sql, params)
         names = [d[0] for d in cur.description]
