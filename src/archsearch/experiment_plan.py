@@ -30,7 +30,7 @@ from archsearch.spaces.base import Architecture, SearchSpace
 from archsearch.storage.journal import Journal
 
 PROFILE_SAMPLES = 16  # sampled networks profiled (FLOPs, activations) to know the space's cost spread
-TIMED_SAMPLES = 5  # of which this many are timed training, cheapest to dearest
+TIMED_SAMPLES = 4  # of which this many are timed training, cheapest to dearest
 CONSTRAINT_TRIES = 200  # samples drawn to find one that meets the constraints before saying none does
 PROFILE_SECONDS = 5.0  # profiling stops drawing after this long (large cells)
 

@@ -30,12 +30,16 @@ def summary(journal: Journal) -> dict[str, Any]:
     final = journal.get_meta("final")
     config = journal.get_meta("config") or {}
     out: dict[str, Any] = {"trials": trials, "best": None, "config": config,
-                           "budget": (config.get("budget") or {}).get("trials")}
+                           "budget": (config.get("budget") or {}).get("trials"),
+                           "budget_time": (config.get("budget") or {}).get("time")}
     if best is not None:
         out["best"] = {"number": best["number"], "arch": best["arch"], "reward": best["reward"],
                        "metrics": best["metrics"]}
         if final is not None and final.get("trial") == best["number"]:
             out["best"]["final_metrics"] = final.get("final_metrics", {})
+    plan = journal.get_meta("plan")  # search --time: the planner's split, fidelity and cost model
+    if plan is not None:
+        out["plan"] = plan
     calibration = journal.get_meta("calibration")  # search --calibrate K: the trust meter's result
     if calibration is not None:
         out["calibration"] = calibration

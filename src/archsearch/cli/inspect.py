@@ -60,6 +60,13 @@ def show(
             console.print(data["oneshot_stopped"], highlight=False)
     console.print(report.trials_table(data))
     console.print(report.best_text(data), highlight=False)
+    if data.get("plan"):
+        from archsearch.plan import TimePlan
+
+        plan = TimePlan.from_dict(data["plan"])
+        cost = plan.cost_model
+        console.print(plan.summary() + f"; cost model corrected x{float(cost.get('correction', 1.0)):.2f} "
+                      f"after {cost.get('observed', 0)} trials", highlight=False)
     calibration = data.get("calibration")
     if calibration is not None:
         prefix = "calibration" if calibration.get("passed") else "warning: calibration"

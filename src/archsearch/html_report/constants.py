@@ -13,6 +13,6 @@ FIRST_COST = 0.5  # seconds a first write is assumed to take (imports matplotlib
 SHARE = 0.02  # LiveReport: writing may cost at most this share of the search's time
 MAX_ERROR_CHARS = 4000  # of a failed trial's error text
 MAX_CONFIG_CHARS = 100_000
-SECTIONS = ("summary", "diagram", "curve", "trials", "failed", "learning-curves", "pareto", "calibration",
+SECTIONS = ("summary", "plan", "diagram", "curve", "trials", "failed", "learning-curves", "pareto", "calibration",
             "oneshot", "config")
 ONESHOT_STRATEGIES = ("darts", "gdas", "enas", "spos")

@@ -33,7 +33,9 @@ from archsearch.html_report.plots import (
     _plot_oneshot,
     _plot_pareto,
 )
-from archsearch.html_report.tables import _calibration, _config_text, _failed, _oneshot, _pareto_rows, _table
+from archsearch.html_report.tables import (
+    _calibration, _config_text, _failed, _oneshot, _pareto_rows, _plan, _table,
+)
 
 
 # -- reading the run ----------------------------------------------------------------------------
@@ -152,6 +154,7 @@ def _gather(run_dir: str, journal_path: str, live: bool, cache: dict[str, Any]) 
         "pareto": _pareto_rows(front),
         "pareto_error": pareto_error,
         "calibration": _calibration(calibration),
+        "plan": _plan(data.get("plan")),
         "oneshot": _oneshot(epochs, oneshot, data.get("oneshot_stopped")),
         "config_text": _config_text(run_dir, config),
     }

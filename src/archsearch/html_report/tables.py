@@ -73,6 +73,34 @@ def _calibration(calibration: Optional[dict[str, Any]]) -> Optional[dict[str, An
             "errors": list(calibration.get("errors") or [])[:20]}
 
 
+def _plan(plan: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+    """The time planner's decisions and its measured cost model (``--time``)."""
+    if not plan:
+        return None
+
+    def sec(key: str) -> str:
+        value = plan.get(key)
+        return f"{float(value):.1f} s" if isinstance(value, (int, float)) else "-"
+
+    cost = plan.get("cost_model") or {}
+    coef = cost.get("train_coef") or [0.0, 0.0, 0.0]
+    strategy = plan.get("strategy")
+    how = (f"successive halving over epochs {plan.get('rungs')} (chosen by the planner)" if strategy
+           else "the configured strategy")
+    rows = [
+        ("budget (whole job)", sec("total")), ("measuring (setup)", sec("setup")),
+        ("search", f"{sec('search_seconds')}, ~{plan.get('trials')} trials of ~{sec('trial_seconds')}"),
+        ("search fidelity", f"{plan.get('epochs')} epochs on {plan.get('data_fraction')} of the training data"),
+        ("strategy", how), ("final training", f"{sec('final_seconds')}, {plan.get('final_epochs')} epochs"),
+        ("cost model", f"{cost.get('model', '')}: a={coef[0]:.3g}, b={coef[1]:.3g}, c={coef[2]:.3g}; "
+                       f"correction x{float(cost.get('correction', 1.0)):.2f} from {cost.get('observed', 0)} trials"),
+        ("networks timed", str(len(cost.get("samples") or []))),
+        ("re-plans", "; ".join(f"after {r['after_trials']} trials: x{r['correction']}, ~{r['trials_left']} left"
+                               for r in (plan.get("replans") or [])[-5:]) or "none"),
+    ]
+    return {"summary": "the time budget (--time) as the planner split it", "rows": rows}
+
+
 def _oneshot(epochs: list[dict[str, Any]], oneshot: bool, stopped: Optional[str]) -> Optional[dict[str, Any]]:
     if not oneshot and not epochs:
         return None
