@@ -255,3 +255,45 @@ def test_a_repeated_network_is_trained_once_even_across_resume(tmp_path: object,
         assert t.metrics["cached"] == 1.0 and t.metrics["cached_from"] == first.number
         assert t.reward == first.reward and t.cost == 0.0
     assert best is not None and best.number == first.number  # ties go to the earlier trial: the one trained
+
+
+# -- bad input on the command line ---------------------------------------------------------------
+@pytest.mark.parametrize("args,message", [
+    (["--time", "0"], "budget.time must be a positive duration such as 90s, 10m, 2h or 1h30m"),
+    (["--time", "abc"], "budget.time must be a positive duration such as 90s, 10m, 2h or 1h30m"),
+    (["--time", "1s"], "too short for this data on this machine"),
+    (["--time", "5m", "--set", "evaluator.constraints={max_params: 10}"], "no architecture meets evaluator.constraints"),
+])
+def test_bad_time_budgets_are_one_line_and_write_nothing(run_cli, tmp_path: object, args: list[str],
+                                                         message: str) -> None:
+    out = os.path.join(str(tmp_path), "run")
+    code, stdout, stderr = run_cli("search", *args, "--set", "space.layers=2", "--out", out)
+    assert code == 2
+    assert message in stderr and len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
+    assert not os.path.exists(out)
+
+
+# -- the chain space sizes itself for the data ---------------------------------------------------
+def test_chain_layers_run_at_most_16_px_so_cost_hardly_grows_with_resolution() -> None:
+    import numpy as np
+
+    from archsearch.core import Task
+    from archsearch.estimation.cost import profile_network
+    from archsearch.spaces.base import create_space
+    from archsearch.spaces.chain import stem_halvings
+
+    assert [stem_halvings(s, 16) for s in (8, 16, 17, 28, 32, 64, 224)] == [0, 0, 1, 1, 1, 2, 4]
+    assert stem_halvings(224, 0) == 0  # 0: the stem never halves (the space before sizing)
+    space = create_space("chain", layers=4, channels=[16, 32])
+
+    def median_flops(size: int, stem_max_size: int = 16) -> float:
+        s = create_space("chain", layers=4, channels=[16, 32], stem_max_size=stem_max_size)
+        rng = np.random.default_rng(0)
+        return float(np.median([profile_network(s.build(s.sample(rng), Task((1, size, size), 10)),
+                                                (1, size, size)).flops for _ in range(6)]))
+
+    at16 = median_flops(16)
+    for size, bound in ((28, 1.6), (32, 1.6), (64, 2.5)):  # the layers see <= 16 px whatever the input;
+        assert median_flops(size) <= bound * at16, size  # the stem's extra stride-2 convs are what grows
+    assert median_flops(28, stem_max_size=0) > 2.5 * at16  # unsized, 28 px costs ~3x: the rule is what saves it
+    assert space.opts.stem_max_size == 16

@@ -35,7 +35,8 @@ def test_every_command_has_help_with_h_and_no_type_placeholders(run_cli):
         assert not re.search(r"<(str|int|float|bool|list\[str\])>", out), (name, out)
     code, out, _ = run_cli("search", "--help")
     text = " ".join(out.split())
-    for shown in ("--budget BUDGET", "(default: 30)", "(default: chain)", "--set KEY=VALUE", "--out DIR"):
+    for shown in ("--budget BUDGET", "(default: 30, or no limit with --time)", "--time TIME", "(default: chain)",
+                  "--set KEY=VALUE", "--out DIR"):
         assert shown in text, shown
 
 
