@@ -60,7 +60,8 @@ class DartsArch(Architecture):
     """A DARTS genotype: per cell type, two (op, input) pairs per intermediate node, in node order.
 
     The order of a node's two pairs is kept (DARTS lists the stronger edge first); it does not
-    change the network.
+    change what the network computes, but it orders the edges' modules (``ops.2i``, ``ops.2i+1``),
+    so swapped pairs keep distinct ids: inherited weights would otherwise land on the wrong edge.
     """
 
     normal: Gene
@@ -100,6 +101,25 @@ class DartsArch(Architecture):
 
     def to_dict(self) -> dict[str, Any]:
         return {"normal": [[op, j] for op, j in self.normal], "reduce": [[op, j] for op, j in self.reduce]}
+
+    def canonical(self) -> dict[str, Any]:
+        """What the cells compute from which state: a ``none`` edge's input is null (a parameter-free
+        zero map of the node's shape, whichever state it reads: every state of a cell has one width
+        and, after the stride, one size), and a node that is ``none`` plus a stride-1 ``skip_connect``
+        is a copy of that state, so an edge reading the node reads the state (same op and stride)."""
+        def cell(genes: Gene, reduction: bool) -> list[list[Any]]:
+            same = list(range(2 + len(genes) // 2))  # the state each state is an exact copy of
+            out: list[list[Any]] = []
+            for n, (op, j) in enumerate(genes):
+                out.append([op, None if op == "none" else same[j] if 0 <= j < len(same) else j])
+                if n % 2:
+                    ops = {out[-2][0], op}
+                    copied = [src for o, src in out[-2:] if o == "skip_connect"]
+                    if ops == {"none", "skip_connect"} and not (reduction and copied[0] < 2):
+                        same[2 + n // 2] = copied[0]
+            return out
+
+        return {"normal": cell(self.normal, False), "reduce": cell(self.reduce, True)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DartsArch":
