@@ -73,9 +73,10 @@ class HierarchicalArch(Architecture):
         sizes = [nodes_for(len(m)) or 0 for m in (*self.motifs, self.cell)]
         if 0 in sizes:  # not a DAG (the space rejects it): nothing to normalise
             return self.to_dict()
-        motifs = {f"m{k + 1}": (n, m) for k, (n, m) in enumerate(zip(sizes, self.motifs))}
-        return {"cell": [built_entries(*motifs[op]) if op in motifs else op
-                         for op in built_entries(sizes[-1], self.cell)]}
+        cell = built_entries(sizes[-1], self.cell)
+        used = {op: int(op[1:]) - 1 for op in cell if op[:1] == "m" and op[1:].isdigit()}
+        motifs = {op: built_entries(sizes[k], self.motifs[k]) for op, k in used.items() if 0 <= k < len(self.motifs)}
+        return {"cell": [motifs.get(op, op) for op in cell]}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "HierarchicalArch":
