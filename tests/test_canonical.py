@@ -23,7 +23,7 @@ from archsearch.core import Task
 from archsearch.spaces import create_space, list_spaces
 from archsearch.spaces.base import Architecture, SearchSpace
 from archsearch.spaces.chain import ChainArch, ChainLayer
-from archsearch.spaces.darts_genotype import DartsArch
+from archsearch.spaces.darts_genotype import PARAM_FREE_OPS, DartsArch
 from archsearch.spaces.hierarchical_dag import HierarchicalArch, dag_inputs, edge_list, live_nodes, nodes_for
 from archsearch.spaces.hyperparams import HyperArch
 from archsearch.testing.settings import small_space
@@ -57,12 +57,16 @@ def perturb_chain(space: Any, arch: ChainArch, rng: np.random.Generator) -> Chai
 
 def perturb_darts(space: Any, arch: DartsArch, rng: np.random.Generator) -> DartsArch:
     """A 'none' edge reads any state its node may read; an edge reading a node that is 'none' plus an
-    identity skip (stride 1) reads any copy of that same state instead."""
+    identity skip (stride 1) reads any copy of that same state instead, and one reading a zero map
+    (a node of 'none' edges, or of pools and skips of zero maps) any zero map."""
     def cell(genes: Any, reduction: bool) -> Any:
-        root = list(range(2 + len(genes) // 2))
+        root: list[Any] = list(range(2 + len(genes) // 2))
         for i in range(len(genes) // 2):
-            (a, ja), (b, jb) = genes[2 * i], genes[2 * i + 1]
-            for (op, j), (other, _) in (((a, ja), (b, jb)), ((b, jb), (a, ja))):
+            pair = genes[2 * i : 2 * i + 2]
+            if all(op == "none" or (op in PARAM_FREE_OPS and root[j] == "zero") for op, j in pair):
+                root[i + 2] = "zero"
+                continue
+            for (op, j), (other, _) in (pair, pair[::-1]):
                 if op == "skip_connect" and other == "none" and not (reduction and j < 2):
                     root[i + 2] = root[j]
         out = []
@@ -280,6 +284,20 @@ def test_darts_a_node_that_copies_a_state_can_be_read_as_that_state():
     c = space.parse("normal=sep_conv_3x3~0,sep_conv_3x3~1|skip_connect~0,none~1|sep_conv_5x5~3,max_pool_3x3~2;"
                     "reduce=sep_conv_3x3~0,skip_connect~1|none~0,skip_connect~1|avg_pool_3x3~1,max_pool_3x3~2")
     assert c.id != a.id and not same_network(space, a, c, WIDE)
+
+
+def test_darts_zero_maps_are_one_state():
+    space = small_space("darts")
+    # normal nodes 0 and 1 are zero maps (all 'none'; a max-pool and a skip of a zero map): node 2
+    # convolves a zero map either way
+    a = space.parse("normal=none~0,none~1|max_pool_3x3~2,skip_connect~2|sep_conv_3x3~2,dil_conv_5x5~1;"
+                    "reduce=sep_conv_3x3~0,skip_connect~1|none~0,skip_connect~1|avg_pool_3x3~3,max_pool_3x3~2")
+    b = space.parse("normal=none~1,none~0|max_pool_3x3~2,skip_connect~2|sep_conv_3x3~3,dil_conv_5x5~1;"
+                    "reduce=sep_conv_3x3~0,skip_connect~1|none~0,skip_connect~1|avg_pool_3x3~3,max_pool_3x3~2")
+    assert a.id == b.id and same_network(space, a, b)
+    c = space.parse("normal=none~0,none~1|max_pool_3x3~2,sep_conv_3x3~2|sep_conv_3x3~3,dil_conv_5x5~1;"
+                    "reduce=sep_conv_3x3~0,skip_connect~1|none~0,skip_connect~1|avg_pool_3x3~3,max_pool_3x3~2")
+    assert c.id != a.id  # a convolution of a zero map is its BN bias: node 1 is no zero map
 
 
 def test_hierarchical_ids_ignore_unused_motifs_labels_and_dead_edges():

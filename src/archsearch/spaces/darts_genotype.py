@@ -103,20 +103,25 @@ class DartsArch(Architecture):
         return {"normal": [[op, j] for op, j in self.normal], "reduce": [[op, j] for op, j in self.reduce]}
 
     def canonical(self) -> dict[str, Any]:
-        """What the cells compute from which state: a ``none`` edge's input is null (a parameter-free
-        zero map of the node's shape, whichever state it reads: every state of a cell has one width
-        and, after the stride, one size), and a node that is ``none`` plus a stride-1 ``skip_connect``
-        is a copy of that state, so an edge reading the node reads the state (same op and stride)."""
+        """What the cells compute from which state. A ``none`` edge's input is null (a zero map of the
+        node's shape whatever it reads: a cell's states share one width and, after the stride, one
+        size). A node that is ``none`` plus a stride-1 ``skip_connect`` is a copy of that state, and
+        one whose edges are ``none`` or pools and skips of zero maps is a zero map (``"zero"``); an
+        edge reading such a node reads what it copies, through the same module (both are
+        intermediate states, or a normal cell's input: stride 1 either way)."""
         def cell(genes: Gene, reduction: bool) -> list[list[Any]]:
-            same = list(range(2 + len(genes) // 2))  # the state each state is an exact copy of
+            same: list[Any] = list(range(2 + len(genes) // 2))  # each state: itself, a state it copies, "zero"
             out: list[list[Any]] = []
             for n, (op, j) in enumerate(genes):
-                out.append([op, None if op == "none" else same[j] if 0 <= j < len(same) else j])
+                out.append([op, None if op == "none" else same[j] if type(j) is int and 0 <= j < len(same) else j])
                 if n % 2:
-                    ops = {out[-2][0], op}
-                    copied = [src for o, src in out[-2:] if o == "skip_connect"]
-                    if ops == {"none", "skip_connect"} and not (reduction and copied[0] < 2):
-                        same[2 + n // 2] = copied[0]
+                    pair = out[-2:]
+                    if all(o == "none" or (o in PARAM_FREE_OPS and src == "zero") for o, src in pair):
+                        same[2 + n // 2] = "zero"
+                    elif sorted(o for o, _ in pair) == ["none", "skip_connect"]:
+                        src = next(src for o, src in pair if o == "skip_connect")
+                        if not (reduction and src < 2):  # from a reduction cell's input it is a FactorizedReduce
+                            same[2 + n // 2] = src
             return out
 
         return {"normal": cell(self.normal, False), "reduce": cell(self.reduce, True)}
