@@ -110,7 +110,8 @@ def test_bad_inherit_option(value):
 
 
 def _search(run_cli, out: str, *extra: str) -> list[dict]:
-    code, _, err = run_cli("search", "--out", out, "--budget", "5", "--strategy", "evolution", "--seed", "2",
+    # seed 5: five distinct networks (ids), so no child retrains its parent's network into its weights file
+    code, _, err = run_cli("search", "--out", out, "--budget", "5", "--strategy", "evolution", "--seed", "5",
                            "--set", "strategy.population_size=2", "--set", "strategy.sample_size=2",
                            "--set", "evaluator.inherit=true", "--set", "evaluator.inherit_epochs=1",
                            *TINY_ARGS, *extra)

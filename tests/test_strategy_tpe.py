@@ -124,8 +124,9 @@ def test_tpe_beats_random_on_a_simple_objective():
 
 
 def test_dedupe_replaces_repeats_with_unseen_neighbours():
-    # 1 layer of 2 x 2 x 2 x 2 = 16 architectures; TPE alone repeats itself quickly here
-    space = create_space("chain", layers=1, reductions=1, ops=["conv", "max_pool"], kernels=[1, 3], channels=[4, 8],
+    # 1 layer of 2 x 2 x 2 x 2 = 16 architectures, 16 networks (both ops use every field: 16 ids); TPE alone
+    # repeats itself quickly here
+    space = create_space("chain", layers=1, reductions=1, ops=["conv", "sep_conv"], kernels=[1, 3], channels=[4, 8],
                          activations=["relu", "tanh"], stem_channels=4)
     repeats = {}
     for dedupe in (True, False):

@@ -34,7 +34,8 @@ class Architecture(ABC):
     """An immutable genotype. Subclasses are frozen dataclasses.
 
     ``str(arch)`` is the human-readable form and ``type(arch).parse`` reads it back;
-    ``to_dict``/``from_dict`` give the JSON form. ``id`` hashes the canonical JSON.
+    ``to_dict``/``from_dict`` give the JSON form (the genotype as proposed, kept in the journal);
+    ``id`` hashes :meth:`canonical`, so architectures that build the same network share one id.
     """
 
     space: ClassVar[str] = ""
@@ -53,9 +54,17 @@ class Architecture(ABC):
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
 
+    def canonical(self) -> dict[str, Any]:
+        """The JSON form with every field that does not change the built network normalised, and
+        equivalent orderings sorted: two architectures with equal canonical forms build networks with
+        the same modules, parameter names and shapes, and function. Default: :meth:`to_dict` (no
+        redundancy); a space overrides it only for what its builder provably ignores."""
+        return self.to_dict()
+
     @property
     def id(self) -> str:
-        return hashlib.sha256(f"{self.space}:{self.to_json()}".encode()).hexdigest()[:16]
+        canonical = json.dumps(self.canonical(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(f"{self.space}:{canonical}".encode()).hexdigest()[:16]
 
 
 class DecisionKind(str, enum.Enum):

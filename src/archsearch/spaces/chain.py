@@ -55,6 +55,21 @@ class ChainArch(Architecture):
     def to_dict(self) -> dict[str, Any]:
         return {"layers": [[x.op, x.kernel, x.channels, x.activation] for x in self.layers]}
 
+    def canonical(self) -> dict[str, Any]:
+        """What ``_layer`` builds: pooling ignores its channels and activation (null here), identity
+        also its kernel; a 1x1 ``dil_conv`` is a 1x1 ``conv`` (same modules and weights; dilation
+        has nothing to spread)."""
+        out: list[list[Any]] = []
+        for x in self.layers:
+            if x.op == "identity":
+                out.append([x.op, None, None, None])
+            elif x.op in ("max_pool", "avg_pool"):
+                out.append([x.op, x.kernel, None, None])
+            else:
+                op = "conv" if x.op == "dil_conv" and x.kernel == 1 else x.op
+                out.append([op, x.kernel, x.channels, x.activation])
+        return {"layers": out}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ChainArch":
         layers = data["layers"]

@@ -60,7 +60,8 @@ class DartsArch(Architecture):
     """A DARTS genotype: per cell type, two (op, input) pairs per intermediate node, in node order.
 
     The order of a node's two pairs is kept (DARTS lists the stronger edge first); it does not
-    change the network.
+    change what the network computes, but it orders the edges' modules (``ops.2i``, ``ops.2i+1``),
+    so swapped pairs keep distinct ids: inherited weights would otherwise land on the wrong edge.
     """
 
     normal: Gene
@@ -100,6 +101,30 @@ class DartsArch(Architecture):
 
     def to_dict(self) -> dict[str, Any]:
         return {"normal": [[op, j] for op, j in self.normal], "reduce": [[op, j] for op, j in self.reduce]}
+
+    def canonical(self) -> dict[str, Any]:
+        """What the cells compute from which state. A ``none`` edge's input is null (a zero map of the
+        node's shape whatever it reads: a cell's states share one width and, after the stride, one
+        size). A node that is ``none`` plus a stride-1 ``skip_connect`` is a copy of that state, and
+        one whose edges are ``none`` or pools and skips of zero maps is a zero map (``"zero"``); an
+        edge reading such a node reads what it copies, through the same module (both are
+        intermediate states, or a normal cell's input: stride 1 either way)."""
+        def cell(genes: Gene, reduction: bool) -> list[list[Any]]:
+            same: list[Any] = list(range(2 + len(genes) // 2))  # each state: itself, a state it copies, "zero"
+            out: list[list[Any]] = []
+            for n, (op, j) in enumerate(genes):
+                out.append([op, None if op == "none" else same[j] if type(j) is int and 0 <= j < len(same) else j])
+                if n % 2:
+                    pair = out[-2:]
+                    if all(o == "none" or (o in PARAM_FREE_OPS and src == "zero") for o, src in pair):
+                        same[2 + n // 2] = "zero"
+                    elif sorted(o for o, _ in pair) == ["none", "skip_connect"]:
+                        src = next(src for o, src in pair if o == "skip_connect")
+                        if not (reduction and src < 2):  # from a reduction cell's input it is a FactorizedReduce
+                            same[2 + n // 2] = src
+            return out
+
+        return {"normal": cell(self.normal, False), "reduce": cell(self.reduce, True)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DartsArch":

@@ -66,6 +66,18 @@ class HierarchicalArch(Architecture):
     def to_dict(self) -> dict[str, Any]:
         return {"motifs": [list(m) for m in self.motifs], "cell": list(self.cell)}
 
+    def canonical(self) -> dict[str, Any]:
+        """The DAGs as the network builds them: the cell's edges with each motif it uses written out
+        in place of its name (so unused motifs, and which label a motif has, drop out), and in every
+        DAG only the edges into live nodes, the orphan rule applied (an orphan's ``id`` from node 0)."""
+        sizes = [nodes_for(len(m)) or 0 for m in (*self.motifs, self.cell)]
+        if 0 in sizes:  # not a DAG (the space rejects it): nothing to normalise
+            return self.to_dict()
+        cell = built_entries(sizes[-1], self.cell)
+        used = {op: int(op[1:]) - 1 for op in cell if op[:1] == "m" and op[1:].isdigit()}
+        motifs = {op: built_entries(sizes[k], self.motifs[k]) for op, k in used.items() if 0 <= k < len(self.motifs)}
+        return {"cell": [motifs.get(op, op) for op in cell]}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "HierarchicalArch":
         motifs, cell = data["motifs"], data["cell"]
@@ -139,6 +151,15 @@ def live_nodes(incoming: list[list[tuple[int, str]]]) -> list[bool]:
             for j, _ in incoming[i]:
                 live[j] = True
     return live
+
+
+def built_entries(nodes: int, entries: Sequence[str]) -> list[str]:
+    """``entries`` with what the network builds of them: an edge into a node that does not reach the
+    output is ``none``, an orphan reads node 0 through an explicit ``id`` (same network, one form)."""
+    incoming = dag_inputs(nodes, entries)
+    live = live_nodes(incoming)
+    built = {(j, i): op for i in range(1, nodes) if live[i] for j, op in incoming[i]}
+    return [built.get(e, "none") for e in edge_list(nodes)]
 
 
 # -- the path encoding ----------------------------------------------------------

@@ -87,6 +87,9 @@ class HyperArch(Architecture, CarriesTrainingOverrides):
     def to_dict(self) -> dict[str, Any]:
         return {"space": self.arch.space, "arch": self.arch.to_dict(), "params": dict(self.params)}
 
+    def canonical(self) -> dict[str, Any]:  # the architecture's; every hyper-parameter changes training
+        return {**self.to_dict(), "arch": self.arch.canonical()}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "HyperArch":
         """Reads the inner architecture by its space name; the space's ``from_dict`` also validates."""

@@ -47,7 +47,11 @@ EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_
 # -- the genotype ---------------------------------------------------------------
 @dataclass(frozen=True)
 class NB201Arch(Architecture):
-    """The 6 edge ops in NB201 order (0->1, 0->2, 1->2, 0->3, 1->3, 2->3)."""
+    """The 6 edge ops in NB201 order (0->1, 0->2, 1->2, 0->3, 1->3, 2->3).
+
+    ``canonical`` is ``to_dict``: every edge is built where the genotype puts it, with its parameters
+    even when 'none' edges cut it off from the output (and NAS-Bench-201's table tells such cells apart).
+    """
 
     ops: tuple[str, ...]
     space = "nb201"

@@ -71,6 +71,8 @@ class RNNCellArch(Architecture):
     activation), the node whose pre-activation value is c_t, and the node c_{t-1} is injected into.
 
     Names are the internal ones (:data:`COMBINES`, :data:`ACTIVATIONS`); ``str`` gives the tokens.
+    ``canonical`` is ``to_dict``: every field is computed (folding needs its nodes' fields to be
+    ``Add``/``Identity``), and swapping a commutative node's subtrees would reorder the weight rows.
     """
 
     nodes: tuple[tuple[str, str], ...]

@@ -56,6 +56,8 @@ def check_inputs(i: int, inputs: Sequence[int]) -> None:
 
 @dataclass(frozen=True)
 class SkipChainArch(Architecture):
+    """``canonical`` is ``to_dict``: every field changes the network (pools too project to ``filters``)."""
+
     layers: tuple[SkipLayer, ...]
     space = "skip_chain"
 

@@ -60,6 +60,9 @@ _STAGE_RE = re.compile(
 
 @dataclass(frozen=True)
 class TemplateArch(Architecture):
+    """``canonical`` is ``to_dict``: every field changes the network. (Two multipliers that round to
+    one width on a tiny base width build the same stage, but the base is the space's, not the genotype's.)"""
+
     stages: tuple[TemplateStage, ...]
     space = "template"
 
