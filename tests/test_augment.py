@@ -54,6 +54,26 @@ def test_same_seed_gives_the_same_batch_and_another_seed_another():
     assert not torch.equal(augment(x), augment(x))  # the generator moves on: each batch draws afresh
 
 
+def test_the_batched_gather_matches_a_per_sample_pad_crop_and_mirror():
+    x = torch.randn(40, 3, 9, 11)
+    out = Augment(torch.Generator().manual_seed(2), flip=True, padding=3)(x)
+    g = torch.Generator().manual_seed(2)  # the same draws, in the documented order: rows, columns, mirrors
+    oy, ox = torch.randint(0, 7, (40,), generator=g), torch.randint(0, 7, (40,), generator=g)
+    mirror = torch.rand(40, generator=g) < 0.5
+    for i in range(40):
+        padded = torch.nn.functional.pad(x[i], (3, 3, 3, 3))
+        crop = padded[:, oy[i] : oy[i] + 9, ox[i] : ox[i] + 11]
+        assert torch.equal(out[i], crop.flip(-1) if mirror[i] else crop)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_the_gpu_the_same_seed_gives_the_cpu_result():
+    x = torch.randn(64, 3, 32, 32)
+    cpu = Augment(torch.Generator().manual_seed(4), flip=True)(x)
+    gpu = Augment(torch.Generator().manual_seed(4), flip=True)(x.cuda())
+    assert gpu.device.type == "cuda" and torch.equal(gpu.cpu(), cpu)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
 def test_shape_dtype_and_device_are_preserved(dtype):
     x = torch.randn(7, 3, 12, 10).to(dtype)

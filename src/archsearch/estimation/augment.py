@@ -53,20 +53,21 @@ class Augment:
         pad = default_padding(h, w) if self.padding is None else self.padding
         if pad == 0 and not self.flip:
             return x
-        # every draw on the CPU generator, in a fixed order, then moved: identical on any device
+        # every draw from the CPU generator, in a fixed order; only (B,) vectors move to the device
+        side = w + 2 * pad  # a padded row's length
         oy = torch.randint(0, 2 * pad + 1, (b,), generator=self.generator)
         ox = torch.randint(0, 2 * pad + 1, (b,), generator=self.generator)
-        rows = oy[:, None] + torch.arange(h)  # (B, H): rows of the padded image each output row reads
-        cols = torch.arange(w).expand(b, w)
-        if self.flip:
-            mirror = torch.rand(b, generator=self.generator) < 0.5
-            cols = torch.where(mirror[:, None], (w - 1) - cols, cols)
-        cols = ox[:, None] + cols  # (B, W)
+        mirror = torch.rand(b, generator=self.generator) < 0.5 if self.flip else None
+        dev = x.device
+        rows = torch.arange(h, device=dev)[:, None] * side
+        cols = torch.arange(w, device=dev)
+        base = rows + cols  # (H, W): where each output pixel reads in a padded plane cropped at (0, 0)
+        if mirror is not None:
+            base = torch.where(mirror.to(dev)[:, None, None], rows + (w - 1 - cols), base)  # (B, H, W)
+        flat = ((oy * side + ox).to(dev)[:, None, None] + base).reshape(b, 1, h * w)
         padded = F.pad(x, (pad, pad, pad, pad)) if pad else x
-        # flat index into each sample's padded H' x W' plane; one gather for the whole batch
-        flat = (rows[:, :, None] * (w + 2 * pad) + cols[:, None, :]).to(x.device)  # (B, H, W)
-        plane = padded.reshape(b, c, -1)
-        return plane.gather(2, flat.reshape(b, 1, h * w).expand(b, c, h * w)).reshape(b, c, h, w)
+        # one gather for the whole batch from each sample's flattened padded plane
+        return padded.reshape(b, c, -1).gather(2, flat.expand(b, c, h * w)).reshape(b, c, h, w)
 
 
 def make_augment(kind: str, seed: int) -> Optional[Augment]:
