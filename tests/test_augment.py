@@ -37,10 +37,14 @@ def positions(batch: torch.Tensor) -> list[tuple[int, int] | None]:
     return out
 
 
-def test_padding_is_an_eighth_of_the_shorter_side_rounded_halves_up_at_least_one():
-    assert default_padding(28, 28) == 4 and default_padding(32, 32) == 4
-    assert default_padding(8, 8) == 1 and default_padding(4, 4) == 1 and default_padding(1, 1) == 1
+def test_padding_is_an_eighth_of_the_shorter_side_rounded_halves_up_and_small_images_are_not_cropped():
+    assert default_padding(28, 28) == 4 and default_padding(32, 32) == 4 and default_padding(16, 16) == 2
     assert default_padding(20, 20) == 3 and default_padding(64, 32) == 4
+    assert default_padding(8, 8) == 0 and default_padding(15, 64) == 0
+    digits = torch.randn(16, 1, 8, 8)
+    assert make_augment("crop", 0)(digits) is digits  # type: ignore[misc]  # 8x8: a pixel is an eighth
+    mirrored = make_augment("crop+flip", 0)(digits)  # type: ignore[misc]
+    assert all(torch.equal(o, i) or torch.equal(o, i.flip(-1)) for o, i in zip(mirrored, digits))
 
 
 def test_same_seed_gives_the_same_batch_and_another_seed_another():
@@ -76,7 +80,7 @@ def test_on_the_gpu_the_same_seed_gives_the_cpu_result():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
 def test_shape_dtype_and_device_are_preserved(dtype):
-    x = torch.randn(7, 3, 12, 10).to(dtype)
+    x = torch.randn(7, 3, 16, 20).to(dtype)
     out = Augment(torch.Generator().manual_seed(0), flip=True)(x)
     assert out.shape == x.shape and out.dtype == dtype and out.device == x.device
     assert not torch.equal(out, x)
@@ -131,7 +135,7 @@ def _tiny_train(x: torch.Tensor, y: torch.Tensor, augment=None, seed: int = 0):
 
 
 def test_augmentation_leaves_the_batch_order_and_non_image_training_unchanged():
-    x, y = synthetic_images(64, size=8)
+    x, y = synthetic_images(64, size=16)
     x, y = torch.as_tensor(x), torch.as_tensor(y)
     plain, state = _tiny_train(x, y)
     same, same_state = _tiny_train(x, y, augment=lambda b: b)  # an identity augmenter: bit-identical training
