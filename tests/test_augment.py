@@ -37,9 +37,9 @@ def positions(batch: torch.Tensor) -> list[tuple[int, int] | None]:
     return out
 
 
-def test_padding_is_an_eighth_of_the_shorter_side_rounded_halves_up_and_small_images_are_not_cropped():
-    assert default_padding(28, 28) == 4 and default_padding(32, 32) == 4 and default_padding(16, 16) == 2
-    assert default_padding(20, 20) == 3 and default_padding(64, 32) == 4
+def test_padding_is_a_fourteenth_of_the_shorter_side_and_small_images_are_not_cropped():
+    assert default_padding(28, 28) == 2 and default_padding(32, 32) == 2 and default_padding(16, 16) == 1
+    assert default_padding(21, 21) == 2 and default_padding(64, 48) == 3 and default_padding(224, 224) == 16
     assert default_padding(8, 8) == 0 and default_padding(15, 64) == 0
     digits = torch.randn(16, 1, 8, 8)
     assert make_augment("crop", 0)(digits) is digits  # type: ignore[misc]  # 8x8: a pixel is an eighth
@@ -100,12 +100,12 @@ def test_crop_shifts_content_by_at_most_the_padding_and_pads_with_zeros():
 
 
 def test_flip_only_when_asked():
-    x = dot_images(300, 14, 2)  # near the left edge: a mirrored pixel lands near the right one
+    x, pad = dot_images(300, 14, 2), default_padding(28, 28)  # near the left edge: mirrored, near the right
     plain = positions(make_augment("crop", 0)(x))  # type: ignore[misc]
-    assert all(p is None or p[1] <= 2 + 4 for p in plain)
+    assert all(p is None or p[1] <= 2 + pad for p in plain)
     flipped = positions(make_augment("crop+flip", 0)(x))  # type: ignore[misc]
-    assert any(p is not None and p[1] >= 25 - 4 for p in flipped)  # mirrored: 27 - 2 = 25, then shifted
-    assert any(p is not None and p[1] <= 2 + 4 for p in flipped)  # and about half kept as they were
+    assert any(p is not None and p[1] >= 25 - pad for p in flipped)  # mirrored: 27 - 2 = 25, then shifted
+    assert any(p is not None and p[1] <= 2 + pad for p in flipped)  # and about half kept as they were
     assert make_augment("none", 0) is None
 
 

@@ -2,11 +2,13 @@
 horizontal flip. Batched and vectorised (one gather per batch, no per-sample Python loop) so that
 it costs a few percent of an epoch, on the device the batch already lives on.
 
-Defaults that generalise across image sets: the crop pads ``round(side / 8)`` pixels (halves rounded
-up: 4 for 28x28 and 32x32, 2 for 16x16) on every side and cuts the original size back out at a random
-offset per sample, i.e. shifts content by at most that many pixels. Images under 16 pixels a side are
-not cropped: on 8x8 digits a one-pixel shift (an eighth of the image) lowered the final test accuracy
-in 5 of 6 runs (by 0.55 points on average). The flip mirrors each image with probability 0.5; it is
+Defaults that generalise across image sets: the crop pads ``max(1, round(side / 14))`` px (2 for 28x28
+and 32x32, 1 for 16x16) on every side and cuts the original size back out at a random offset per
+sample, i.e. shifts content by at most that many pixels. Measured with a small CNN trained 6 epochs on
+8,000 real MNIST images (2 seeds), 2 pixels raised test accuracy over no augmentation (+0.25, +0.41
+points) while CIFAR's customary 4 (an eighth) lowered it (-0.73, -0.37): short budgets want light
+shifts. Images under 16 pixels a side are not cropped: on 8x8 digits a one-pixel shift lowered the
+final test accuracy in 5 of 6 runs (by 0.55 points on average). The flip mirrors each image with probability 0.5; it is
 off by default because a mirrored digit or letter is not the same class (it suits natural
 photographs: CIFAR-like data).
 
@@ -32,10 +34,10 @@ SEED_OFFSET = 104729  # the augmenter's generator: seed + this, apart from the b
 
 
 def default_padding(height: int, width: int) -> int:
-    """Pixels of zero padding on each side for an image of this size: an eighth of the shorter
-    side, rounded (halves up); 0 (no crop) under ``MIN_CROP_SIDE`` pixels."""
+    """Pixels of zero padding on each side for an image of this size: the shorter side / 14,
+    rounded (halves up), at least 1; 0 (no crop) under ``MIN_CROP_SIDE`` pixels."""
     side = min(height, width)
-    return 0 if side < MIN_CROP_SIDE else math.floor(side / 8 + 0.5)
+    return 0 if side < MIN_CROP_SIDE else max(1, math.floor(side / 14 + 0.5))
 
 
 class Augment:

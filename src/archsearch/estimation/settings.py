@@ -31,7 +31,7 @@ class TrainingOptions(TrainingHyperparameters):
     grad_clip: Optional[float] = option(None, "gradient-norm limit (0: none; null: 0.25 for language models, "
                                               "none for classification)", low=0)
     augment: str = option("crop", "image training batches (other data untouched): crop = random crop of the "
-                                  "image zero-padded by side/8 px (none under 16 px); crop+flip also mirrors half "
+                                  "image zero-padded by side/14 px (none under 16 px); crop+flip also mirrors half "
                                   "(not for digits)", choices=AUGMENTS)
     augment_search: bool = option(False, "augment search trials too (final training always uses augment)")
 
