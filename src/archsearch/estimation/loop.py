@@ -67,6 +67,7 @@ def train_model(
     grad_clip: Optional[float] = None,
     stop: Optional[Callable[[list[dict[str, float]]], bool]] = None,
     on_epoch: Optional[Callable[[dict[str, float]], None]] = None,
+    augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
 ) -> list[dict[str, float]]:
     """Train in place; returns the learning curve (one dict per epoch), each point also given to
     ``on_epoch`` as it is made.
@@ -74,6 +75,7 @@ def train_model(
     Language models ((B, T, V) logits against (B, T) targets) train on the mean per-token loss;
     ``grad_clip`` clips the gradient norm before each step. ``stop(curve)``, called after every
     epoch but the last, ends training early when it returns True (the curve then is shorter).
+    ``augment`` (estimation/augment.py) transforms each training batch; evaluation never is.
     """
     model.to(device)
     x_all, y_all = train.x.to(device), train.y.to(device)
@@ -94,7 +96,8 @@ def train_model(
             idx = perm[i : i + batch_size]
             if len(idx) < 2:  # batch norm cannot train on a single sample
                 continue
-            logits, targets = flatten_tokens(model(x_all[idx]), y_all[idx])
+            xb = x_all[idx] if augment is None else augment(x_all[idx])
+            logits, targets = flatten_tokens(model(xb), y_all[idx])
             loss = F.cross_entropy(logits, targets, label_smoothing=label_smoothing)
             aux = model.auxiliary_logits() if isinstance(model, AuxiliaryClassifier) else None
             if aux is not None:

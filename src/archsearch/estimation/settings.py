@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 from archsearch.core import Fidelity
 from archsearch.devices import check_device
+from archsearch.estimation.augment import AUGMENTS
 from archsearch.errors import ConfigError
 from archsearch.options import OptionError, as_dict, option
 from archsearch.spaces.base import Architecture
@@ -22,12 +23,17 @@ __all__ = ["TRAINING_KEYS", "TrainingOptions", "check_training_option", "trainin
 @dataclass(frozen=True)
 class TrainingOptions(TrainingHyperparameters):
     """How trials train: the hyper-parameters an architecture may override, plus the time limit,
-    device and gradient clipping."""
+    device, gradient clipping and image augmentation (estimation/augment.py; evaluator-wide, so not
+    among the hyper-parameters an architecture carries)."""
 
     timeout: Optional[float] = option(None, "seconds a trial may train before it fails (null: no limit)", above=0)
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
     grad_clip: Optional[float] = option(None, "gradient-norm limit (0: none; null: 0.25 for language models, "
                                               "none for classification)", low=0)
+    augment: str = option("crop", "image training batches (other data untouched): crop = random crop of the "
+                                  "image zero-padded by side/14 px (none under 16 px); crop+flip also mirrors half "
+                                  "(not for digits)", choices=AUGMENTS)
+    augment_search: bool = option(False, "augment search trials too (final training always uses augment)")
 
     def __post_init__(self) -> None:
         try:

@@ -24,6 +24,7 @@ from archsearch.estimation.base import (
     Evaluator, FinalResult, SupportsEarlyStop, SupportsInheritance, TrainsOnSplits, TrainsWithSettings, count_flops,
     count_params, register_evaluator,
 )
+from archsearch.estimation.augment import make_augment
 from archsearch.estimation.early_stop import EARLY_STOPS, EarlyStopOptions, MedianStop, median_reference
 from archsearch.estimation.inheritance import InheritanceOptions, inherit_weights
 from archsearch.estimation.language import LM_GRAD_CLIP, LM_OBJECTIVE, is_language_model, lm_metrics
@@ -82,6 +83,11 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, SupportsI
     ``early_stop_min_trials`` such trials exist. A stopped trial completes with its last values
     (a low-fidelity estimate strategies still learn from) and metric ``stopped_early``, the epoch
     it stopped after (0: it ran fully).
+
+    Augmentation (estimation/augment.py): image training batches (4-D inputs) are augmented as
+    ``augment`` says (default ``crop``) in final training, and in search trials only with
+    ``augment_search: true`` (short trials rank architectures; augmentation pays off in long runs).
+    Validation and test data never are.
     """
 
     @dataclass(frozen=True)
@@ -171,11 +177,11 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, SupportsI
     def _train(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
                train: Split, valid: Optional[Split], init: Optional[dict[str, torch.Tensor]] = None,
                stop: Optional[MedianStop] = None,
-               on_epoch: Optional[Callable[[dict[str, float]], None]] = None,
+               on_epoch: Optional[Callable[[dict[str, float]], None]] = None, augment: str = "none",
                ) -> tuple[nn.Module, list[dict[str, float]], float, Optional[float]]:
         """Build (seeded, at the fidelity's width and depth), start from ``init``'s matching tensors
-        if given, train (``stop`` may end it early). The fourth value is the inherited fraction
-        (None when no ``init`` was given)."""
+        if given, train (``stop`` may end it early; ``augment``: an ``augment`` option value, applied to
+        image batches only). The fourth value is the inherited fraction (None when no ``init`` was given)."""
         hp = self.settings(arch, fidelity)
         device = resolve_device(self.opts.device)
         generator = torch.Generator().manual_seed(seed)
@@ -194,6 +200,7 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, SupportsI
             weight_decay=float(hp["weight_decay"]), optimizer=hp["optimizer"],
             label_smoothing=float(hp["label_smoothing"]), generator=generator, device=device, valid=valid,
             deadline=deadline, grad_clip=self.clip_norm(), stop=stop, on_epoch=on_epoch,
+            augment=make_augment(augment, seed),
         )
         return model, curve, time.perf_counter() - start, inherited
 
@@ -210,7 +217,9 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, SupportsI
         stop = None
         if self.opts.early_stop == "median" and reference is not None:
             stop = MedianStop(reference, self.curve_key(), self.opts.early_stop_warmup, self.opts.early_stop_min_trials)
-        model, curve, train_time, inherited = self._train(space, arch, fidelity, seed, train, valid, init, stop)
+        augment = self.opts.augment if self.opts.augment_search else "none"
+        model, curve, train_time, inherited = self._train(space, arch, fidelity, seed, train, valid, init, stop,
+                                                          augment=augment)
         last = curve[-1]
         metrics = {
             "valid_acc": last["valid_acc"], "valid_loss": last["valid_loss"], "train_loss": last["train_loss"],
@@ -267,7 +276,8 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, SupportsI
             train = Split(torch.cat([splits.train.x, splits.valid.x]), torch.cat([splits.train.y, splits.valid.y]))
         train = prepare_split(train, fidelity, generator, subset=True)
         test = prepare_split(splits.test, fidelity, generator, subset=False)
-        model, curve, train_time, _ = self._train(space, arch, fidelity, seed, train, None, on_epoch=on_epoch)
+        model, curve, train_time, _ = self._train(space, arch, fidelity, seed, train, None, on_epoch=on_epoch,
+                                                  augment=self.opts.augment)
         device = resolve_device(self.opts.device)
         test_acc, test_loss = evaluate_model(model, test, device)
         metrics = {"test_acc": test_acc, "test_loss": test_loss, "train_loss": curve[-1]["train_loss"],
