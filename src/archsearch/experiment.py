@@ -350,8 +350,8 @@ class Experiment(OneShotRun, FinalTraining, TimePlanning):
         cfg = self.config
         if self.plan is not None and self.workload is not None and self.cost is not None:
             left = self.search_left(elapsed)
-            cheapest = self.workload.trial_seconds(self.plan.epochs if not self.plan.rungs else self.plan.rungs[0],
-                                                   self.plan.data_fraction, cheapest=True) * self.cost.correction
+            cheapest = self.cheapest_trial(self.plan.epochs if not self.plan.rungs else self.plan.rungs[0],
+                                           self.plan.data_fraction)
             if left < cheapest:
                 return f"time: the search time is spent ({left:.0f} s left, a trial needs at least {cheapest:.0f} s)"
         elif cfg.budget.time is not None and elapsed >= cfg.budget.time:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import torch
@@ -74,12 +75,13 @@ class FinalTraining:
         fcfg = self.config.final
         if fcfg.enabled and self.evaluator.trains_models:
             final_space = self.space.final_space()  # "search small, train big"
-            epochs = fcfg.epochs
+            epochs, until = fcfg.epochs, None
             if self.plan is not None:  # the epochs that fit the time really left, for this network
                 elapsed = float(self.journal.get_meta("elapsed", 0.0))
                 epochs, left = self.final_epochs(final_space, best.arch, Fidelity(
                     epochs=1, resolution=self.config.fidelity.resolution), elapsed, fcfg.epochs)
                 record["planned"] = {"epochs": epochs, "seconds_left": left}
+                until = time.monotonic() + max(left, 0.0)  # a safety net: the job ends in its budget
                 self.plan.final_epochs = epochs
                 self.journal.set_meta("plan", self.plan.to_dict())
             if not self.quiet:
@@ -89,7 +91,8 @@ class FinalTraining:
             progress = Progress(epochs, 0, quiet=self.quiet, label="final")
             try:
                 final = self.evaluator.final(final_space, best.arch, fidelity, trial_seed(self.config.seed, -1),
-                                             train_on_valid=fcfg.train_on_valid, on_epoch=progress.final_epoch)
+                                             train_on_valid=fcfg.train_on_valid, on_epoch=progress.final_epoch,
+                                             until=until)
             finally:
                 progress.close()
             record["metrics"] = {**best.metrics, **final.result.metrics}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from archsearch.plan import MARGIN, MIN_SAMPLES, TimePlan, Workload, make_plan
 from archsearch.spaces.base import Architecture, SearchSpace
 from archsearch.storage.journal import Journal
 
+MIN_PROFILES = 8  # profiled before the time limit may stop the drawing
 PROFILE_SAMPLES = 16  # sampled networks profiled (FLOPs, activations) to know the space's cost spread
 TIMED_SAMPLES = 4  # of which this many are timed training, cheapest to dearest
 CONSTRAINT_TRIES = 200  # samples drawn to find one that meets the constraints before saying none does
@@ -40,8 +41,9 @@ class Expected:
     """A proposal's cost, known before it runs."""
 
     profile: NetworkProfile
-    seconds: float  # at the trial's fidelity, corrected by the trials measured so far
-    raw: float  # before the correction (what :meth:`CostModel.observe` compares with)
+    seconds: float  # at the trial's fidelity, by the cost model as the trials so far refitted it
+    epochs: int
+    samples: int  # training examples per epoch
 
     def metrics(self) -> dict[str, float]:
         return {"flops": self.profile.flops, "params": self.profile.params, "expected_seconds": self.seconds}
@@ -58,6 +60,7 @@ class TimePlanning:
     plan: Optional[TimePlan] = None
     cost: Optional[CostModel] = None
     workload: Optional[Workload] = None
+    profiles: Sequence[NetworkProfile] = ()  # the sampled networks the plan measured (their spread of costs)
 
     def plans_time(self) -> bool:
         """A whole-job time budget is planned for trial-based searches that train models."""
@@ -90,7 +93,7 @@ class TimePlanning:
         build_seconds, tries, smallest = [], 0, None
         deadline = time.perf_counter() + PROFILE_SECONDS
         while len(found) < PROFILE_SAMPLES and tries < CONSTRAINT_TRIES and (time.perf_counter() < deadline
-                                                                              or not found):
+                                                                              or len(found) < MIN_PROFILES):
             tries += 1
             arch = space.sample(rng)
             start = time.perf_counter()
@@ -112,6 +115,7 @@ class TimePlanning:
         picks = sorted({round(i * (len(found) - 1) / max(TIMED_SAMPLES - 1, 1)) for i in range(TIMED_SAMPLES)})
         assert isinstance(self.evaluator, TrainsWithSettings)
         batch = int(self.evaluator.settings(found[0][0], fidelity)["batch_size"])
+        time_network(found[-1][1], tuple(task.input_shape), task.num_classes, batch, generator, steps=1)  # warm-up
         timed = [time_network(found[i][1], tuple(task.input_shape), task.num_classes, batch, generator) for i in picks]
         cost = CostModel.fit([found[i][2] for i in picks], [t for t, _ in timed], [e for _, e in timed])
         predicted = sorted((cost.train_seconds(p), cost.eval_seconds(p)) for _, _, p in found)
@@ -134,6 +138,7 @@ class TimePlanning:
                          cfg.final.enabled, cfg.budget.trials, not cfg.strategy_given, workers)
         plan.cost_model = cost.to_dict()
         self.plan, self.cost, self.workload = plan, cost, work
+        self.profiles = [p for _, _, p in found]
         return plan
 
     def planned_config(self, plan: TimePlan) -> Config:
@@ -151,6 +156,8 @@ class TimePlanning:
             self.plan = TimePlan.from_dict(stored)
             self.cost = CostModel.from_dict(stored["cost_model"])
             self.workload = Workload(**stored["workload"])
+            self.profiles = [NetworkProfile(s["flops"], s["activations"], s["params"])
+                             for s in stored["cost_model"].get("samples", [])]
 
     # -- during the search -----------------------------------------------------------
     def search_left(self, elapsed: float) -> float:
@@ -169,9 +176,19 @@ class TimePlanning:
         samples = max(2, round(w.n_train * fidelity.data_fraction))
         assert isinstance(self.evaluator, TrainsWithSettings)
         epochs = int(self.evaluator.settings(arch, fidelity)["epochs"])
-        raw = (epochs * (samples * self.cost._raw(self.cost.train_coef, profile)
-                         + w.n_valid * self.cost._raw(self.cost.eval_coef, profile)) + w.overhead_s)
-        return Expected(profile, raw * self.cost.correction, raw)
+        seconds = (epochs * (samples * self.cost.train_seconds(profile) + w.n_valid * self.cost.eval_seconds(profile))
+                   + w.overhead_s)
+        return Expected(profile, seconds, epochs, samples)
+
+    def cheapest_trial(self, epochs: int, fraction: float) -> float:
+        """Seconds of the cheapest measured network's trial at this fidelity, by the current model."""
+        assert self.cost is not None and self.workload is not None
+        w = self.workload
+        samples = max(2, round(w.n_train * fraction))
+        if not self.profiles:
+            return w.trial_seconds(epochs, fraction, cheapest=True)
+        return min(epochs * (samples * self.cost.train_seconds(p) + w.n_valid * self.cost.eval_seconds(p))
+                   for p in self.profiles) + w.overhead_s
 
     def skip_reason(self, expected: Expected, elapsed: float) -> Optional[str]:
         """Why a proposal is not run (constraints first, then time), or None."""
@@ -184,19 +201,34 @@ class TimePlanning:
         return None
 
     def observe(self, expected: Expected, measured: float, complete: int, elapsed: float) -> None:
-        """A trial took ``measured`` seconds: correct the cost model, re-plan the trials that fit."""
+        """A trial took ``measured`` seconds: its seconds per sample join the cost model, which is
+        refitted; the plan records how many trials the time left now holds."""
         assert self.cost is not None and self.plan is not None and self.workload is not None
-        before = self.cost.correction
-        self.cost.observe(expected.raw, measured)
-        after = self.cost.correction
-        if abs(after - before) > 0.1 * before or complete % 10 == 0:
-            per_trial = self.plan.trial_seconds * after / max(before, 1e-12)
+        w = self.workload
+        ratio = self.cost.eval_seconds(expected.profile) / max(self.cost.train_seconds(expected.profile), 1e-12)
+        train_s = (measured - w.overhead_s) / max(expected.epochs * (expected.samples + w.n_valid * ratio), 1)
+        before = expected.seconds
+        self.cost.observe(expected.profile, train_s, train_s * ratio)
+        if abs(measured - before) > 0.25 * before or complete % 10 == 0:
+            typical = self.typical_trial()
             left = max(0.0, self.search_left(elapsed))
             self.plan.replans.append({"after_trials": complete, "elapsed": round(elapsed, 1),
-                                      "correction": round(after, 3), "trials_left": int(left // max(per_trial, 1e-9))})
+                                      "typical_trial_s": round(typical, 2),
+                                      "trials_left": int(left // max(typical, 1e-9))})
             del self.plan.replans[:-50]
             self.plan.cost_model = self.cost.to_dict()
             self.journal.set_meta("plan", self.plan.to_dict())
+
+    def typical_trial(self) -> float:
+        """The median measured network's trial at the planned fidelity, by the current model."""
+        assert self.cost is not None and self.plan is not None and self.workload is not None
+        w, plan = self.workload, self.plan
+        if not self.profiles:
+            return plan.trial_seconds
+        samples = max(2, round(w.n_train * plan.data_fraction))
+        costs = sorted(plan.epochs * (samples * self.cost.train_seconds(p) + w.n_valid * self.cost.eval_seconds(p))
+                       for p in self.profiles)
+        return costs[len(costs) // 2] + w.overhead_s
 
     # -- after the search ---------------------------------------------------------------
     def final_epochs(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, elapsed: float,

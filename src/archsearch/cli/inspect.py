@@ -65,8 +65,8 @@ def show(
 
         plan = TimePlan.from_dict(data["plan"])
         cost = plan.cost_model
-        console.print(plan.summary() + f"; cost model corrected x{float(cost.get('correction', 1.0)):.2f} "
-                      f"after {cost.get('observed', 0)} trials", highlight=False)
+        console.print(plan.summary() + f"; cost model refitted on {len(cost.get('observed') or [])} trials",
+                      highlight=False)
     calibration = data.get("calibration")
     if calibration is not None:
         prefix = "calibration" if calibration.get("passed") else "warning: calibration"

@@ -96,10 +96,11 @@ class Evaluator(Configurable, ABC):
         """Measure one architecture (an evaluator with a capability below takes its keywords too)."""
 
     def final(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
-              train_on_valid: bool = True, on_epoch: Optional[Callable[[dict[str, float]], None]] = None
-              ) -> FinalResult:
+              train_on_valid: bool = True, on_epoch: Optional[Callable[[dict[str, float]], None]] = None,
+              until: Optional[float] = None) -> FinalResult:
         """Train the chosen architecture for good (on train, plus valid if asked) and measure test metrics.
-        ``on_epoch`` gets each epoch's learning-curve point as it ends (progress for a long training).
+        ``on_epoch`` gets each epoch's learning-curve point as it ends (progress for a long training);
+        training ends early, keeping the model, once ``time.monotonic()`` passes ``until`` (a time budget).
         Called only when ``trains_models``."""
         raise NotImplementedError(f"evaluator {self.name!r} has no final training")
 

@@ -6,18 +6,16 @@ in two measured features of the built network, both from one forward pass at bat
 
     seconds per training sample = a + b * FLOPs + c * activation elements
 
-with a, b, c >= 0 fitted (non-negative least squares) to a few networks timed for a few
-training steps on the machine that will run the search (:func:`calibrate`). Evaluation (a
-forward pass without gradients) gets its own fit. The search then corrects the model with
-the trials it measures (:meth:`CostModel.observe`): the median ratio of measured to predicted
-seconds multiplies every later prediction.
+with a, b, c >= 0 fitted (non-negative least squares, relative error) to a few networks timed for
+a few training steps on the machine that will run the search. Evaluation (a forward pass without
+gradients) gets its own fit. The search refits the model with every trial it measures
+(:meth:`CostModel.observe`), so later predictions are those of the machine as it really runs.
 """
 
 from __future__ import annotations
 
-import statistics
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -107,49 +105,53 @@ def _fit(features: np.ndarray, seconds: np.ndarray) -> list[float]:
 class CostModel:
     """Seconds per sample of training and of evaluation as linear functions of a :class:`NetworkProfile`.
 
-    ``correction`` is the median of measured / predicted over the trials observed (1 before any)."""
+    Fitted to the calibration timings, then refitted each time a trial is observed: a trial's measured
+    seconds per training sample join the data (:meth:`observe`), so the model learns this machine's
+    real throughput, load included, on the networks the search actually proposes."""
 
     train_coef: list[float]  # a, b (per FLOP), c (per activation element)
     eval_coef: list[float]
     samples: list[dict[str, float]] = field(default_factory=list)  # the calibration measurements
-    ratios: list[float] = field(default_factory=list)
+    observed: list[dict[str, float]] = field(default_factory=list)  # from trials
 
     @classmethod
     def fit(cls, profiles: Sequence[NetworkProfile], train: Sequence[float], evaluate: Sequence[float]) -> "CostModel":
-        x = np.array([[1.0, p.flops, p.activations] for p in profiles])
         samples = [{**p.to_dict(), "train_s": t, "eval_s": e} for p, t, e in zip(profiles, train, evaluate)]
-        return cls(_fit(x, np.array(train)), _fit(x, np.array(evaluate)), samples)
+        model = cls([0.0, 0.0, 0.0], [0.0, 0.0, 0.0], samples)
+        model.refit()
+        return model
 
-    @property
-    def correction(self) -> float:
-        return statistics.median(self.ratios) if self.ratios else 1.0
+    def refit(self) -> None:
+        points = self.samples + self.observed
+        x = np.array([[1.0, p["flops"], p["activations"]] for p in points])
+        self.train_coef = _fit(x, np.array([p["train_s"] for p in points]))
+        self.eval_coef = _fit(x, np.array([p["eval_s"] for p in points]))
 
     def _raw(self, coef: list[float], profile: NetworkProfile) -> float:
         return coef[0] + coef[1] * profile.flops + coef[2] * profile.activations
 
     def train_seconds(self, profile: NetworkProfile) -> float:
-        """Seconds to train on one sample (forward, backward, step), corrected by what trials measured."""
-        return self._raw(self.train_coef, profile) * self.correction
+        """Seconds to train on one sample (forward, backward, step)."""
+        return self._raw(self.train_coef, profile)
 
     def eval_seconds(self, profile: NetworkProfile) -> float:
-        return self._raw(self.eval_coef, profile) * self.correction
+        return self._raw(self.eval_coef, profile)
 
-    def observe(self, predicted: float, measured: float) -> None:
-        """A trial predicted (uncorrected) to take ``predicted`` seconds took ``measured``."""
-        if predicted > 0 and measured > 0:
-            self.ratios.append(measured / predicted)
+    def observe(self, profile: NetworkProfile, train_s: float, eval_s: float) -> None:
+        """A trial measured ``train_s``/``eval_s`` seconds per sample for a network of ``profile``."""
+        if train_s > 0 and eval_s > 0 and np.isfinite(train_s) and np.isfinite(eval_s):
+            self.observed.append({**profile.to_dict(), "train_s": train_s, "eval_s": eval_s})
+            del self.observed[:-MAX_OBSERVED]
+            self.refit()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"train_coef": self.train_coef, "eval_coef": self.eval_coef, "correction": self.correction,
-                "observed": len(self.ratios), "samples": self.samples,
-                "model": "seconds/sample = a + b*flops + c*activations"}
+        return {"train_coef": self.train_coef, "eval_coef": self.eval_coef, "samples": self.samples,
+                "observed": self.observed, "model": "seconds/sample = a + b*flops + c*activations"}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "CostModel":
         return cls([float(v) for v in data["train_coef"]], [float(v) for v in data["eval_coef"]],
-                   list(data.get("samples", [])))
+                   list(data.get("samples", [])), list(data.get("observed", [])))
 
-    def scaled(self, factor: float) -> "CostModel":
-        """This model with every prediction multiplied by ``factor`` (tests inject machines)."""
-        return replace(self, train_coef=[c * factor for c in self.train_coef],
-                       eval_coef=[c * factor for c in self.eval_coef], ratios=list(self.ratios))
+
+MAX_OBSERVED = 200  # trials kept in the fit (the latest)

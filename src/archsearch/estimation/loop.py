@@ -68,6 +68,7 @@ def train_model(
     stop: Optional[Callable[[list[dict[str, float]]], bool]] = None,
     on_epoch: Optional[Callable[[dict[str, float]], None]] = None,
     augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+    until: Optional[float] = None,
 ) -> list[dict[str, float]]:
     """Train in place; returns the learning curve (one dict per epoch), each point also given to
     ``on_epoch`` as it is made.
@@ -76,6 +77,8 @@ def train_model(
     ``grad_clip`` clips the gradient norm before each step. ``stop(curve)``, called after every
     epoch but the last, ends training early when it returns True (the curve then is shorter).
     ``augment`` (estimation/augment.py) transforms each training batch; evaluation never is.
+    ``until`` (a ``time.monotonic()`` instant) ends training gracefully after the batch that passes it:
+    the final training of a time-budgeted job keeps what it trained (its last point has ``time_stop``).
     """
     model.to(device)
     x_all, y_all = train.x.to(device), train.y.to(device)
@@ -114,8 +117,12 @@ def train_model(
             seen += len(idx)
             if deadline is not None and time.monotonic() > deadline:
                 raise TrialTimeout(f"timeout: trial exceeded its time limit at epoch {epoch}", curve)
+            if until is not None and time.monotonic() > until:
+                break
         sched.step()
         point = {"epoch": float(epoch), "train_loss": loss_sum / max(seen, 1)}
+        if until is not None and time.monotonic() > until:
+            point["time_stop"] = float(epoch)  # the time ran out in this epoch: training ends with it
         if valid is not None:
             point["valid_acc"], point["valid_loss"] = evaluate_model(model, valid, device)
             if valid.y.dim() == 2:  # token targets: a language model
@@ -124,5 +131,7 @@ def train_model(
         if on_epoch is not None:
             on_epoch({**point, "epochs": float(epochs)})
         if stop is not None and epoch < epochs and stop(curve):
+            break
+        if "time_stop" in point:
             break
     return curve

@@ -90,9 +90,9 @@ class ProxyEvaluator(Evaluator, TrainsOnSplits):
         return EvalResult(TrialState.COMPLETE, metrics, 0.0, None, [])
 
     def final(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
-              train_on_valid: bool = True, on_epoch: Optional[Callable[[dict[str, float]], None]] = None
-              ) -> FinalResult:
+              train_on_valid: bool = True, on_epoch: Optional[Callable[[dict[str, float]], None]] = None,
+              until: Optional[float] = None) -> FinalResult:
         from archsearch.estimation.training import TrainingEvaluator
 
         trainer = TrainingEvaluator(self.data, self.data_seed)
-        return trainer.final(space, arch, fidelity, seed, train_on_valid, on_epoch)
+        return trainer.final(space, arch, fidelity, seed, train_on_valid, on_epoch, until)

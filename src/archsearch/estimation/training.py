@@ -178,7 +178,7 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, SupportsI
                train: Split, valid: Optional[Split], init: Optional[dict[str, torch.Tensor]] = None,
                stop: Optional[MedianStop] = None,
                on_epoch: Optional[Callable[[dict[str, float]], None]] = None, augment: str = "none",
-               ) -> tuple[nn.Module, list[dict[str, float]], float, Optional[float]]:
+               until: Optional[float] = None) -> tuple[nn.Module, list[dict[str, float]], float, Optional[float]]:
         """Build (seeded, at the fidelity's width and depth), start from ``init``'s matching tensors
         if given, train (``stop`` may end it early; ``augment``: an ``augment`` option value, applied to
         image batches only). The fourth value is the inherited fraction (None when no ``init`` was given)."""
@@ -200,7 +200,7 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, SupportsI
             weight_decay=float(hp["weight_decay"]), optimizer=hp["optimizer"],
             label_smoothing=float(hp["label_smoothing"]), generator=generator, device=device, valid=valid,
             deadline=deadline, grad_clip=self.clip_norm(), stop=stop, on_epoch=on_epoch,
-            augment=make_augment(augment, seed),
+            augment=make_augment(augment, seed), until=until,
         )
         return model, curve, time.perf_counter() - start, inherited
 
@@ -265,9 +265,10 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, SupportsI
         return out
 
     def final(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, seed: int,
-              train_on_valid: bool = True, on_epoch: Optional[Callable[[dict[str, float]], None]] = None
-              ) -> FinalResult:
-        """Train on train (+ valid) at ``fidelity`` and report test accuracy (``on_epoch``: progress)."""
+              train_on_valid: bool = True, on_epoch: Optional[Callable[[dict[str, float]], None]] = None,
+              until: Optional[float] = None) -> FinalResult:
+        """Train on train (+ valid) at ``fidelity`` and report test accuracy (``on_epoch``: progress;
+        ``until``: a ``time.monotonic()`` instant that ends training early, keeping the model)."""
         start = time.perf_counter()
         splits = self.splits()
         generator = torch.Generator().manual_seed(seed + 7919)
@@ -277,12 +278,14 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, SupportsI
         train = prepare_split(train, fidelity, generator, subset=True)
         test = prepare_split(splits.test, fidelity, generator, subset=False)
         model, curve, train_time, _ = self._train(space, arch, fidelity, seed, train, None, on_epoch=on_epoch,
-                                                  augment=self.opts.augment)
+                                                  augment=self.opts.augment, until=until)
         device = resolve_device(self.opts.device)
         test_acc, test_loss = evaluate_model(model, test, device)
         metrics = {"test_acc": test_acc, "test_loss": test_loss, "train_loss": curve[-1]["train_loss"],
                    "params": float(count_params(model)), "train_time": train_time,
                    "epochs": float(len(curve)), "train_samples": float(len(train))}
+        if "time_stop" in curve[-1]:  # the job's time ran out: fewer epochs than planned, said so
+            metrics["time_stop"] = curve[-1]["time_stop"]
         if self.measures_latency():  # the deployed model's latency (the final space may be larger)
             metrics.update(self._latency(model, splits.task, tuple(test.x.shape[1:])))
         if not train_on_valid:

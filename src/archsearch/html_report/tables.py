@@ -93,9 +93,10 @@ def _plan(plan: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
         ("search fidelity", f"{plan.get('epochs')} epochs on {plan.get('data_fraction')} of the training data"),
         ("strategy", how), ("final training", f"{sec('final_seconds')}, {plan.get('final_epochs')} epochs"),
         ("cost model", f"{cost.get('model', '')}: a={coef[0]:.3g}, b={coef[1]:.3g}, c={coef[2]:.3g}; "
-                       f"correction x{float(cost.get('correction', 1.0)):.2f} from {cost.get('observed', 0)} trials"),
+                       f"refitted on {len(cost.get('observed') or [])} trials"),
         ("networks timed", str(len(cost.get("samples") or []))),
-        ("re-plans", "; ".join(f"after {r['after_trials']} trials: x{r['correction']}, ~{r['trials_left']} left"
+        ("re-plans", "; ".join(f"after {r['after_trials']} trials: typical trial {r.get('typical_trial_s')} s, "
+                               f"~{r['trials_left']} left"
                                for r in (plan.get("replans") or [])[-5:]) or "none"),
     ]
     return {"summary": "the time budget (--time) as the planner split it", "rows": rows}
