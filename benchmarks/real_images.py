@@ -137,6 +137,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--time", default="10m", help="archsearch --time")
     parser.add_argument("--subset", type=int, default=0, help="use the first N training images (0: all 15,000)")
+    parser.add_argument("--same-time-seeds", type=int, default=1, help="train the hand CNN for the job's wall time "
+                        "for the first K seeds (each takes as long as the job; the others get the 10-epoch recipe)")
     args = parser.parse_args()
     if not os.path.isdir(DATA):
         print(f"skipped: {DATA} is absent (real MNIST images come with ../shared)")
@@ -151,7 +153,8 @@ def main() -> None:
         for seed in args.seeds:
             found = run_archsearch(data, args.time, seed, os.path.join(tmp, f"run{seed}"))
             hand10 = hand_cnn(data, seed, epochs=10)
-            hand_same = hand_cnn(data, seed, seconds=found["wall"])
+            hand_same = (hand_cnn(data, seed, seconds=found["wall"]) if len(rows) < args.same_time_seeds
+                         else None)
             row = {"seed": seed, "archsearch": found, "hand_10_epochs": hand10, "hand_same_time": hand_same}
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -161,14 +164,16 @@ def main() -> None:
           f"{'hand 10ep':>9} {'(s)':>5} {'hand same time':>14} {'(epochs)':>8}")
     for r in rows:
         a, h10, hs = r["archsearch"], r["hand_10_epochs"], r["hand_same_time"]
+        same = f"{hs['test_acc']:>14.4f} {hs['epochs']:>8}" if hs else f"{'-':>14} {'-':>8}"
         print(f"{r['seed']:>4} {a['wall']:>7.0f} {a['wall'] / budget:>7.3f} {a['complete']:>6} {a['skipped']:>4} "
-              f"{a['cached']:>5} {a['test_acc']:>8.4f} {h10['test_acc']:>9.4f} {h10['wall']:>5.0f} "
-              f"{hs['test_acc']:>14.4f} {hs['epochs']:>8}")
+              f"{a['cached']:>5} {a['test_acc']:>8.4f} {h10['test_acc']:>9.4f} {h10['wall']:>5.0f} {same}")
     within = all(r["archsearch"]["wall"] <= 1.05 * budget for r in rows)
-    better = sum(r["archsearch"]["test_acc"] > r["hand_same_time"]["test_acc"] for r in rows)
+    same_time = [r["hand_same_time"]["test_acc"] for r in rows if r["hand_same_time"]]
+    best_hand = max(same_time + [r["hand_10_epochs"]["test_acc"] for r in rows])
+    better = sum(r["archsearch"]["test_acc"] > best_hand for r in rows)
     print(f"target: job within 1.05 x budget: {'met' if within else 'NOT met'}; "
-          f"beats the hand CNN at equal wall time: {better} of {len(rows)} seeds "
-          f"({'met' if better == len(rows) else 'NOT met'})")
+          f"above the best hand CNN result ({best_hand:.4f}, 10 epochs or the job's wall time): {better} of "
+          f"{len(rows)} seeds ({'met' if better == len(rows) else 'NOT met'})")
 
 
 if __name__ == "__main__":

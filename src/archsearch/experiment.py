@@ -321,6 +321,8 @@ class Experiment(OneShotRun, FinalTraining, TimePlanning):
                     trial = self._finish(in_flight.pop(number), result, cost)
                     if cost is not None and trial.state is TrialState.COMPLETE:
                         self.observe(cost, result.cost, complete + 1, elapsed())
+                        if best_reward is None or (trial.reward is not None and trial.reward > best_reward):
+                            self.reserve_final(cost.profile, trial.number)  # the final training it will need
                     if trial.state is TrialState.COMPLETE:
                         self._cache.setdefault(self._cache_key(trial.arch, trial.fidelity), trial)
                     record(trial)

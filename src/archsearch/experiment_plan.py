@@ -25,7 +25,7 @@ from archsearch.errors import ConfigError
 from archsearch.estimation.base import Evaluator, TrainsWithSettings
 from archsearch.estimation.cost import CostModel, NetworkProfile, profile_network, time_network
 from archsearch.estimation.objectives import CONSTRAINT_METRICS
-from archsearch.plan import MARGIN, MIN_SAMPLES, TimePlan, Workload, make_plan
+from archsearch.plan import FINAL_SHARE, MARGIN, MIN_SAMPLES, TimePlan, Workload, make_plan
 from archsearch.spaces.base import Architecture, SearchSpace
 from archsearch.storage.journal import Journal
 
@@ -218,6 +218,27 @@ class TimePlanning:
             del self.plan.replans[:-50]
             self.plan.cost_model = self.cost.to_dict()
             self.journal.set_meta("plan", self.plan.to_dict())
+
+    def reserve_final(self, profile: NetworkProfile, trial: int) -> None:
+        """Re-plan the final training's share for the incumbent (``profile``): its ``final.epochs``
+        by the current model, at least one epoch, at most the plan's share of the budget. A dear
+        winner takes time back from the search; a cheap one gives it to the search."""
+        assert self.cost is not None and self.plan is not None and self.workload is not None
+        if not (self.config.final.enabled and self.evaluator.trains_models):
+            return
+        w, plan = self.workload, self.plan
+        per_epoch = w.n_final * self.cost.train_seconds(profile)
+        fixed = w.n_test * self.cost.eval_seconds(profile) + w.overhead_s
+        usable = plan.total * (1 - MARGIN) - plan.setup
+        need = min(FINAL_SHARE * usable, self.config.final.epochs * per_epoch + fixed)
+        need = max(need, per_epoch + fixed)
+        if abs(need - plan.final_seconds) > 0.02 * max(plan.final_seconds, 1e-9):
+            plan.replans.append({"after_trial": trial, "final_seconds": round(need, 1),
+                                 "was": round(plan.final_seconds, 1), "why": "a new incumbent"})
+            del plan.replans[:-50]
+            plan.final_seconds = need
+            plan.search_seconds = usable - need
+            self.journal.set_meta("plan", plan.to_dict())
 
     def typical_trial(self) -> float:
         """The median measured network's trial at the planned fidelity, by the current model."""

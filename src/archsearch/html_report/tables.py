@@ -73,6 +73,13 @@ def _calibration(calibration: Optional[dict[str, Any]]) -> Optional[dict[str, An
             "errors": list(calibration.get("errors") or [])[:20]}
 
 
+def _replan(r: dict[str, Any]) -> str:
+    if "final_seconds" in r:
+        return f"trial {r.get('after_trial')} leads: final training {r['was']} s -> {r['final_seconds']} s"
+    return (f"after {r.get('after_trials')} trials: typical trial {r.get('typical_trial_s')} s, "
+            f"~{r.get('trials_left')} left")
+
+
 def _plan(plan: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
     """The time planner's decisions and its measured cost model (``--time``)."""
     if not plan:
@@ -95,8 +102,7 @@ def _plan(plan: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
         ("cost model", f"{cost.get('model', '')}: a={coef[0]:.3g}, b={coef[1]:.3g}, c={coef[2]:.3g}; "
                        f"refitted on {len(cost.get('observed') or [])} trials"),
         ("networks timed", str(len(cost.get("samples") or []))),
-        ("re-plans", "; ".join(f"after {r['after_trials']} trials: typical trial {r.get('typical_trial_s')} s, "
-                               f"~{r['trials_left']} left"
+        ("re-plans", "; ".join(_replan(r)
                                for r in (plan.get("replans") or [])[-5:]) or "none"),
     ]
     return {"summary": "the time budget (--time) as the planner split it", "rows": rows}
