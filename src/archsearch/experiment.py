@@ -363,7 +363,10 @@ class Experiment(OneShotRun, FinalTraining, TimePlanning):
     def _answer_without_training(self, trial: Trial, elapsed: float) -> tuple[Optional[Trial], Optional[Expected]]:
         """A trial answered from the cache (``cached``) or skipped by the planner, told to the strategy
         like any other; else (None, its expected cost under a plan)."""
-        source = None if self._inherits() else self._cache.get(self._cache_key(trial.arch, trial.fidelity))
+        # only training is worth saving: a table lookup or a proxy costs nothing (and a tabular benchmark's
+        # simulated cost must stay the table's); with inheritance a result depends on the parent too
+        cacheable = self.evaluator.trains_models and not self._inherits()
+        source = self._cache.get(self._cache_key(trial.arch, trial.fidelity)) if cacheable else None
         if source is not None:
             metrics = {**source.metrics, "cached": 1.0, "cached_from": float(source.number)}
             return self._finish(trial, EvalResult(TrialState.COMPLETE, metrics, 0.0, None, list(source.curve))), None
