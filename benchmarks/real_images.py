@@ -174,6 +174,10 @@ def main() -> None:
     print(f"target: job within 1.05 x budget: {'met' if within else 'NOT met'}; "
           f"above the best hand CNN result ({best_hand:.4f}, 10 epochs or the job's wall time): {better} of "
           f"{len(rows)} seeds ({'met' if better == len(rows) else 'NOT met'})")
+    worst = max(r["archsearch"]["wall"] / budget for r in rows)
+    print(f"RESULT real_images_time: {worst:.3f} (target <= 1.05) {'PASS' if within else 'FAIL'}")
+    margin = min(r["archsearch"]["test_acc"] for r in rows) - best_hand
+    print(f"RESULT real_images_accuracy: {margin:+.4f} (target > 0) {'PASS' if margin > 0 else 'FAIL'}")
 
 
 if __name__ == "__main__":

@@ -298,3 +298,36 @@ def test_chain_layers_run_at_most_16_px_so_cost_hardly_grows_with_resolution() -
         assert median_flops(size) <= bound * at16, size  # the stem's extra stride-2 convs are what grows
     assert median_flops(28, stem_max_size=0) > 2.5 * at16  # unsized, 28 px costs ~3x: the rule is what saves it
     assert space.opts.stem_max_size == 16
+
+
+# -- final training under a deadline ------------------------------------------------------------------
+def test_final_training_cuts_its_epochs_to_what_fits_and_still_anneals(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    import archsearch.estimation.loop as loop
+    from archsearch.data.base import Split
+
+    monkeypatch.setattr(loop.time, "monotonic", lambda: 100.0)
+    assert loop._epochs_that_fit(10, 2.0, until=107.0) == 4  # 1 done + 0.97 * 7 s // 2 s
+    assert loop._epochs_that_fit(10, 2.0, until=99.0) == 1  # at least the one done
+    assert loop._epochs_that_fit(3, 0.1, until=200.0) == 3  # never more than asked
+    monkeypatch.undo()
+
+    gen = torch.Generator().manual_seed(0)
+    data = Split(torch.randn(64, 1, 8, 8, generator=gen), torch.randint(0, 3, (64,), generator=gen))
+
+    def run(until: float | None) -> tuple[list[dict[str, float]], torch.nn.Module]:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 3))
+        curve = loop.train_model(model, data, 4, batch_size=16, lr=0.1, weight_decay=0.0, optimizer="adamw",
+                                 label_smoothing=0.0, generator=torch.Generator().manual_seed(1),
+                                 device=torch.device("cpu"), until=until)
+        return curve, model
+
+    import time
+
+    free, m1 = run(None)
+    far, m2 = run(time.monotonic() + 3600)  # plenty of time: exactly the training without a deadline
+    assert free == far and all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
+    past, _ = run(time.monotonic() - 1)  # no time left: one batch, kept, and said
+    assert len(past) == 1 and past[0]["time_stop"] == 1.0

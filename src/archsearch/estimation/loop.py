@@ -77,8 +77,10 @@ def train_model(
     ``grad_clip`` clips the gradient norm before each step. ``stop(curve)``, called after every
     epoch but the last, ends training early when it returns True (the curve then is shorter).
     ``augment`` (estimation/augment.py) transforms each training batch; evaluation never is.
-    ``until`` (a ``time.monotonic()`` instant) ends training gracefully after the batch that passes it:
-    the final training of a time-budgeted job keeps what it trained (its last point has ``time_stop``).
+    ``until`` (a ``time.monotonic()`` instant) is a time budget: after the first epoch the epochs are
+    cut to what fits (the cosine schedule then runs over those), and training ends gracefully after
+    the batch that passes it (the last point then has ``time_stop``): the final training of a
+    time-budgeted job keeps what it trained.
     """
     model.to(device)
     x_all, y_all = train.x.to(device), train.y.to(device)
@@ -91,7 +93,11 @@ def train_model(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     n = len(train)
     curve: list[dict[str, float]] = []
+    total = epochs  # with ``until``: shrunk after the first epoch to what the time left holds
     for epoch in range(1, epochs + 1):
+        if epoch > total:
+            break
+        epoch_start = time.monotonic()
         model.train()
         perm = torch.randperm(n, generator=generator).to(device)
         loss_sum, seen = 0.0, 0
@@ -119,7 +125,13 @@ def train_model(
                 raise TrialTimeout(f"timeout: trial exceeded its time limit at epoch {epoch}", curve)
             if until is not None and time.monotonic() > until:
                 break
-        sched.step()
+        if until is not None and epoch == 1 and total > 1:
+            total = _epochs_that_fit(total, time.monotonic() - epoch_start, until)
+        if total == epochs:
+            sched.step()
+        else:  # the cosine schedule over the epochs that fit, so the learning rate still anneals to 0
+            for group in opt.param_groups:
+                group["lr"] = group["initial_lr"] * 0.5 * (1.0 + math.cos(math.pi * epoch / total))
         point = {"epoch": float(epoch), "train_loss": loss_sum / max(seen, 1)}
         if until is not None and time.monotonic() > until:
             point["time_stop"] = float(epoch)  # the time ran out in this epoch: training ends with it
@@ -129,9 +141,17 @@ def train_model(
                 point.update(lm_metrics("valid", point["valid_loss"]))
         curve.append(point)
         if on_epoch is not None:
-            on_epoch({**point, "epochs": float(epochs)})
-        if stop is not None and epoch < epochs and stop(curve):
+            on_epoch({**point, "epochs": float(total)})
+        if stop is not None and epoch < total and stop(curve):
             break
         if "time_stop" in point:
             break
     return curve
+
+
+def _epochs_that_fit(epochs: int, first_epoch: float, until: float) -> int:
+    """Of ``epochs``, how many fit before ``until`` given the first one took ``first_epoch`` seconds
+    (a 3% margin; at least the one done)."""
+    left = until - time.monotonic()
+    return max(1, min(epochs, 1 + int(0.97 * left // max(first_epoch, 1e-9))))
+
