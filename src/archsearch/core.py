@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
@@ -173,6 +174,25 @@ class Trial:
     tell_seq: Optional[int] = None
     curve: list[dict[str, float]] = field(default_factory=list)
     ask_id: Optional[int] = None  # the proposal's, when a strategy asked for this trial
+
+
+@dataclass
+class Summary:
+    """What a finished search returns: ``best`` is the best trial (``best.arch``, ``best.metrics``,
+    ``best.reward``), ``final`` the final training's record (``final["metrics"]["test_acc"]``; None
+    without final training), ``model_path`` the found model's ``best_model.pt`` (None when no model
+    was trained; load it with :func:`archsearch.load_model`)."""
+
+    out_dir: str
+    complete: int
+    failed: int
+    best: Optional[Trial]
+    final: Optional[dict[str, Any]]
+
+    @property
+    def model_path(self) -> Optional[str]:
+        path = os.path.join(self.out_dir, "best_model.pt")
+        return path if os.path.isfile(path) else None
 
 
 def trial_seed(seed: int, number: int) -> int:

@@ -12,26 +12,25 @@ The one-shot path and the final training are parts of their own (``experiment_on
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import sys
 import time
-from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
 
-import torch
 
 from archsearch.config import Config, apply_override
-from archsearch.core import EvalResult, Proposal, Trial, TrialState, incumbent, trial_seed
+from archsearch.core import EvalResult, Proposal, Summary, Trial, TrialState, incumbent, trial_seed  # noqa: F401
 from archsearch.data.base import Splits
 from archsearch.deploy.checkpoint import load_checkpoint, make_checkpoint  # noqa: F401 - load_checkpoint re-exported
 from archsearch.errors import ArchsearchError, ConfigError, JournalError, SearchAborted, SpaceExhausted
-from archsearch.estimation.base import EVALUATORS, Evaluator, SupportsEarlyStop, SupportsInheritance, TrainsOnSplits
+from archsearch.estimation.base import EVALUATORS, Evaluator, SupportsEarlyStop, TrainsOnSplits
 from archsearch.execution.base import Executor, TrialCall, create_executor
 from archsearch.experiment_final import FinalTraining, atomic_write
 from archsearch.experiment_oneshot import OneShotRun
 from archsearch.experiment_plan import Expected, TimePlanning
+from archsearch.experiment_shortcuts import Shortcuts
+from archsearch.experiment_weights import WeightInheritance
 from archsearch.oneshot.base import ONESHOT, OneShotMethod, create_oneshot
 from archsearch.progress import Progress
 from archsearch.spaces.base import SearchSpace, create_space
@@ -40,30 +39,9 @@ from archsearch.strategies.base import Strategy, create_strategy
 
 
 RESUMABLE_KEYS = ("budget.", "executor.")
-MAX_REPEATS = 50  # cached answers in a row that end a search (a converged strategy)
-MAX_SKIPS = 5  # proposals in a row too long for the time left that end a search
 
 
-@dataclass
-class Summary:
-    """What a finished search returns: ``best`` is the best trial (``best.arch``, ``best.metrics``,
-    ``best.reward``), ``final`` the final training's record (``final["metrics"]["test_acc"]``; None
-    without final training), ``model_path`` the found model's ``best_model.pt`` (None when no model
-    was trained; load it with :func:`archsearch.load_model`)."""
-
-    out_dir: str
-    complete: int
-    failed: int
-    best: Optional[Trial]
-    final: Optional[dict[str, Any]]
-
-    @property
-    def model_path(self) -> Optional[str]:
-        path = os.path.join(self.out_dir, "best_model.pt")
-        return path if os.path.isfile(path) else None
-
-
-class Experiment(OneShotRun, FinalTraining, TimePlanning):
+class Experiment(OneShotRun, FinalTraining, TimePlanning, Shortcuts, WeightInheritance):
     clock: Callable[[], float] = staticmethod(time.monotonic)  # the budget's clock (tests inject one)
 
     def __init__(self, config: Config, out_dir: str, journal: Optional[Journal] = None,
@@ -251,7 +229,7 @@ class Experiment(OneShotRun, FinalTraining, TimePlanning):
         complete = sum(t.state is TrialState.COMPLETE for t in trials)
         limit = cfg.budget.trial_limit
         total = limit if limit is not None else (self.plan.trials if self.plan is not None else complete + 1)
-        progress = Progress(max(total, complete), complete, quiet=self.quiet, extra=self._final_left(trials))
+        progress = Progress(max(total, complete), complete, quiet=self.quiet, extra=self.final_left(trials))
         rerun = self._replay(trials, progress) if trials else []
         if trials:
             progress.message(f"resuming {self.out_dir}: {complete} complete, {len(rerun)} to run again")
@@ -281,7 +259,7 @@ class Experiment(OneShotRun, FinalTraining, TimePlanning):
                 if best_reward is None or (trial.reward is not None and trial.reward > best_reward):
                     best_reward = trial.reward
                 trials.append(trial)
-                progress.extra = self._final_left(trials)
+                progress.extra = self.final_left(trials)
             progress.trial(trial, best_reward)
             report.update()
 
@@ -297,7 +275,7 @@ class Experiment(OneShotRun, FinalTraining, TimePlanning):
                     raise SearchAborted(f"search stopped: {failed} trials failed (budget.max_failures="
                                         f"{cfg.budget.max_failures}); last error: {first_line}")
                 if stopped is None:
-                    stopped = self._time_up(elapsed())
+                    stopped = self.time_up(elapsed())
                 while len(in_flight) < executor.workers and stopped is None \
                         and (limit is None or complete + len(in_flight) < limit):
                     try:
@@ -335,63 +313,6 @@ class Experiment(OneShotRun, FinalTraining, TimePlanning):
             if own_executor:
                 executor.close()
 
-    def _final_left(self, trials: list[Trial]) -> float:
-        """Seconds of final training still to come: the plan's share, else estimated from the trials."""
-        return self.plan.final_seconds if self.plan is not None else self.final_estimate(trials)
-
-    # -- what is answered without training ------------------------------------------
-    _cache: dict[tuple[str, str], Trial]
-    _repeats = 0  # cached answers in a row
-    _skips = 0  # time skips in a row
-
-    def _cache_key(self, arch: Any, fidelity: Any) -> tuple[str, str]:
-        """Identical networks (one canonical id) at one fidelity give one evaluation."""
-        return arch.id, json.dumps(fidelity.to_dict(), sort_keys=True)
-
-    def _time_up(self, elapsed: float) -> Optional[str]:
-        cfg = self.config
-        if self.plan is not None and self.workload is not None and self.cost is not None:
-            left = self.search_left(elapsed)
-            cheapest = self.cheapest_trial(self.plan.epochs if not self.plan.rungs else self.plan.rungs[0],
-                                           self.plan.data_fraction)
-            if left < cheapest:
-                return f"time: the search time is spent ({left:.0f} s left, a trial needs at least {cheapest:.0f} s)"
-        elif cfg.budget.time is not None and elapsed >= cfg.budget.time:
-            return "time: the time budget is spent"
-        return None
-
-    def _answer_without_training(self, trial: Trial, elapsed: float) -> tuple[Optional[Trial], Optional[Expected]]:
-        """A trial answered from the cache (``cached``) or skipped by the planner, told to the strategy
-        like any other; else (None, its expected cost under a plan)."""
-        # only training is worth saving: a table lookup or a proxy costs nothing (and a tabular benchmark's
-        # simulated cost must stay the table's); with inheritance a result depends on the parent too
-        cacheable = self.evaluator.trains_models and not self._inherits()
-        source = self._cache.get(self._cache_key(trial.arch, trial.fidelity)) if cacheable else None
-        if source is not None:
-            metrics = {**source.metrics, "cached": 1.0, "cached_from": float(source.number)}
-            return self._finish(trial, EvalResult(TrialState.COMPLETE, metrics, 0.0, None, list(source.curve))), None
-        if self.plan is None:
-            return None, None
-        cost = self.expected(trial.arch, trial.fidelity)
-        reason = self.skip_reason(cost, elapsed)
-        if reason is None:
-            return None, cost
-        result = EvalResult(TrialState.FAILED, {**cost.metrics(), "skipped": 1.0}, 0.0, Journal.SKIPPED + reason)
-        return self._finish(trial, result), None
-
-    def _stop_after_answer(self, trial: Trial) -> Optional[str]:
-        """Stop proposing when the strategy keeps repeating evaluated networks or nothing fits the time."""
-        cached = trial.metrics.get("cached") == 1.0
-        skipped_time = trial.state is TrialState.FAILED and "the search has" in (trial.error or "")
-        self._repeats = self._repeats + 1 if cached else 0
-        self._skips = self._skips + 1 if skipped_time else 0
-        if self._repeats >= MAX_REPEATS:
-            return (f"the strategy proposed {MAX_REPEATS} already evaluated networks in a row: the search stops "
-                    "(it has converged, or the space is too small for the budget)")
-        if self._skips >= MAX_SKIPS:
-            return f"time: {MAX_SKIPS} proposals in a row cannot finish in the search time left"
-        return None
-
     def _ask(self) -> Trial:
         assert self.strategy is not None
         proposal: Proposal = self.strategy.ask()
@@ -414,29 +335,6 @@ class Experiment(OneShotRun, FinalTraining, TimePlanning):
         if not (isinstance(self.evaluator, SupportsEarlyStop) and self.evaluator.stops_early()):
             return None
         return self.evaluator.stop_reference(self.trials(with_curves=True), trial.fidelity)
-
-    # -- weight inheritance --------------------------------------------------------
-    def _inherits(self) -> bool:
-        return isinstance(self.evaluator, SupportsInheritance) and self.evaluator.inherits()
-
-    def weights_path(self, arch_id: str) -> str:
-        return os.path.join(self.out_dir, "weights", f"{arch_id}.pt")
-
-    def _parent_weights(self, trial: Trial) -> Optional[dict[str, torch.Tensor]]:
-        """The parent's saved state dict, or None (no parent, or its file is missing or unreadable:
-        the child then trains from scratch and its ``inherited`` metric says 0)."""
-        if trial.parent is None:
-            return None
-        path = self.weights_path(trial.parent)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception:  # noqa: BLE001 - missing or damaged: train from scratch
-            return None
-        return state if isinstance(state, dict) else None
-
-    def _save_weights(self, trial: Trial, weights: dict[str, torch.Tensor]) -> None:
-        os.makedirs(os.path.join(self.out_dir, "weights"), exist_ok=True)
-        atomic_write(self.weights_path(trial.arch.id), lambda path: torch.save(weights, path))
 
     def _finish(self, trial: Trial, result: EvalResult, expected: Optional[Expected] = None) -> Trial:
         weights, result.weights = result.weights, None  # never kept in memory or the journal

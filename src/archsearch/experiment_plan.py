@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
 from archsearch.config import Config
-from archsearch.core import Fidelity
+from archsearch.core import Fidelity, Trial
 from archsearch.errors import ConfigError
 from archsearch.estimation.base import Evaluator, TrainsWithSettings
 from archsearch.estimation.cost import CostModel, NetworkProfile, profile_network, time_network
@@ -61,6 +61,9 @@ class TimePlanning:
     cost: Optional[CostModel] = None
     workload: Optional[Workload] = None
     profiles: Sequence[NetworkProfile] = ()  # the sampled networks the plan measured (their spread of costs)
+
+    if TYPE_CHECKING:  # provided by Experiment (its final-training part)
+        def final_estimate(self, trials: Sequence[Trial]) -> float: ...
 
     def plans_time(self) -> bool:
         """A whole-job time budget is planned for trial-based searches that train models."""
@@ -250,6 +253,23 @@ class TimePlanning:
         costs = sorted(plan.epochs * (samples * self.cost.train_seconds(p) + w.n_valid * self.cost.eval_seconds(p))
                        for p in self.profiles)
         return costs[len(costs) // 2] + w.overhead_s
+
+    def time_up(self, elapsed: float) -> Optional[str]:
+        """Why no new trial may start at ``elapsed`` seconds into the job (None: one may)."""
+        cfg = self.config
+        if self.plan is not None and self.workload is not None and self.cost is not None:
+            left = self.search_left(elapsed)
+            cheapest = self.cheapest_trial(self.plan.epochs if not self.plan.rungs else self.plan.rungs[0],
+                                           self.plan.data_fraction)
+            if left < cheapest:
+                return f"time: the search time is spent ({left:.0f} s left, a trial needs at least {cheapest:.0f} s)"
+        elif cfg.budget.time is not None and elapsed >= cfg.budget.time:
+            return "time: the time budget is spent"
+        return None
+
+    def final_left(self, trials: Sequence[Trial]) -> float:
+        """Seconds of final training still to come: the plan's share, else estimated from the trials."""
+        return self.plan.final_seconds if self.plan is not None else self.final_estimate(trials)
 
     # -- after the search ---------------------------------------------------------------
     def final_epochs(self, space: SearchSpace, arch: Architecture, fidelity: Fidelity, elapsed: float,
