@@ -54,6 +54,17 @@ class SpaceSuite:
             assert space.decode(space.encode(arch)) == arch
             assert len(arch.id) == 16 and space.parse(str(arch)).id == arch.id
 
+    def test_architectures_sharing_an_id_build_the_same_network(self, space: SearchSpace) -> None:
+        """``Architecture.canonical`` may give two genotypes one id only when they build the same
+        network: the evaluation cache answers one from the other's trial."""
+        rng = np.random.default_rng(11)
+        for _ in range(3):
+            arch = space.sample(rng)
+            for other in [n for n in space.neighbours(arch) if n.id == arch.id][:5]:
+                shapes = [[(k, tuple(v.shape)) for k, v in space.build(a, TASKS[0]).state_dict().items()]
+                          for a in (arch, other)]
+                assert shapes[0] == shapes[1], f"{other} shares the id of {arch} but builds another network"
+
     def test_sampling_is_seeded(self, space: SearchSpace) -> None:
         a = [space.sample(np.random.default_rng(5)) for _ in range(3)]
         b = [space.sample(np.random.default_rng(5)) for _ in range(3)]
