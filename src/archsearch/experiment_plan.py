@@ -175,33 +175,41 @@ class TimePlanning:
         with torch.random.fork_rng():
             model = self.space.scaled(fidelity.width, fidelity.depth).build(arch, task)
         profile = profile_network(model, tuple(task.input_shape))
-        w = self.workload
-        samples = max(2, round(w.n_train * fidelity.data_fraction))
         assert isinstance(self.evaluator, TrainsWithSettings)
         epochs = int(self.evaluator.settings(arch, fidelity)["epochs"])
-        seconds = (epochs * (samples * self.cost.train_seconds(profile) + w.n_valid * self.cost.eval_seconds(profile))
-                   + w.overhead_s)
-        return Expected(profile, seconds, epochs, samples)
+        return Expected(profile, self._trial_seconds(profile, epochs, fidelity.data_fraction), epochs,
+                        self.workload.samples(fidelity.data_fraction))
+
+    def _trial_seconds(self, profile: NetworkProfile, epochs: int, fraction: float) -> float:
+        """A trial of the network ``profile`` describes, by the current cost model."""
+        assert self.cost is not None and self.workload is not None
+        return self.workload.trial_seconds(epochs, fraction, train_s=self.cost.train_seconds(profile),
+                                           eval_s=self.cost.eval_seconds(profile))
+
+    def _final_parts(self, profile: NetworkProfile) -> tuple[float, float]:
+        """(seconds per epoch, fixed seconds) of the final training of the network ``profile`` describes."""
+        assert self.cost is not None and self.workload is not None
+        t, e = self.cost.train_seconds(profile), self.cost.eval_seconds(profile)
+        fixed = self.workload.final_seconds(0, t, e)
+        return self.workload.final_seconds(1, t, e) - fixed, fixed
 
     def cheapest_trial(self, epochs: int, fraction: float) -> float:
         """Seconds of the cheapest measured network's trial at this fidelity, by the current model."""
-        assert self.cost is not None and self.workload is not None
-        w = self.workload
-        samples = max(2, round(w.n_train * fraction))
+        assert self.workload is not None
         if not self.profiles:
-            return w.trial_seconds(epochs, fraction, cheapest=True)
-        return min(epochs * (samples * self.cost.train_seconds(p) + w.n_valid * self.cost.eval_seconds(p))
-                   for p in self.profiles) + w.overhead_s
+            return self.workload.trial_seconds(epochs, fraction, cheapest=True)
+        return min(self._trial_seconds(p, epochs, fraction) for p in self.profiles)
 
-    def skip_reason(self, expected: Expected, elapsed: float) -> Optional[str]:
-        """Why a proposal is not run (constraints first, then time), or None."""
+    def skip_reason(self, expected: Expected, elapsed: float) -> tuple[Optional[str], bool]:
+        """Why a proposal is not run (constraints first, then time; None: it runs), and whether the
+        reason is the time left."""
         broken = self._violation(expected.profile)
         if broken is not None:
-            return f"violates the constraints: {broken}"
+            return f"violates the constraints: {broken}", False
         left = self.search_left(elapsed)
         if expected.seconds > left:
-            return f"would take ~{expected.seconds:.1f} s and the search has {max(left, 0.0):.1f} s left"
-        return None
+            return f"would take ~{expected.seconds:.1f} s and the search has {max(left, 0.0):.1f} s left", True
+        return None, False
 
     def observe(self, expected: Expected, measured: float, complete: int, elapsed: float) -> None:
         """A trial took ``measured`` seconds: its seconds per sample join the cost model, which is
@@ -229,9 +237,8 @@ class TimePlanning:
         assert self.cost is not None and self.plan is not None and self.workload is not None
         if not (self.config.final.enabled and self.evaluator.trains_models):
             return
-        w, plan = self.workload, self.plan
-        per_epoch = w.n_final * self.cost.train_seconds(profile)
-        fixed = w.n_test * self.cost.eval_seconds(profile) + w.overhead_s
+        plan = self.plan
+        per_epoch, fixed = self._final_parts(profile)
         usable = plan.total * (1 - MARGIN) - plan.setup
         need = min(FINAL_SHARE * usable, self.config.final.epochs * per_epoch + fixed)
         need = max(need, per_epoch + fixed)
@@ -246,13 +253,11 @@ class TimePlanning:
     def typical_trial(self) -> float:
         """The median measured network's trial at the planned fidelity, by the current model."""
         assert self.cost is not None and self.plan is not None and self.workload is not None
-        w, plan = self.workload, self.plan
+        plan = self.plan
         if not self.profiles:
             return plan.trial_seconds
-        samples = max(2, round(w.n_train * plan.data_fraction))
-        costs = sorted(plan.epochs * (samples * self.cost.train_seconds(p) + w.n_valid * self.cost.eval_seconds(p))
-                       for p in self.profiles)
-        return costs[len(costs) // 2] + w.overhead_s
+        costs = sorted(self._trial_seconds(p, plan.epochs, plan.data_fraction) for p in self.profiles)
+        return costs[len(costs) // 2]
 
     def time_up(self, elapsed: float) -> Optional[str]:
         """Why no new trial may start at ``elapsed`` seconds into the job (None: one may)."""
@@ -281,10 +286,7 @@ class TimePlanning:
         task = self.evaluator.task(fidelity)
         with torch.random.fork_rng():
             model = space.build(arch, task)
-        profile = profile_network(model, tuple(task.input_shape))
-        w = self.workload
-        fixed = w.n_test * self.cost.eval_seconds(profile) + w.overhead_s
-        per_epoch = w.n_final * self.cost.train_seconds(profile)
+        per_epoch, fixed = self._final_parts(profile_network(model, tuple(task.input_shape)))
         return max(1, min(most, int((left - fixed) // max(per_epoch, 1e-12)))), left
 
 

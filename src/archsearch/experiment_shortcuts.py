@@ -48,7 +48,7 @@ class Shortcuts:
 
         def expected(self, arch: Architecture, fidelity: Fidelity) -> Expected: ...
 
-        def skip_reason(self, expected: Expected, elapsed: float) -> Optional[str]: ...
+        def skip_reason(self, expected: Expected, elapsed: float) -> tuple[Optional[str], bool]: ...
 
     def _answer_without_training(self, trial: Trial, elapsed: float) -> tuple[Optional[Trial], Optional[Expected]]:
         """A trial answered from the cache (``cached``) or skipped by the planner, told to the strategy
@@ -63,7 +63,8 @@ class Shortcuts:
         if self.plan is None:
             return None, None
         cost = self.expected(trial.arch, trial.fidelity)
-        reason = self.skip_reason(cost, elapsed)
+        reason, for_time = self.skip_reason(cost, elapsed)
+        self._skips = self._skips + 1 if for_time else 0
         if reason is None:
             return None, cost
         result = EvalResult(TrialState.FAILED, {**cost.metrics(), "skipped": 1.0}, 0.0, Journal.SKIPPED + reason)
@@ -72,9 +73,7 @@ class Shortcuts:
     def _stop_after_answer(self, trial: Trial) -> Optional[str]:
         """Stop proposing when the strategy keeps repeating evaluated networks or nothing fits the time."""
         cached = trial.metrics.get("cached") == 1.0
-        skipped_time = trial.state is TrialState.FAILED and "the search has" in (trial.error or "")
         self._repeats = self._repeats + 1 if cached else 0
-        self._skips = self._skips + 1 if skipped_time else 0
         if self._repeats >= MAX_REPEATS:
             return (f"the strategy proposed {MAX_REPEATS} already evaluated networks in a row: the search stops "
                     "(it has converged, or the space is too small for the budget)")

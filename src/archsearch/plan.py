@@ -52,11 +52,17 @@ class Workload:
     n_test: int
     n_final: int  # examples the final training trains on (train, + valid when it trains on it)
 
-    def trial_seconds(self, epochs: float, fraction: float, cheapest: bool = False) -> float:
-        """One trial: ``epochs`` over ``fraction`` of the training split, validation after each epoch."""
+    def trial_seconds(self, epochs: float, fraction: float, cheapest: bool = False,
+                      train_s: Optional[float] = None, eval_s: Optional[float] = None) -> float:
+        """One trial: ``epochs`` over ``fraction`` of the training split, validation after each epoch;
+        of the typical network, the cheapest, or one whose per-sample seconds are given."""
         t, e = (self.min_train_s, self.min_eval_s) if cheapest else (self.train_s, self.eval_s)
-        samples = max(2, round(self.n_train * fraction))
-        return epochs * (samples * t + self.n_valid * e) + self.overhead_s
+        t, e = (t if train_s is None else train_s), (e if eval_s is None else eval_s)
+        return epochs * (self.samples(fraction) * t + self.n_valid * e) + self.overhead_s
+
+    def samples(self, fraction: float) -> int:
+        """Training examples per epoch of a trial at ``fraction``."""
+        return max(2, round(self.n_train * fraction))
 
     def final_seconds(self, epochs: int, train_s: Optional[float] = None, eval_s: Optional[float] = None) -> float:
         t = self.train_s if train_s is None else train_s
@@ -108,7 +114,7 @@ def _fmt(seconds: float) -> str:
 def minimum_total(work: Workload, setup: float, final: bool) -> float:
     """The least budget that runs one trial of the cheapest network at the lowest fidelity and one
     epoch of its final training, after ``setup``."""
-    fraction = min(1.0, MIN_SAMPLES / max(work.n_train, 1))
+    fraction = min(1.0, MIN_SAMPLES / max(work.n_train, 1))  # the lowest fidelity
     need = setup + work.trial_seconds(1, fraction, cheapest=True)
     if final:
         need += work.final_seconds(1, work.min_train_s, work.min_eval_s)
