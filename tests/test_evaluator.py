@@ -73,7 +73,7 @@ def test_out_of_memory_and_crashes_are_failed_trials(space, monkeypatch):
 
     monkeypatch.setattr(space, "build", oom)
     r = run_trial(ev, space, space.parse(ARCH), Fidelity(epochs=1), seed=0)
-    assert r.status is TrialState.FAILED and r.error.startswith("out of memory")
+    assert r.status is TrialState.FAILED and r.error.startswith("oom: out of memory") and r.reason == "oom"
 
     def bug(*a, **k):
         raise ValueError("shapes do not match")

@@ -136,6 +136,26 @@ class TrialState(str, enum.Enum):
         return self in (TrialState.COMPLETE, TrialState.FAILED)
 
 
+# Why a trial failed: its error starts with "<reason>: ". The reason decides what happens next:
+# only a crash (the machinery failed, not the architecture) is retried, up to budget.max_retries.
+FAILURE_REASONS: dict[str, str] = {
+    "memory": "estimated to need more than evaluator.max_memory; not trained",
+    "oom": "ran out of memory while training",
+    "timeout": "passed its time limit (evaluator.timeout)",
+    "crash": "its worker process died or its Ray node was lost",
+    "nan": "its loss became NaN or infinite",
+    "skipped": "not run: over a constraint, or too costly for the time left",
+    "error": "any other exception (the error keeps where it happened)",
+}
+RETRYABLE_REASONS = frozenset({"crash"})
+
+
+def failure_reason(error: Optional[str]) -> str:
+    """The reason a failed trial's error names (``"error"`` when it names none)."""
+    head = (error or "").split(":", 1)[0].strip()
+    return head if head in FAILURE_REASONS and head != "error" and ":" in (error or "") else "error"
+
+
 @dataclass
 class EvalResult:
     """What an evaluator returns. ``curve`` holds intermediate values: one dict per step (epoch).
@@ -152,8 +172,19 @@ class EvalResult:
     weights: Optional[dict[str, Any]] = None
 
     @classmethod
-    def failed(cls, error: str, cost: float = 0.0, curve: Optional[list[dict[str, float]]] = None) -> "EvalResult":
-        return cls(TrialState.FAILED, {}, cost, error, curve or [])
+    def failed(cls, error: str, cost: float = 0.0, curve: Optional[list[dict[str, float]]] = None,
+               reason: Optional[str] = None, metrics: Optional[dict[str, float]] = None) -> "EvalResult":
+        """A failed result; ``reason`` (a key of :data:`FAILURE_REASONS`) prefixes the error. ``metrics``
+        keeps what was measured before the failure (the memory estimate, peak memory, CPU time)."""
+        if reason is not None:
+            assert reason in FAILURE_REASONS, reason
+            error = f"{reason}: {error}"
+        return cls(TrialState.FAILED, dict(metrics or {}), cost, error, curve or [])
+
+    @property
+    def reason(self) -> Optional[str]:
+        """Why it failed (None when it did not)."""
+        return failure_reason(self.error) if self.status is TrialState.FAILED else None
 
 
 @dataclass

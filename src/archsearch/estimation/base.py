@@ -159,7 +159,7 @@ def describe_failure(exc: BaseException) -> str:
     """One line naming why a trial failed; memory errors are recognised whatever raised them."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     if isinstance(exc, MemoryError) or "out of memory" in text.lower() or type(exc).__name__ == "OutOfMemoryError":
-        return f"out of memory: {text or type(exc).__name__}"
+        return f"oom: out of memory: {text or type(exc).__name__}"
     if isinstance(exc, TrialError):
         return text
     return f"{type(exc).__name__}: {text}"

@@ -118,7 +118,7 @@ def train_model(
             opt.step()
             loss_val = loss.item()
             if not math.isfinite(loss_val):
-                raise TrialError(f"loss is not finite (NaN/inf) at epoch {epoch}", curve)
+                raise TrialError(f"nan: loss is not finite (NaN/inf) at epoch {epoch}", curve)
             loss_sum += loss_val * len(idx)
             seen += len(idx)
             if deadline is not None and time.monotonic() > deadline:
