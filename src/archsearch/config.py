@@ -76,6 +76,7 @@ class Budget:
     trials: Optional[int] = None
     time: Optional[float] = None
     max_failures: int = 10
+    max_retries: int = 1  # runs again of a trial whose worker died (reason crash), never of the network's own failures
 
     def __post_init__(self) -> None:
         if self.trials is not None and (not isinstance(self.trials, int) or isinstance(self.trials, bool)
@@ -84,6 +85,8 @@ class Budget:
         self.time = parse_duration(self.time)
         if not isinstance(self.max_failures, int) or self.max_failures < 1:
             raise ConfigError(f"budget.max_failures must be an integer >= 1, got {self.max_failures!r}")
+        if not isinstance(self.max_retries, int) or isinstance(self.max_retries, bool) or self.max_retries < 0:
+            raise ConfigError(f"budget.max_retries must be an integer >= 0, got {self.max_retries!r}")
 
     @property
     def trial_limit(self) -> Optional[int]:

@@ -20,7 +20,9 @@ from typing import Any, Callable, Optional, Sequence
 
 
 from archsearch.config import Config, apply_override
-from archsearch.core import EvalResult, Proposal, Summary, Trial, TrialState, incumbent, trial_seed  # noqa: F401
+from archsearch.core import (  # noqa: F401
+    RETRYABLE_REASONS, EvalResult, Proposal, Summary, Trial, TrialState, incumbent, trial_seed,
+)
 from archsearch.data.base import Splits
 from archsearch.deploy.checkpoint import load_checkpoint, make_checkpoint  # noqa: F401 - load_checkpoint re-exported
 from archsearch.errors import ArchsearchError, ConfigError, JournalError, SearchAborted, SpaceExhausted
@@ -244,6 +246,7 @@ class Experiment(OneShotRun, FinalTraining, TimePlanning, Shortcuts, WeightInher
         start = self.clock()
         in_flight: dict[int, Trial] = {}
         expected: dict[int, Expected] = {}
+        retries: dict[int, int] = {}  # trial number -> runs again after its worker died, in this session
         stopped: Optional[str] = None  # why no new trial starts (space exhausted, time, repeats)
         own_executor = executor is None
         if executor is None:
@@ -295,6 +298,8 @@ class Experiment(OneShotRun, FinalTraining, TimePlanning, Shortcuts, WeightInher
                 if not in_flight:
                     break
                 for number, result in executor.wait(timeout=1.0):
+                    if self._retry(executor, in_flight[number], result, retries, progress):
+                        continue
                     cost = expected.pop(number, None)
                     trial = self._finish(in_flight.pop(number), result, cost)
                     if cost is not None and trial.state is TrialState.COMPLETE:
@@ -320,6 +325,24 @@ class Experiment(OneShotRun, FinalTraining, TimePlanning, Shortcuts, WeightInher
         fidelity = self.config.fidelity.refined(proposal.fidelity)  # only what the strategy sets changes
         number = self.journal.create_trial(arch, fidelity, proposal.parent)
         return Trial(number, arch, TrialState.WAITING, fidelity, proposal.parent, ask_id=proposal.ask_id)
+
+    def _retry(self, executor: Executor, trial: Trial, result: EvalResult, retries: dict[int, int],
+               progress: Progress) -> bool:
+        """Run a trial again when the machinery failed it (its worker died, its Ray node was lost: reason
+        ``crash``), up to ``budget.max_retries`` times; never for the network's own failures (NaN, out of
+        memory, timeout), which would only fail again. The trial that finally completes or fails records
+        its ``retries``."""
+        done = retries.get(trial.number, 0)
+        if result.reason not in RETRYABLE_REASONS or done >= self.config.budget.max_retries:
+            if done:
+                result.metrics = {**result.metrics, "retries": float(done)}
+            return False
+        retries[trial.number] = done + 1
+        first = (result.error or "").strip().splitlines()[0]
+        progress.message(f"trial {trial.number}: {first}; running it again "
+                         f"(retry {done + 1} of {self.config.budget.max_retries})")
+        self._submit(executor, trial)
+        return True
 
     def _submit(self, executor: Executor, trial: Trial) -> None:
         self.space.scaled(trial.fidelity.width, trial.fidelity.depth)  # a space that cannot scale refuses once, here

@@ -138,7 +138,8 @@ class ProcessExecutor(Executor):
             self._discard_pool()
             if len(lost) == 1:  # it ran alone: it is the cause
                 self._calls.pop(lost[0], None)
-                out.append((lost[0], EvalResult.failed("worker process died (killed, or out of memory)", reason="crash")))
+                out.append((lost[0], EvalResult.failed("worker process died (killed, or out of memory)",
+                                                       reason="crash")))
             else:
                 self._isolating.extend(lost)
         self._refill()
