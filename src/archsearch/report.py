@@ -10,7 +10,7 @@ import json
 import math
 from typing import Any, Optional
 
-from archsearch.core import incumbent
+from archsearch.core import failure_reason, incumbent
 from archsearch.storage.journal import Journal
 
 
@@ -24,6 +24,8 @@ def summary(journal: Journal) -> dict[str, Any]:
             "cost": row["cost"], "attempts": row["attempts"], "parent": row["parent"],
             "fidelity": json.loads(row["fidelity"]),
         })
+        if row["state"] == "failed":
+            trials[-1]["reason"] = failure_reason(row["error"])
     done = {t["number"]: t for t in trials if t["state"] == "complete" and t["reward"] is not None}
     number = incumbent([(n, t["reward"], t["fidelity"], t["metrics"].get("params")) for n, t in done.items()])
     best = None if number is None else done[number]
@@ -37,6 +39,7 @@ def summary(journal: Journal) -> dict[str, Any]:
                        "metrics": best["metrics"]}
         if final is not None and final.get("trial") == best["number"]:
             out["best"]["final_metrics"] = final.get("final_metrics", {})
+    out["resources"] = resources(trials)
     plan = journal.get_meta("plan")  # search --time: the planner's split, fidelity and cost model
     if plan is not None:
         out["plan"] = plan
@@ -50,6 +53,33 @@ def summary(journal: Journal) -> dict[str, Any]:
         if stopped:
             out["oneshot_stopped"] = stopped
     return out
+
+
+def resources(trials: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the trials used, from their metrics (``peak_rss_mb``, ``cpu_s``, ``memory_estimate_mb``):
+    the largest peak memory and its trial, the total CPU time, and the failures by reason."""
+    out: dict[str, Any] = {"cpu_s": round(sum(t["metrics"].get("cpu_s", 0.0) for t in trials), 3),
+                           "failures": {}}
+    peaks = [(t["metrics"]["peak_rss_mb"], t["number"]) for t in trials if "peak_rss_mb" in t["metrics"]]
+    if peaks:
+        out["peak_rss_mb"], out["peak_trial"] = max(peaks)
+    for t in trials:
+        if "reason" in t:
+            out["failures"][t["reason"]] = out["failures"].get(t["reason"], 0) + 1
+    return out
+
+
+def resources_text(data: dict[str, Any]) -> Optional[str]:
+    """One line for ``show``: peak memory, CPU time, failures by reason (None when nothing was measured)."""
+    res = data.get("resources") or {}
+    parts = []
+    if "peak_rss_mb" in res:
+        parts.append(f"peak memory {res['peak_rss_mb']:.0f} MB (trial {res['peak_trial']})")
+    if res.get("cpu_s"):
+        parts.append(f"CPU {res['cpu_s']:.1f} s")
+    if res.get("failures"):
+        parts.append("failed: " + ", ".join(f"{n} {reason}" for reason, n in sorted(res["failures"].items())))
+    return "resources: " + "; ".join(parts) if parts else None
 
 
 def epochs_table(data: dict[str, Any]) -> Any:
@@ -172,14 +202,18 @@ def trials_table(data: dict[str, Any], limit: Optional[int] = None) -> Any:
     from rich.table import Table
 
     table = Table(title="trials")
-    for col in ("#", "state", "reward", "params", "time s", "architecture / error"):
+    for col in ("#", "state", "reward", "params", "time s", "cpu s", "mem MB", "architecture / error"):
         table.add_column(col, overflow="fold")
     rows = data["trials"][-limit:] if limit else data["trials"]
     for t in rows:
         m = t["metrics"]
         detail = t["arch"] if t["state"] != "failed" else f"{t['arch']}\n[red]{(t['error'] or '').splitlines()[0]}"
+        # measured peak memory, else the estimate (a trial refused for memory never ran)
+        mem = f"{m['peak_rss_mb']:.0f}" if "peak_rss_mb" in m else (
+            f"~{m['memory_estimate_mb']:.0f}" if "memory_estimate_mb" in m else "-")
         table.add_row(str(t["number"]), t["state"], "-" if t["reward"] is None else f"{t['reward']:.4f}",
-                      f"{int(m['params']):,}" if "params" in m else "-", f"{t['cost']:.1f}", detail)
+                      f"{int(m['params']):,}" if "params" in m else "-", f"{t['cost']:.1f}",
+                      f"{m['cpu_s']:.1f}" if "cpu_s" in m else "-", mem, detail)
     return table
 
 

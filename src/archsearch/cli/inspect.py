@@ -60,6 +60,9 @@ def show(
             console.print(data["oneshot_stopped"], highlight=False)
     console.print(report.trials_table(data))
     console.print(report.best_text(data), highlight=False)
+    used = report.resources_text(data)
+    if used:
+        console.print(used, highlight=False)
     if data.get("plan"):
         from archsearch.plan import TimePlan
 

@@ -1,5 +1,5 @@
-"""budget.max_retries: a trial whose worker died (reason crash) runs again; the network's own
-failures (oom, nan, timeout, memory) never do."""
+"""Failed trials: their reasons, budget.max_retries (a trial whose worker died, reason crash, runs again;
+the network's own failures never do) and the resources report in ``show``."""
 
 from __future__ import annotations
 
@@ -89,3 +89,39 @@ def test_failure_reason_reads_only_known_prefixes():
     assert failure_reason("timeout") == "error" and failure_reason(None) == "error"
     assert set(FAILURE_REASONS) >= {"memory", "oom", "timeout", "crash", "nan", "skipped", "error"}
     assert EvalResult.failed("x", reason="memory").reason == "memory"
+
+
+def test_show_reports_resources_and_failure_reasons(tmp_path, run_cli):
+    """Peak memory and CPU time per trial (columns), the largest peak and the failures by reason (a line);
+    ``show --json`` carries each failed trial's reason and the totals."""
+    import json
+
+    import numpy as np
+
+    from archsearch.core import Fidelity, TrialState
+    from archsearch.spaces.base import create_space
+    from archsearch.storage.journal import Journal
+
+    config = tiny_config()
+    out = tmp_path / "run"
+    out.mkdir()
+    journal = Journal(str(out / Journal.FILENAME), create=True, meta={"config": config.to_dict()})
+    space, rng = create_space("chain", layers=2, channels=[8, 16], stem_channels=8), np.random.default_rng(0)
+    rows = [(TrialState.COMPLETE, {"valid_acc": 0.5, "peak_rss_mb": 120.0, "cpu_s": 2.0}, None),
+            (TrialState.COMPLETE, {"valid_acc": 0.6, "peak_rss_mb": 480.0, "cpu_s": 3.5}, None),
+            (TrialState.FAILED, {"memory_estimate_mb": 9000.0}, "memory: needs about 9.0 GB, limit 4.0 GB"),
+            (TrialState.FAILED, {"peak_rss_mb": 300.0, "cpu_s": 1.0}, "oom: out of memory: MemoryError")]
+    for state, metrics, error in rows:
+        n = journal.create_trial(space.sample(rng), Fidelity(1), None)
+        journal.mark_running(n)
+        journal.finish_trial(n, state, metrics, metrics.get("valid_acc") if error is None else None, error, 1.0, [])
+    journal.close()
+    code, text, _ = run_cli("show", str(out))
+    assert code == 0
+    assert "cpu s" in text and "mem MB" in text and "~9000" in text  # the estimate for a trial never run
+    assert "resources: peak memory 480 MB (trial 1); CPU 6.5 s; failed: 1 memory, 1 oom" in text
+    code, text, _ = run_cli("show", str(out), "--json")
+    data = json.loads(text)
+    assert [t.get("reason") for t in data["trials"]] == [None, None, "memory", "oom"]
+    assert data["resources"] == {"cpu_s": 6.5, "failures": {"memory": 1, "oom": 1}, "peak_rss_mb": 480.0,
+                                 "peak_trial": 1}
