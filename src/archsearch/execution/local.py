@@ -211,17 +211,19 @@ class ProcessExecutor(Executor):
         self._workers: list[_Worker] = []
         self._pending: deque[tuple[int, TrialCall]] = deque()
         self._start_failures = 0
+        self._done: list[tuple[int, EvalResult]] = []  # finished outside wait(), returned by the next one
         self._finalizer = weakref.finalize(self, _stop, self._workers)
 
     def submit(self, key: int, call: TrialCall) -> None:
         self._pending.append((key, call))
+        self._dispatch(self._done)  # start workers now (no waiting on them): they warm up meanwhile
 
     def running(self) -> int:
-        return len(self._pending) + sum(w.key is not None for w in self._workers)
+        return len(self._pending) + sum(w.key is not None for w in self._workers) + len(self._done)
 
     def wait(self, timeout: Optional[float] = None) -> list[tuple[int, EvalResult]]:
         end = None if timeout is None else time.monotonic() + timeout
-        out: list[tuple[int, EvalResult]] = []
+        out, self._done = self._done, []
         while True:
             self._dispatch(out)
             if out or not self.running():
@@ -238,6 +240,7 @@ class ProcessExecutor(Executor):
         """Stop at once: trials still running are abandoned (the journal runs them again on resume)."""
         _stop(self._workers)
         self._pending.clear()
+        self._done.clear()
 
     # -- workers ------------------------------------------------------------------------
     def _spawn(self) -> None:
