@@ -187,7 +187,7 @@ def release_memory() -> None:
     """Free what a failed trial left behind (its network, activations, optimizer state): unreachable
     cycles through the exception's frames are collected, and CUDA's cached blocks handed back."""
     gc.collect()
-    if torch.cuda.is_initialized():
+    if torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         torch.cuda.empty_cache()
 
 

@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_any
+from multiprocessing.reduction import ForkingPickler
 from types import FrameType
 from typing import Any, ClassVar, Optional
 
@@ -103,9 +104,11 @@ def _can_alarm() -> bool:
 
 
 # -- the process pool ---------------------------------------------------------------
-# Driver and worker talk over one pipe per worker, in pickled messages (by value: no shared memory
-# whose owner might be killed): the worker says ("ready", pid) once warm, then for each trial
-# ("start", key, monotonic, process_time) when its clock starts and ("done", key, result).
+# Driver and worker talk over one pipe per worker. A trial goes out as its key, then the call pickled
+# as multiprocessing pickles (tensors, e.g. in-memory data, travel as shared memory the driver owns).
+# The worker answers in plain pickles (by value: nothing the driver reads depends on a worker that
+# may be killed): ("ready", pid) once warm, then for each trial ("start", key, monotonic,
+# process_time) when its clock starts and ("done", key, result).
 
 
 def _worker_main(conn: Connection, threads: int, parent_pid: int, memory_limit: Optional[int]) -> None:
@@ -115,7 +118,8 @@ def _worker_main(conn: Connection, threads: int, parent_pid: int, memory_limit: 
     conn.send_bytes(pickle.dumps(("ready", os.getpid())))
     while True:
         try:
-            key, payload = pickle.loads(conn.recv_bytes())
+            key = pickle.loads(conn.recv_bytes())
+            payload = conn.recv_bytes()
         except (EOFError, OSError):  # the driver closed the pipe or died
             return
         try:
@@ -265,12 +269,13 @@ class ProcessExecutor(Executor):
 
     def _send(self, w: _Worker, key: int, call: TrialCall, out: list[tuple[int, EvalResult]]) -> None:
         try:
-            message = pickle.dumps((key, pickle.dumps(call, protocol=pickle.HIGHEST_PROTOCOL)))
+            payload = ForkingPickler.dumps(call)
         except Exception as exc:  # noqa: BLE001 - an unpicklable call fails its trial, not the search
             out.append((key, EvalResult.failed(f"trial not sent to a worker: {type(exc).__name__}: {exc}")))
             return
         try:
-            w.conn.send_bytes(message)
+            w.conn.send_bytes(pickle.dumps(key))
+            w.conn.send_bytes(payload)
         except OSError:  # the worker died while idle: the trial goes to another one
             self._pending.appendleft((key, call))
             self._bury(w, out)
