@@ -18,7 +18,9 @@ import torch
 
 from archsearch.core import EvalResult, Fidelity, TrialState
 from archsearch.estimation.base import describe_failure
+from archsearch.estimation import TrainingEvaluator
 from archsearch.execution import TrialCall, create_executor
+from archsearch.spaces import create_space
 from archsearch.testing.evaluators import SyntheticEvaluator
 from archsearch.testing.settings import small_space
 
@@ -191,10 +193,19 @@ def test_a_worker_out_of_memory_fails_the_trial_and_runs_the_next():
         ex.submit(0, call(alloc_mb=10))
         first = drain(ex)[0]
         ex.submit(1, call(alloc_mb=2000))  # past the limit
-        ex.submit(2, call(alloc_mb=200))  # within it, once the failed trial's memory is back
+        ex.submit(2, wide_network_call())  # a real network whose activations are past it
+        ex.submit(3, call(alloc_mb=200))  # within it, once the failed trials' memory is back
         results = drain(ex)
     assert first.status is TrialState.COMPLETE, first.error
-    assert results[1].reason == "oom", results[1].error
-    assert "cpu_s" in results[1].metrics
-    assert results[2].status is TrialState.COMPLETE, results[2].error
-    assert results[2].metrics["pid"] == first.metrics["pid"]  # the same worker went on
+    for failed in (results[1], results[2]):
+        assert failed.reason == "oom", failed.error
+        assert "cpu_s" in failed.metrics
+    assert results[3].status is TrialState.COMPLETE, results[3].error
+    assert results[3].metrics["pid"] == first.metrics["pid"]  # the same worker went on
+
+
+def wide_network_call() -> TrialCall:
+    """Two 256-channel convolutions on digits scaled to 384x384: gigabytes of activations."""
+    space = create_space("chain", layers=2, channels=[16, 256], stem_channels=8)
+    return TrialCall(TrainingEvaluator({"name": "digits"}), space, space.parse("conv:3:256:relu|conv:3:256:relu"),
+                     Fidelity(epochs=1, data_fraction=0.3, resolution=384), seed=0)
