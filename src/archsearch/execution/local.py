@@ -112,6 +112,7 @@ def _can_alarm() -> bool:
 
 
 def _worker_main(conn: Connection, threads: int, parent_pid: int, memory_limit: Optional[int]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it stops the workers
     warm_up_worker(threads, parent_pid)
     if memory_limit:
         limit_address_space(memory_limit)
