@@ -245,7 +245,7 @@ def run_trial(evaluator: Evaluator, space: SearchSpace, arch: Architecture, fide
         release_memory()
     if result.status is TrialState.COMPLETE and not result.cost:
         result.cost = time.perf_counter() - start
-    result.metrics.update(meter.metrics())
+    result.metrics = {**meter.metrics(), **result.metrics}  # a new dict: the evaluator's may be shared
     return result
 
 
