@@ -81,6 +81,7 @@ class InlineExecutor(Executor):
         limit = call.timeout
         if limit is None or not _can_alarm():
             return call(self.threads)
+        _prepare(call)  # data loading (a download, the first time) is not the trial's time
 
         def expire(signum: int, frame: Optional[FrameType]) -> None:
             raise TrialTimeout(f"timeout: {_over_time(limit)}")
@@ -96,6 +97,15 @@ class InlineExecutor(Executor):
             return EvalResult.failed(str(exc))
         finally:
             signal.signal(signal.SIGALRM, previous)
+
+
+def _prepare(call: TrialCall) -> None:
+    """Run the evaluator's per-process set-up before a trial's time limit starts counting (the trial
+    runs it again, cached, and reports its failure)."""
+    try:
+        call.evaluator.prepare()
+    except Exception:  # noqa: BLE001 - the trial itself reports it
+        pass
 
 
 def _can_alarm() -> bool:
@@ -125,11 +135,7 @@ def _worker_main(conn: Connection, threads: int, parent_pid: int, memory_limit: 
             return
         try:
             call = pickle.loads(payload)
-            if isinstance(call, TrialCall):
-                try:
-                    call.evaluator.prepare()  # data loading is not the trial's time
-                except Exception:  # noqa: BLE001 - the trial itself reports it
-                    pass
+            _prepare(call)
             conn.send_bytes(pickle.dumps(("start", key, time.monotonic(), time.process_time())))
             result = call(threads)
         except Exception as exc:  # noqa: BLE001 - an unreadable call, or a call that raised
