@@ -209,3 +209,15 @@ def wide_network_call() -> TrialCall:
     space = create_space("chain", layers=2, channels=[16, 256], stem_channels=8)
     return TrialCall(TrainingEvaluator({"name": "digits"}), space, space.parse("conv:3:256:relu|conv:3:256:relu"),
                      Fidelity(epochs=1, data_fraction=0.3, resolution=384), seed=0)
+
+
+@pytest.mark.slow
+def test_a_trial_that_cannot_be_sent_fails_alone():
+    unsendable = call()
+    unsendable.evaluator.note = lambda: None  # type: ignore[attr-defined]  # not picklable
+    with create_executor("process", workers=1, threads=1) as ex:
+        ex.submit(0, unsendable)
+        ex.submit(1, call())
+        results = drain(ex)
+    assert results[0].status is TrialState.FAILED and "not sent to a worker" in results[0].error
+    assert results[1].status is TrialState.COMPLETE, results[1].error
