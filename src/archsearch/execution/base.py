@@ -81,6 +81,13 @@ class Executor(Configurable, ABC):
         self.close()
 
 
+def grace(limit: float) -> float:
+    """Seconds a trial may run past its time limit (``TrialCall.timeout``) before an executor stops it
+    by force: the evaluator's own check (after each batch) normally fires first and keeps the learning
+    curve so far; the force is for a batch that never ends. 10% of the limit, at least 2 s (one slow batch)."""
+    return max(2.0, 0.1 * limit)
+
+
 def available_cores() -> int:
     """Cores this process may use (CPU affinity respected, unlike ``os.cpu_count``)."""
     try:

@@ -21,15 +21,10 @@ from typing import Any, ClassVar, Optional
 from archsearch.core import EvalResult
 from archsearch.estimation.base import TrialTimeout
 from archsearch.estimation.resources import limit_address_space, usage_of
-from archsearch.execution.base import Executor, TrialCall, default_threads, register_executor, warm_up_worker
+from archsearch.execution.base import (
+    Executor, TrialCall, default_threads, grace, register_executor, warm_up_worker,
+)
 from archsearch.options import invalid, option
-
-
-def grace(limit: float) -> float:
-    """Seconds a trial may run past its time limit before it is stopped by force: the evaluator's own
-    check (after each batch) normally fires first and keeps the learning curve so far; the force is
-    for a batch that never ends. 10% of the limit, at least 2 s (one slow batch)."""
-    return max(2.0, 0.1 * limit)
 
 
 def _over_time(limit: float) -> str:
