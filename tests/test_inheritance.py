@@ -82,7 +82,8 @@ def test_child_trial_reports_inherited_and_trains_inherit_epochs_deterministical
     child_conv = space.build(space.parse(CHILD), task).state_dict()[changed].numel()
     assert first.metrics["inherited"] == pytest.approx(1 - child_conv / total)
     assert first.metrics["epochs"] == 2.0 and len(first.curve) == 2  # inherit_epochs, not the fidelity's 3
-    assert first.metrics == {**again.metrics, "train_time": first.metrics["train_time"]}
+    measured = ("train_time", "cpu_s", "peak_rss_mb")  # timings and memory vary from run to run
+    assert first.metrics == {**again.metrics, **{k: first.metrics[k] for k in measured if k in first.metrics}}
     assert all(torch.equal(first.weights[k], again.weights[k]) for k in first.weights)
 
     # starting from the parent changes the result (the init is really used)

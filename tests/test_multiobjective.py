@@ -12,6 +12,7 @@ import torch.nn as nn
 from archsearch.core import Fidelity, Trial, TrialState
 from archsearch.errors import ConfigError
 from archsearch.estimation import TrainingEvaluator, run_trial
+from archsearch.estimation.resources import ResourceMeter
 from archsearch.estimation.objectives import (
     MNAS_HARD, MNAS_SOFT, check_constraints, crowding_distance, hypervolume_2d, measure_latency, mnas_reward,
     non_dominated_sort, pareto_front, parse_objectives, violation,
@@ -211,7 +212,8 @@ def test_default_evaluator_and_constraints_never_measure_latency(chain, monkeypa
     plain = TrainingEvaluator({"name": "digits"})
     r = run_trial(plain, chain, arch, FID, seed=0)
     assert r.status is TrialState.COMPLETE, r.error
-    assert set(r.metrics) == DEFAULT_KEYS and plain.objective == "valid_acc"
+    resources = set(ResourceMeter().metrics())  # what run_trial adds to every trial (cpu_s, peak_rss_mb)
+    assert set(r.metrics) == DEFAULT_KEYS | resources and plain.objective == "valid_acc"
 
     limited = TrainingEvaluator({"name": "digits"}, constraints={"max_params": 100})
     r = run_trial(limited, chain, arch, FID, seed=0)

@@ -49,7 +49,9 @@ def test_search_with_the_tabular_evaluator_reads_the_table(run_cli, tmp_path):
     trials = db.execute("SELECT arch, metrics, reward, cost, state FROM trials").fetchall()
     assert len(trials) == 30 and all(t[4] == "complete" for t in trials)
     for arch, metrics, reward, cost, _ in trials:
-        assert json.loads(metrics) == rows[arch] and reward == rows[arch]["valid"]
+        measured = json.loads(metrics)
+        assert measured.pop("cpu_s") >= 0 and measured.pop("peak_rss_mb", 0) >= 0  # what the trial used
+        assert measured == rows[arch] and reward == rows[arch]["valid"]
         assert cost == rows[arch]["seconds"]  # the table's cost column is the trial's cost
     best = json.loads((tmp_path / "run" / "best.json").read_text())
     assert best["metrics"]["valid"] == max(t[2] for t in trials)

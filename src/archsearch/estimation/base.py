@@ -14,6 +14,7 @@ evaluators do is a small named capability the experiment checks with ``isinstanc
 
 from __future__ import annotations
 
+import gc
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -25,6 +26,7 @@ import torch.nn as nn
 
 from archsearch.core import EvalResult, Fidelity, Task, Trial, TrialState
 from archsearch.data.base import Splits
+from archsearch.estimation.resources import ResourceMeter
 from archsearch.options import Configurable
 from archsearch.registry import Registry
 from archsearch.spaces.base import Architecture, SearchSpace
@@ -85,6 +87,12 @@ class Evaluator(Configurable, ABC):
 
     def prepare(self) -> None:
         """Per-process set-up (load data) run before a trial's clock starts. Default: nothing."""
+
+    def time_limit(self) -> Optional[float]:
+        """Seconds after which a trial is failed with reason ``timeout`` (None: no limit). Executors
+        enforce it hard: one that can kill a trial's worker does so past this plus a grace, so a hung
+        batch cannot hang the search. Default: no limit."""
+        return None
 
     def data_info(self) -> Optional[dict[str, Any]]:
         """What the search trains on, for the journal and the report: ``name``, ``input_shape``,
@@ -155,14 +163,44 @@ def list_evaluators() -> list[str]:
     return EVALUATORS.names()
 
 
+OOM_TEXTS = ("out of memory", "can't allocate memory", "cannot allocate memory")  # CUDA, torch's CPU allocator, ENOMEM
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an allocation failure, whatever raised it (Python, numpy, torch on CPU or CUDA)."""
+    text = str(exc).lower()
+    return (isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+            or any(t in text for t in OOM_TEXTS))
+
+
 def describe_failure(exc: BaseException) -> str:
     """One line naming why a trial failed; memory errors are recognised whatever raised them."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, MemoryError) or "out of memory" in text.lower() or type(exc).__name__ == "OutOfMemoryError":
+    if is_out_of_memory(exc):
         return f"oom: out of memory: {text or type(exc).__name__}"
     if isinstance(exc, TrialError):
         return text
     return f"{type(exc).__name__}: {text}"
+
+
+def release_memory() -> None:
+    """Free what a failed trial left behind (its network, activations, optimizer state): unreachable
+    cycles through the exception's frames are collected, and CUDA's cached blocks handed back."""
+    gc.collect()
+    if torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
+        torch.cuda.empty_cache()
+
+
+def _drop_frames(exc: BaseException) -> None:
+    """Let go of the frames (and so the tensors) an exception and the ones it chains still hold."""
+    seen: set[int] = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if current.__traceback__ is not None:
+            traceback.clear_frames(current.__traceback__)
+            current.__traceback__ = None
+        current = current.__cause__ or current.__context__
 
 
 def run_trial(evaluator: Evaluator, space: SearchSpace, arch: Architecture, fidelity: Fidelity,
@@ -174,16 +212,20 @@ def run_trial(evaluator: Evaluator, space: SearchSpace, arch: Architecture, fide
     The evaluator's per-process set-up (data loading) runs before the clock starts, so a
     worker's first trial does not report a higher cost than the others. ``init`` (a parent's
     weights) and ``reference`` (completed trials' curves, for early stopping) are passed on only
-    when given and only to an evaluator with the capability that takes them.
+    when given and only to an evaluator with the capability that takes them. A failed trial's
+    memory is released before returning (an out-of-memory trial must not starve the next one in
+    the same worker). Every result, failed or not, carries what the trial used
+    (:class:`~archsearch.estimation.resources.ResourceMeter`: ``cpu_s``, ``peak_rss_mb``).
     """
     start = time.perf_counter()
+    meter = ResourceMeter()
+    failed = False
     try:
         if threads:
-            import torch
-
             torch.set_num_threads(threads)
         evaluator.prepare()
         start = time.perf_counter()
+        meter = ResourceMeter()
         extra: dict[str, object] = {}
         if init is not None and isinstance(evaluator, SupportsInheritance):
             extra["init"] = init
@@ -191,13 +233,19 @@ def run_trial(evaluator: Evaluator, space: SearchSpace, arch: Architecture, fide
             extra["reference"] = reference
         result = evaluator.evaluate(space, arch, fidelity, seed, **extra)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a failed trial
+        failed = True
         error = describe_failure(exc)
         if not isinstance(exc, TrialError):  # unexpected: keep where it happened
             error = f"{error}\n{traceback.format_exc(limit=8)}"
         curve = exc.curve if isinstance(exc, TrialError) else None
+        _drop_frames(exc)
+        del exc
         result = EvalResult.failed(error, time.perf_counter() - start, curve)
+    if failed:
+        release_memory()
     if result.status is TrialState.COMPLETE and not result.cost:
         result.cost = time.perf_counter() - start
+    result.metrics = {**meter.metrics(), **result.metrics}  # a new dict: the evaluator's may be shared
     return result
 
 

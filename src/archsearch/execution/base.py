@@ -32,6 +32,9 @@ class TrialCall:
     seed: int
     init: Optional[dict[str, Any]] = None  # a parent's state dict (weight inheritance), shipped with the call
     reference: Optional[list[list[float]]] = None  # completed trials' best-so-far curves (median-rule early stopping)
+    # seconds after which the trial fails with reason "timeout" (the evaluator's time_limit(); None: no limit):
+    # the process executor kills a worker still running it past this plus a grace (see ProcessExecutor)
+    timeout: Optional[float] = None
 
     def __call__(self, threads: Optional[int] = None) -> EvalResult:
         return run_trial(self.evaluator, self.space, self.arch, self.fidelity, self.seed, threads, self.init,
@@ -43,7 +46,9 @@ class Executor(Configurable, ABC):
 
     Rules: ``submit`` never blocks on a trial; ``wait`` returns finished ``(key, result)`` pairs
     (possibly none before ``timeout``), every submitted key exactly once; a trial that crashes
-    its worker comes back as a failed result, never as an exception; ``close`` is safe twice.
+    its worker comes back as a failed result (reason ``crash``), never as an exception; a trial
+    past its ``TrialCall.timeout`` fails with reason ``timeout`` (hard where the executor can stop
+    it, see each executor); ``close`` returns at once (running trials are abandoned) and is safe twice.
     """
 
     @dataclass(frozen=True)
@@ -74,6 +79,13 @@ class Executor(Configurable, ABC):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def grace(limit: float) -> float:
+    """Seconds a trial may run past its time limit (``TrialCall.timeout``) before an executor stops it
+    by force: the evaluator's own check (after each batch) normally fires first and keeps the learning
+    curve so far; the force is for a batch that never ends. 10% of the limit, at least 2 s (one slow batch)."""
+    return max(2.0, 0.1 * limit)
 
 
 def available_cores() -> int:
