@@ -276,7 +276,8 @@ def _run_trials(space: SearchSpace, evaluator: Evaluator, archs: Sequence[Option
         for n, key in enumerate(keys):
             arch, fidelity = archs[key[1]], calls[key]
             assert arch is not None and fidelity is not None
-            executor.submit(n, TrialCall(evaluator, space, arch, fidelity, seeds[key[1]]))
+            executor.submit(n, TrialCall(evaluator, space, arch, fidelity, seeds[key[1]],
+                                         timeout=evaluator.time_limit()))
         while len(results) < len(keys):
             for n, result in executor.wait(timeout=1.0):
                 results[keys[n]] = result

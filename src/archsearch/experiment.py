@@ -350,7 +350,7 @@ class Experiment(OneShotRun, FinalTraining, TimePlanning, Shortcuts, WeightInher
         seed = trial_seed(self.config.seed, trial.number)
         init = self._parent_weights(trial) if self._inherits() else None
         executor.submit(trial.number, TrialCall(self.evaluator, self.space, trial.arch, trial.fidelity, seed, init,
-                                                self._stop_reference(trial)))
+                                                self._stop_reference(trial), self.evaluator.time_limit()))
 
     def _stop_reference(self, trial: Trial) -> Optional[list[list[float]]]:
         """Completed trials' curves for an evaluator that stops poor trials early (the median rule,
