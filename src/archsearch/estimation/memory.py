@@ -29,6 +29,7 @@ global random state with BatchNorm momentum 0, so the trial trains exactly as it
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -41,8 +42,10 @@ import torch.nn.functional as F
 from archsearch.estimation.language import flatten_tokens
 
 OPTIMIZER_COPIES = {"sgd": 1, "adamw": 2, "adam": 2}  # optimiser state per parameter byte (plain SGD: 0)
-TRANSIENT_FACTOR = 2.0  # activation gradients alive at once in backward, in units of the largest saved activation
-OVERHEAD = 8 * 2**20  # bytes the first training step allocates once (work buffers, allocator slack)
+TRANSIENT_FACTOR = 3.0  # backward's activation gradients and scratch, in units of the largest saved activation
+RETENTION = 1.4  # resident bytes per byte of saved activations: freed activations the allocator keeps (CPU)
+EVAL_LIVE = 2.0  # a no-grad pass holds one layer's input and output: two of the largest activations
+OVERHEAD = 0  # bytes the step allocates besides the above, in a worker that has trained before
 EVAL_BATCH = 1024  # the batch of evaluate_model's no-grad validation passes (estimation/loop.py)
 SAFE_SHARE = 0.8  # the default max_memory: this share of what is available when the trial starts
 
@@ -81,12 +84,17 @@ def memory_problem(value: Any) -> Optional[str]:
     return None
 
 
-def format_bytes(n: float) -> str:
-    """``3.2 MB``, ``1.5 GB``: decimal units, as ``max_memory`` takes them."""
-    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if n >= scale:
-            return f"{n / scale:.{1 if n / scale < 100 else 0}f} {unit}"
-    return f"{int(n)} B"
+def format_bytes(n: float, up: bool = False) -> str:
+    """``3.2 MB``, ``1.5 GB``: decimal units, as ``max_memory`` takes them; ``up`` rounds up (a size
+    to suggest: at least ``n``)."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3), ("B", 1)):
+        if n >= scale or unit == "B":
+            digits = 1 if n / scale < 100 and unit != "B" else 0
+            value = n / scale
+            if up:
+                value = math.ceil(value * 10**digits) / 10**digits
+            return f"{value:.{digits}f} {unit}"
+    raise AssertionError("unreachable")
 
 
 def available_memory(device: torch.device) -> int:
@@ -128,11 +136,12 @@ class MemoryEstimate:
     inputs: int
     transient: int
     overhead: int
+    retained: int = 0  # freed activation memory the allocator keeps resident (CPU, glibc; 0 on CUDA)
     evaluation: int = 0  # a no-grad validation pass (large batches, nothing saved): its live activations
 
     @property
     def total(self) -> int:
-        step = self.activations + self.inputs + self.transient
+        step = self.activations + self.retained + self.inputs + self.transient
         return self.params + self.grads + self.optimizer + self.overhead + max(step, self.evaluation)
 
     @property
@@ -223,14 +232,16 @@ def saved_activations(model: nn.Module, sample_shape: Sequence[int], dtype: Opti
 def estimate_training_memory(model: nn.Module, sample_shape: Sequence[int], batch_size: int, optimizer: str = "adamw",
                              dtype: Optional[torch.dtype] = None, data_bytes: int = 0,
                              forward: Optional[Callable[[nn.Module, torch.Tensor], Any]] = None,
-                             extra_param_copies: float = 0.0, eval_batch: int = 0) -> MemoryEstimate:
+                             extra_param_copies: float = 0.0, eval_batch: int = 0,
+                             device: Optional[torch.device] = None) -> MemoryEstimate:
     """Peak memory of training ``model`` at ``batch_size`` on inputs of ``sample_shape`` (module
     docstring). ``optimizer``: a key of :data:`OPTIMIZER_COPIES`; ``dtype``: the inputs' (token ids:
     ``torch.long``); ``data_bytes``: training data that lives on the training device besides the
     batch (a GPU trial copies its split there); ``forward(model, x)``: how to run the model (a
     supernet takes its weights too); ``extra_param_copies``: more parameter-sized buffers the method
     keeps (DARTS's second order); ``eval_batch``: the batch of the no-grad validation passes between
-    epochs (their inputs and the two largest activations alive at once)."""
+    epochs (their inputs and the two largest activations alive at once); ``device``: where it trains
+    (default: where the model is), which decides whether the CPU allocator's retention counts."""
     params = sum(p.numel() * p.element_size() for p in model.parameters())
     trainable = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     buffers = sum(b.numel() * b.element_size() for b in model.buffers())
@@ -238,8 +249,12 @@ def estimate_training_memory(model: nn.Module, sample_shape: Sequence[int], batc
     element = torch.empty((), dtype=dtype or torch.float32).element_size()
     sample = element * int(torch.Size(sample_shape).numel())
     copies = OPTIMIZER_COPIES.get(optimizer, 2) + extra_param_copies
+    activations = int(saved.per_sample * batch_size + saved.fixed)
+    where = device if device is not None else next(model.parameters(), torch.empty(0)).device
+    cpu = where.type == "cpu"
+    transient = int(TRANSIENT_FACTOR * saved.largest_per_sample * batch_size)
     return MemoryEstimate(
-        params=params + buffers, grads=trainable, optimizer=int(copies * trainable),
-        activations=int(saved.per_sample * batch_size + saved.fixed), inputs=sample * batch_size + int(data_bytes),
-        transient=int(TRANSIENT_FACTOR * saved.largest_per_sample * batch_size), overhead=OVERHEAD,
-        evaluation=int((sample + TRANSIENT_FACTOR * saved.largest_per_sample) * eval_batch))
+        params=params + buffers, grads=trainable, optimizer=int(copies * trainable), activations=activations,
+        inputs=sample * batch_size + int(data_bytes), transient=transient, overhead=OVERHEAD,
+        retained=int((RETENTION - 1) * activations) if cpu else 0,
+        evaluation=int((sample + EVAL_LIVE * saved.largest_per_sample) * eval_batch))

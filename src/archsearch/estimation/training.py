@@ -9,10 +9,12 @@ the evaluator's options, which :class:`TrainingEvaluator.Options` joins.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence, Union
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -30,7 +32,7 @@ from archsearch.estimation.inheritance import InheritanceOptions, inherit_weight
 from archsearch.estimation.language import LM_GRAD_CLIP, LM_OBJECTIVE, is_language_model, lm_metrics
 from archsearch.estimation.loop import AUX_WEIGHT, evaluate_model, prepare_split, train_model
 from archsearch.estimation.memory import (
-    EVAL_BATCH, MemoryEstimate, estimate_training_memory, format_bytes, memory_limit,
+    EVAL_BATCH, MemoryEstimate, estimate_training_memory, format_bytes, memory_limit, parse_memory,
 )
 from archsearch.estimation.objectives import (
     REWARDS, ObjectiveOptions, measure_latency, mnas_reward, penalised, violation,
@@ -275,12 +277,47 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, SupportsI
                         valid: Optional[Split] = None) -> MemoryEstimate:
         """Peak memory of training ``model`` on ``train`` with settings ``hp`` (estimation/memory.py),
         validation passes on ``valid`` included; the split itself counts where it moves to a GPU."""
+        sample = train.x[0].numel() * train.x.element_size() + train.y[0].numel() * train.y.element_size()
+        return self._estimate(model, hp, tuple(train.x.shape[1:]), train.x.dtype, len(train),
+                              len(valid) if valid is not None else 0, sample)
+
+    def _estimate(self, model: nn.Module, hp: Mapping[str, Any], shape: tuple[int, ...], dtype: torch.dtype,
+                  n_train: int, n_valid: int, sample_bytes: int) -> MemoryEstimate:
         device = resolve_device(self.opts.device)
-        data = 0 if device.type == "cpu" else sum(t.numel() * t.element_size() for t in (train.x, train.y))
-        batch = min(int(hp["batch_size"]), len(train))
-        dtype = train.x.dtype if not train.x.is_floating_point() else None
-        return estimate_training_memory(model, tuple(train.x.shape[1:]), batch, hp["optimizer"], dtype=dtype,
-                                        data_bytes=data, eval_batch=min(EVAL_BATCH, len(valid) if valid else 0))
+        on_gpu = device.type != "cpu"  # the trial moves its training split there
+        return estimate_training_memory(model, shape, min(int(hp["batch_size"]), n_train), hp["optimizer"],
+                                        dtype=None if dtype.is_floating_point else dtype,
+                                        data_bytes=n_train * sample_bytes if on_gpu else 0,
+                                        eval_batch=min(EVAL_BATCH, n_valid), device=device)
+
+    def check_memory_budget(self, space: SearchSpace, fidelity: Fidelity, samples: int = 16, seed: int = 0) -> None:
+        """A given ``max_memory`` must hold at least one of ``samples`` seeded sample architectures at
+        ``fidelity`` (checked at config time, before anything is written): ConfigError naming the
+        smallest estimate otherwise. Stops at the first that fits, so a sensible limit costs one build."""
+        if self.opts.max_memory is None:  # the default follows the machine when each trial starts
+            return
+        limit = parse_memory(self.opts.max_memory)
+        splits, task = self.splits(), self.task(fidelity)
+        n_train = len(splits.train)
+        if fidelity.data_fraction < 1.0:  # prepare_split's subset
+            n_train = max(2, int(round(n_train * fidelity.data_fraction)))
+        x, y = splits.train.x, splits.train.y
+        sample = math.prod(task.input_shape) * x.element_size() + y[0].numel() * y.element_size()
+        rng = np.random.default_rng(seed)
+        built = space.scaled(fidelity.width, fidelity.depth)
+        smallest: Optional[tuple[int, int]] = None
+        for _ in range(samples):
+            arch = space.sample(rng)
+            hp = self.settings(arch, fidelity)
+            model = built.build(arch, task)
+            total = self._estimate(model, hp, task.input_shape, x.dtype, n_train, len(splits.valid), sample).total
+            if total <= limit:
+                return
+            smallest = min(smallest or (total, hp["batch_size"]), (total, hp["batch_size"]))
+        assert smallest is not None
+        raise ConfigError(f"evaluator.max_memory={self.opts.max_memory} is below the smallest architecture of space "
+                          f"{space.name!r} (about {format_bytes(smallest[0])} at batch {smallest[1]}, the least of "
+                          f"{samples} samples): give at least {format_bytes(smallest[0], up=True)}")
 
     def _latency(self, model: nn.Module, task: Task, input_shape: tuple[int, ...]) -> dict[str, float]:
         """``latency_b1`` and ``latency_b{latency_batch}``: median forward seconds on the evaluator's device."""
