@@ -121,6 +121,10 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, SupportsI
         super().__init__(data, data_seed, **options)
         self.constraints = self.opts.limits()
 
+    def time_limit(self) -> Optional[float]:
+        """``timeout``: executors that can kill a trial's worker enforce it hard (Evaluator.time_limit)."""
+        return self.opts.timeout
+
     def measures_latency(self) -> bool:
         """Latency is measured when asked, or when the reward or a constraint needs it."""
         return self.opts.measures_latency()
