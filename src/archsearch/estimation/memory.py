@@ -30,7 +30,7 @@ its saved bytes) and it doubles a step's CPU time, so trials keep glibc's defaul
 models it. A grid search over the factors on those measurements gave RETENTION 1.4,
 TRANSIENT_FACTOR 3 and no constant overhead (a worker's first trial also faults in ~100 MB of
 shared library code, not counted: file-backed, shared and reclaimable); rerun with them, 19 of 24
-samples are within ±25%, range 0.69-1.48, the misses mostly over-estimates on the safe side. CUDA
+samples are within ±25%, range 0.69-1.48 (misses: three NB201/rnn_cell under at 0.69-0.74, two over). CUDA
 was not measured here (no GPU): its caching allocator reuses blocks, so no retention term is
 added there, and the training split counts (the trial copies it to the GPU).
 
