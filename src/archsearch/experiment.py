@@ -92,6 +92,7 @@ class Experiment(OneShotRun, FinalTraining, TimePlanning, Shortcuts, WeightInher
             plan = experiment.measure_and_plan(job_start, experiment.executor.workers)
             config = experiment.planned_config(plan)
             experiment.use_config(config)
+        experiment.check_memory()  # a max_memory nothing fits, a supernet over the limit: said before writing
         try:
             os.makedirs(out_dir, exist_ok=True)
         except OSError as exc:

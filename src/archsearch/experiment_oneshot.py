@@ -40,6 +40,35 @@ class OneShotRun:
 
         def _finish(self, trial: Trial, result: EvalResult) -> Trial: ...
 
+    def check_memory(self) -> None:
+        """Before anything is written: a given ``evaluator.max_memory`` must hold some architecture of
+        the space (ask/tell searches), and a one-shot supernet must fit under the limit (by default 80%
+        of the memory free now); ConfigError (exit 2) otherwise, saying what would fit."""
+        from archsearch.estimation.language import is_language_model
+        from archsearch.estimation.memory import SAFE_SHARE, format_bytes, memory_limit
+        from archsearch.estimation.training import TrainingEvaluator
+        from archsearch.oneshot.memory import check_supernet_memory
+
+        cfg, evaluator, method = self.config, self.evaluator, self.oneshot
+        if method is None:
+            if isinstance(evaluator, TrainingEvaluator):
+                evaluator.check_memory_budget(self.space, cfg.fidelity, seed=cfg.seed)
+            return
+        assert isinstance(evaluator, TrainsOnSplits)  # checked when the experiment was built
+        task = evaluator.task(cfg.fidelity)
+        if is_language_model(task):  # refused when the search starts, with its own message
+            return
+        given = evaluator.opts.max_memory if isinstance(evaluator, TrainingEvaluator) else None
+        limit = memory_limit(given, method.device)
+        text = (f"evaluator.max_memory={given}" if given is not None else
+                f"the default limit {format_bytes(limit)} ({SAFE_SHARE:.0%} of the memory free now; "
+                "evaluator.max_memory sets it)")
+        n_train = len(evaluator.splits().train)
+        if cfg.fidelity.data_fraction < 1.0:  # search_fidelity's subset
+            n_train = max(2, int(round(n_train * cfg.fidelity.data_fraction)))
+        check_supernet_memory(method, self.space.scaled(cfg.fidelity.width, cfg.fidelity.depth), task, n_train,
+                              limit, text)
+
     def _run_oneshot(self, executor: Optional[Executor], report: Any) -> None:
         """Supernet epochs (resumed from the checkpoint), then the derived architecture as the
         search's one trial, evaluated like any other (final training follows in :meth:`run`)."""

@@ -5,11 +5,12 @@ the ``hyperparams`` space, for HPO and joint architecture + hyper-parameter sear
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from archsearch.core import Fidelity
 from archsearch.devices import check_device
 from archsearch.estimation.augment import AUGMENTS
+from archsearch.estimation.memory import memory_problem
 from archsearch.errors import ConfigError
 from archsearch.options import OptionError, as_dict, option
 from archsearch.spaces.base import Architecture
@@ -22,9 +23,9 @@ __all__ = ["TRAINING_KEYS", "TrainingOptions", "check_training_option", "trainin
 
 @dataclass(frozen=True)
 class TrainingOptions(TrainingHyperparameters):
-    """How trials train: the hyper-parameters an architecture may override, plus the time limit,
-    device, gradient clipping and image augmentation (estimation/augment.py; evaluator-wide, so not
-    among the hyper-parameters an architecture carries)."""
+    """How trials train: the hyper-parameters an architecture may override, plus the time and memory
+    limits, device, gradient clipping and image augmentation (estimation/augment.py; evaluator-wide, so
+    not among the hyper-parameters an architecture carries)."""
 
     timeout: Optional[float] = option(None, "seconds a trial may train before it fails (null: no limit)", above=0)
     device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
@@ -34,6 +35,10 @@ class TrainingOptions(TrainingHyperparameters):
                                   "image zero-padded by side/14 px (none under 16 px); crop+flip also mirrors half "
                                   "(not for digits)", choices=AUGMENTS)
     augment_search: bool = option(False, "augment search trials too (final training always uses augment)")
+    max_memory: Optional[Union[int, float, str]] = option(
+        None, "most memory a trial may need (bytes, or a size such as 4GB): a network estimated over it fails "
+              "with reason memory, untrained (null: 80% of the RAM, or GPU memory, free when the trial starts)",
+        check=memory_problem)
 
     def __post_init__(self) -> None:
         try:

@@ -9,10 +9,12 @@ the evaluator's options, which :class:`TrainingEvaluator.Options` joins.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence, Union
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -21,14 +23,17 @@ from archsearch.data.base import Split, Splits, load_splits
 from archsearch.devices import resolve_device
 from archsearch.errors import ConfigError
 from archsearch.estimation.base import (
-    Evaluator, FinalResult, SupportsEarlyStop, SupportsInheritance, TrainsOnSplits, TrainsWithSettings, count_flops,
-    count_params, register_evaluator,
+    Evaluator, FinalResult, SupportsEarlyStop, SupportsInheritance, TrialError, TrainsOnSplits, TrainsWithSettings,
+    count_flops, count_params, describe_failure, register_evaluator,
 )
 from archsearch.estimation.augment import make_augment
 from archsearch.estimation.early_stop import EARLY_STOPS, EarlyStopOptions, MedianStop, median_reference
 from archsearch.estimation.inheritance import InheritanceOptions, inherit_weights
 from archsearch.estimation.language import LM_GRAD_CLIP, LM_OBJECTIVE, is_language_model, lm_metrics
 from archsearch.estimation.loop import AUX_WEIGHT, evaluate_model, prepare_split, train_model
+from archsearch.estimation.memory import (
+    EVAL_BATCH, MemoryEstimate, estimate_training_memory, format_bytes, memory_limit, parse_memory,
+)
 from archsearch.estimation.objectives import (
     REWARDS, ObjectiveOptions, measure_latency, mnas_reward, penalised, violation,
 )
@@ -42,6 +47,10 @@ from archsearch.spaces.capabilities import OPTIMIZERS
 __all__ = ["AUX_WEIGHT", "EARLY_STOPS", "OPTIMIZERS", "REWARDS", "TRAINING_KEYS", "MedianStop", "TrainingEvaluator",
            "check_training_option", "evaluate_model", "inherit_weights", "median_reference", "prepare_split",
            "train_model", "training_overrides"]
+
+
+class _OverLimit(Exception):
+    """A network estimated over ``max_memory``: the trial fails with reason memory, untrained."""
 
 
 @register_evaluator("train")
@@ -88,6 +97,11 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, SupportsI
     ``augment`` says (default ``crop``) in final training, and in search trials only with
     ``augment_search: true`` (short trials rank architectures; augmentation pays off in long runs).
     Validation and test data never are.
+
+    Memory guard (estimation/memory.py): after building the network and before its first step, its
+    peak training memory is estimated (metric ``memory_estimate_mb``); over ``max_memory`` (default:
+    80% of the memory free when the trial starts, RAM or the GPU's) the trial fails with reason
+    ``memory`` without training.
     """
 
     @dataclass(frozen=True)
@@ -106,6 +120,10 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, SupportsI
                  **options: Any) -> None:
         super().__init__(data, data_seed, **options)
         self.constraints = self.opts.limits()
+
+    def time_limit(self) -> Optional[float]:
+        """``timeout``: executors that can kill a trial's worker enforce it hard (Evaluator.time_limit)."""
+        return self.opts.timeout
 
     def measures_latency(self) -> bool:
         """Latency is measured when asked, or when the reward or a constraint needs it."""
@@ -178,10 +196,12 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, SupportsI
                train: Split, valid: Optional[Split], init: Optional[dict[str, torch.Tensor]] = None,
                stop: Optional[MedianStop] = None,
                on_epoch: Optional[Callable[[dict[str, float]], None]] = None, augment: str = "none",
-               until: Optional[float] = None) -> tuple[nn.Module, list[dict[str, float]], float, Optional[float]]:
+               until: Optional[float] = None, check: Optional[Callable[[nn.Module, dict[str, Any]], None]] = None,
+               ) -> tuple[nn.Module, list[dict[str, float]], float, Optional[float]]:
         """Build (seeded, at the fidelity's width and depth), start from ``init``'s matching tensors
         if given, train (``stop`` may end it early; ``augment``: an ``augment`` option value, applied to
-        image batches only). The fourth value is the inherited fraction (None when no ``init`` was given)."""
+        image batches only). The fourth value is the inherited fraction (None when no ``init`` was given).
+        ``check(model, settings)`` runs between building and the first step (the memory guard)."""
         hp = self.settings(arch, fidelity)
         device = resolve_device(self.opts.device)
         generator = torch.Generator().manual_seed(seed)
@@ -190,6 +210,8 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, SupportsI
             torch.manual_seed(seed)
             model = space.scaled(fidelity.width, fidelity.depth).build(arch, self.task(fidelity))
         inherited = inherit_weights(model, init) if init is not None else None
+        if check is not None:
+            check(model, hp)
         epochs = hp["epochs"]
         if inherited and self.opts.inherit_epochs is not None:  # a child that inherited needs fewer epochs
             epochs = self.opts.inherit_epochs
@@ -218,10 +240,26 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, SupportsI
         if self.opts.early_stop == "median" and reference is not None:
             stop = MedianStop(reference, self.curve_key(), self.opts.early_stop_warmup, self.opts.early_stop_min_trials)
         augment = self.opts.augment if self.opts.augment_search else "none"
-        model, curve, train_time, inherited = self._train(space, arch, fidelity, seed, train, valid, init, stop,
-                                                          augment=augment)
+        memory: dict[str, float] = {}  # memory_estimate_mb, kept by complete and failed trials alike
+
+        def check(model: nn.Module, hp: dict[str, Any]) -> None:
+            estimate = self.estimate_memory(model, hp, train, valid)
+            memory["memory_estimate_mb"] = estimate.mb
+            limit = memory_limit(self.opts.max_memory, resolve_device(self.opts.device))
+            if estimate.total > limit:
+                raise _OverLimit(f"estimated peak training memory {format_bytes(estimate.total)} (batch "
+                                 f"{hp['batch_size']}, input {list(train.x.shape[1:])}) is over the limit "
+                                 f"{format_bytes(limit)} (evaluator.max_memory); not trained")
+
+        try:
+            model, curve, train_time, inherited = self._train(space, arch, fidelity, seed, train, valid, init, stop,
+                                                              augment=augment, check=check)
+        except _OverLimit as exc:
+            return EvalResult.failed(str(exc), time.perf_counter() - start, reason="memory", metrics=memory)
+        except TrialError as exc:  # NaN, timeout: failed, with the estimate kept
+            return EvalResult.failed(describe_failure(exc), time.perf_counter() - start, exc.curve, metrics=memory)
         last = curve[-1]
-        metrics = {
+        metrics = {**memory,
             "valid_acc": last["valid_acc"], "valid_loss": last["valid_loss"], "train_loss": last["train_loss"],
             "params": float(count_params(model)), "flops": float(count_flops(model, tuple(train.x.shape[1:]))),
             "train_time": train_time, "epochs": float(len(curve)),
@@ -238,6 +276,52 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, SupportsI
         if self.opts.inherit:
             weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         return EvalResult(TrialState.COMPLETE, metrics, time.perf_counter() - start, None, curve, weights)
+
+    def estimate_memory(self, model: nn.Module, hp: Mapping[str, Any], train: Split,
+                        valid: Optional[Split] = None) -> MemoryEstimate:
+        """Peak memory of training ``model`` on ``train`` with settings ``hp`` (estimation/memory.py),
+        validation passes on ``valid`` included; the split itself counts where it moves to a GPU."""
+        sample = train.x[0].numel() * train.x.element_size() + train.y[0].numel() * train.y.element_size()
+        return self._estimate(model, hp, tuple(train.x.shape[1:]), train.x.dtype, len(train),
+                              len(valid) if valid is not None else 0, sample)
+
+    def _estimate(self, model: nn.Module, hp: Mapping[str, Any], shape: tuple[int, ...], dtype: torch.dtype,
+                  n_train: int, n_valid: int, sample_bytes: int) -> MemoryEstimate:
+        device = resolve_device(self.opts.device)
+        on_gpu = device.type != "cpu"  # the trial moves its training split there
+        return estimate_training_memory(model, shape, min(int(hp["batch_size"]), n_train), hp["optimizer"],
+                                        dtype=None if dtype.is_floating_point else dtype,
+                                        data_bytes=n_train * sample_bytes if on_gpu else 0,
+                                        eval_batch=min(EVAL_BATCH, n_valid), device=device)
+
+    def check_memory_budget(self, space: SearchSpace, fidelity: Fidelity, samples: int = 16, seed: int = 0) -> None:
+        """A given ``max_memory`` must hold at least one of ``samples`` seeded sample architectures at
+        ``fidelity`` (checked at config time, before anything is written): ConfigError naming the
+        smallest estimate otherwise. Stops at the first that fits, so a sensible limit costs one build."""
+        if self.opts.max_memory is None:  # the default follows the machine when each trial starts
+            return
+        limit = parse_memory(self.opts.max_memory)
+        splits, task = self.splits(), self.task(fidelity)
+        n_train = len(splits.train)
+        if fidelity.data_fraction < 1.0:  # prepare_split's subset
+            n_train = max(2, int(round(n_train * fidelity.data_fraction)))
+        x, y = splits.train.x, splits.train.y
+        sample = math.prod(task.input_shape) * x.element_size() + y[0].numel() * y.element_size()
+        rng = np.random.default_rng(seed)
+        built = space.scaled(fidelity.width, fidelity.depth)
+        smallest: Optional[tuple[int, int]] = None
+        for _ in range(samples):
+            arch = space.sample(rng)
+            hp = self.settings(arch, fidelity)
+            model = built.build(arch, task)
+            total = self._estimate(model, hp, task.input_shape, x.dtype, n_train, len(splits.valid), sample).total
+            if total <= limit:
+                return
+            smallest = min(smallest or (total, hp["batch_size"]), (total, hp["batch_size"]))
+        assert smallest is not None
+        raise ConfigError(f"evaluator.max_memory={self.opts.max_memory} is below the smallest architecture of space "
+                          f"{space.name!r} (about {format_bytes(smallest[0])} at batch {smallest[1]}, the least of "
+                          f"{samples} samples): give at least {format_bytes(smallest[0], up=True)}")
 
     def _latency(self, model: nn.Module, task: Task, input_shape: tuple[int, ...]) -> dict[str, float]:
         """``latency_b1`` and ``latency_b{latency_batch}``: median forward seconds on the evaluator's device."""

@@ -76,6 +76,10 @@ class OneShotMethod(Configurable, ABC):
     # the best sampled architectures with their scores, best first (methods that rank samples:
     # ENAS, SPOS); the journal records it each epoch
     ranking: Sequence[tuple[str, float]] = ()
+    # what the memory check at set-up reads (oneshot/memory.py): whether each step trains one sampled
+    # path (GDAS, ENAS, SPOS) rather than every candidate, and whether ``partial_channels`` is an option
+    runs_one_path: ClassVar[bool] = False
+    uses_partial_channels: ClassVar[bool] = False
 
     def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
         if not space.has_supernet:
@@ -97,6 +101,11 @@ class OneShotMethod(Configurable, ABC):
     def epochs(self) -> int:
         """The search epochs the runner runs (``opts.epochs``)."""
         return int(self.opts.epochs)
+
+    def memory_param_copies(self) -> float:
+        """Parameter-sized buffers a step keeps besides the weights, their gradients and momentum
+        (DARTS's second order: the saved weights, the virtual step and ``v``). Default: none."""
+        return 0.0
 
     # -- the protocol ----------------------------------------------------------------
     def supernet_options(self) -> dict[str, Any]:

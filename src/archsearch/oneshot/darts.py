@@ -74,6 +74,7 @@ class Darts(OneShotMethod):
 
     opts: Options
     has_alphas = True
+    uses_partial_channels = True
 
     def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:
         super().__init__(space, seed, **options)
@@ -92,6 +93,9 @@ class Darts(OneShotMethod):
         self.a_optimizer: Optional[torch.optim.Optimizer] = None
 
     # -- the protocol --------------------------------------------------------------------
+    def memory_param_copies(self) -> float:
+        return 3.0 if self.opts.order == 2 else 0.0  # saved w, the virtual step's d_w, v
+
     def supernet_options(self) -> dict[str, Any]:
         k = self.opts.partial_channels
         return {} if k is None else {"partial_channels": k}

@@ -67,6 +67,7 @@ class Enas(OneShotMethod):
         candidates: int = option(20, "children derive samples and scores", low=1)
 
     opts: Options
+    runs_one_path = True  # one sampled path trains per step
     small_options = {"candidates": 4}
     has_alphas = False
 

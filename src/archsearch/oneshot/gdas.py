@@ -61,6 +61,7 @@ class GDAS(OneShotMethod):
                 raise invalid("tau_min", f"must be at most tau_max ({self.tau_max:g}), got {self.tau_min:g}")
 
     opts: Options
+    runs_one_path = True  # one sampled path trains per step
     has_alphas = True
 
     def __init__(self, space: SearchSpace, seed: int = 0, **options: Any) -> None:

@@ -49,6 +49,7 @@ class SPOS(OneShotMethod):
         population: int = option(10, "evolution: initial random candidates and children per generation", low=2)
 
     opts: Options
+    runs_one_path = True  # one sampled path trains per step
     small_options = {"candidates": 4, "population": 2}
     has_alphas = False
 
