@@ -32,6 +32,7 @@ class TrialCall:
     seed: int
     init: Optional[dict[str, Any]] = None  # a parent's state dict (weight inheritance), shipped with the call
     reference: Optional[list[list[float]]] = None  # completed trials' best-so-far curves (median-rule early stopping)
+    timeout: Optional[float] = None  # seconds after which the executor kills the trial (evaluator.time_limit())
 
     def __call__(self, threads: Optional[int] = None) -> EvalResult:
         return run_trial(self.evaluator, self.space, self.arch, self.fidelity, self.seed, threads, self.init,
