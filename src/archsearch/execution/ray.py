@@ -43,6 +43,7 @@ PRIVATE_SYSTEM_CONFIG: dict[str, Any] = {
     "event_stats": False,  # per-handler timing inside the raylet and GCS
     "enable_timeline": False,
 }
+WARM_UP_ALLOWANCE = 120.0  # seconds the workers' start-up may take before the trials' clocks start anyway
 
 
 def _ray() -> Any:
@@ -72,8 +73,9 @@ def _shared(box: list[Any]) -> Any:
 
 
 def _warm_up(evaluator_box: list[Any], threads: int) -> int:
-    """Pay torch's one-off costs (thread pool, first conv kernels) and load the data once per
-    worker, before its first trial's clock starts."""
+    """Pay torch's one-off costs (thread pool, first conv kernels, and the first optimizer, which
+    imports torch._dynamo: about 1-2 s) and load the data once per worker, before its first
+    trial's clock starts."""
     if not _WARM:
         import torch
         import torch.nn.functional as F
@@ -81,7 +83,9 @@ def _warm_up(evaluator_box: list[Any], threads: int) -> int:
         torch.set_num_threads(threads)
         x = torch.randn(8, 4, 8, 8, requires_grad=True)
         w = torch.randn(8, 4, 3, 3, requires_grad=True)
+        optimizer = torch.optim.AdamW([w])
         F.conv2d(x, w, padding=1).relu().mean().backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
         _WARM.append(True)
     try:
         _shared(evaluator_box).prepare()
@@ -169,6 +173,7 @@ class RayExecutor(Executor):
         self._shipped: dict[int, tuple[Any, list[Any]]] = {}  # id(object) -> (object, [its ObjectRef])
         self._warming: list[Any] = []  # warm-up tasks not yet finished
         self._warmed_up = False  # warm-up tasks sent
+        self._warm_since = 0.0
 
     def _ensure_ray(self) -> Any:
         ray = _ray()
@@ -207,11 +212,15 @@ class RayExecutor(Executor):
 
     def _start_warm_up(self, evaluator_box: list[Any]) -> None:
         """One warm-up task per worker: they take every slot, so the first trials queue behind them
-        and then reuse the warmed processes; the trials' clocks start when they are done."""
+        and then reuse the warmed processes; the trials' clocks start when they are done. (Not for
+        GPU trials: each runs in a fresh process, which warms up inside the trial's task.)"""
+        if self.gpus_per_trial:
+            return
         ray = self._ensure_ray()
         warm = ray.remote(_warm_up)
         self._warming = [warm.options(**self._options()).remote(evaluator_box, self.threads)
                          for _ in range(self.workers)]
+        self._warm_since = time.monotonic()
 
     def submit(self, key: int, call: TrialCall) -> None:
         self._ensure_ray()
@@ -228,6 +237,8 @@ class RayExecutor(Executor):
         if not self._warming:
             return
         done, self._warming = ray.wait(self._warming, num_returns=len(self._warming), timeout=0)
+        if time.monotonic() - self._warm_since > WARM_UP_ALLOWANCE:
+            self._warming = []  # a warm-up that hangs must not keep the hard limits off
         if not self._warming:  # every worker is warm: start the clocks of the trials that waited
             now = time.monotonic()
             for task in self._refs.values():
