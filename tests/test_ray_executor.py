@@ -231,14 +231,15 @@ def test_search_on_a_two_node_local_cluster(tmp_path):
                        capture_output=True, timeout=120)
         out = str(tmp_path / "run")
         result = subprocess.run(
-            [sys.executable, "-m", "archsearch", "search", "--out", out, "--budget", "4", "--workers", "2",
-             "--executor", "ray", "--ray-address", address, *TINY_ARGS], env=env, capture_output=True, text=True,
-            timeout=300)
+            # trials long enough (~1 s) that the node whose worker warms up second gets some of them
+            [sys.executable, "-m", "archsearch", "search", "--out", out, "--budget", "6", "--workers", "2",
+             "--executor", "ray", "--ray-address", address, *TINY_ARGS, "--epochs", "3", "--data-fraction", "1"],
+            env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-2000:]
         shown = subprocess.run([sys.executable, "-m", "archsearch", "show", out, "--json"], env=env,
                                capture_output=True, text=True, timeout=120)
         trials = json.loads(shown.stdout)["trials"]
-        assert [t["state"] for t in trials] == ["complete"] * 4
+        assert [t["state"] for t in trials] == ["complete"] * 6
         logs = os.path.join(temp_dir, "session_latest", "logs")
         nodes = {_node_of_worker(logs, int(t["metrics"]["worker_pid"])) for t in trials}
         assert len(nodes) == 2, nodes  # each node has one CPU: two trials at once need both

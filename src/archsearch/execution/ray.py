@@ -236,7 +236,7 @@ class RayExecutor(Executor):
     def _check_warm_up(self, ray: Any) -> None:
         if not self._warming:
             return
-        done, self._warming = ray.wait(self._warming, num_returns=len(self._warming), timeout=0)
+        _, self._warming = ray.wait(self._warming, num_returns=len(self._warming), timeout=0)
         if time.monotonic() - self._warm_since > WARM_UP_ALLOWANCE:
             self._warming = []  # a warm-up that hangs must not keep the hard limits off
         if not self._warming:  # every worker is warm: start the clocks of the trials that waited
