@@ -231,7 +231,7 @@ def test_search_on_a_two_node_local_cluster(tmp_path):
                        capture_output=True, timeout=120)
         out = str(tmp_path / "run")
         result = subprocess.run(
-            # trials long enough (~1 s) that the node whose worker warms up second gets some of them
+            # the first two trials start together (once both workers are warm): one on each node
             [sys.executable, "-m", "archsearch", "search", "--out", out, "--budget", "6", "--workers", "2",
              "--executor", "ray", "--ray-address", address, *TINY_ARGS, "--epochs", "3", "--data-fraction", "1"],
             env=env, capture_output=True, text=True, timeout=300)

@@ -12,9 +12,11 @@ Where the time goes with two workers on two cores, and what is done about it:
 * The evaluator (with its dataset when it holds one in memory) and the space go into the object
   store once; each worker deserializes them once and keeps them (cached by object id), so a
   trial ships only its architecture, fidelity and seed.
-* Each worker pays torch's one-off costs and loads the data in a warm-up task before the first
-  trial, so neither lands in a trial's measured cost (nor its hard timeout); CPU workers are
-  reused for every trial (GPU trials get a fresh process each, which frees the GPU's memory).
+* Each worker pays torch's one-off costs (the first optimizer imports torch._dynamo: 1-2 s) and
+  loads the data in a warm-up task; trials are sent once all workers are warm, so none of that
+  lands in a trial's cost or hard limit, and the first trials spread over all workers (and nodes).
+  CPU workers are reused for every trial (GPU trials get a fresh process each, which frees the
+  GPU's memory).
 
 Failures: a worker killed mid-trial, a lost node or object fail that trial only, with reason
 ``crash`` (retried by the experiment; Ray's own ``max_retries`` stays 0); Ray's memory monitor
@@ -142,7 +144,7 @@ def ray_failure(exc: BaseException) -> EvalResult:
 class _Task:
     key: int
     limit: Optional[float]  # hard limit in seconds (None: none)
-    started: Optional[float]  # monotonic start of its clock (None: the workers are still warming up)
+    started: float  # monotonic time it was sent to Ray (once the workers were warm)
 
 
 @register_executor("ray")
@@ -172,6 +174,7 @@ class RayExecutor(Executor):
         self._remote: Any = None
         self._shipped: dict[int, tuple[Any, list[Any]]] = {}  # id(object) -> (object, [its ObjectRef])
         self._warming: list[Any] = []  # warm-up tasks not yet finished
+        self._held: list[tuple[int, TrialCall, list[Any], list[Any], Optional[float]]] = []  # sent once warm
         self._warmed_up = False  # warm-up tasks sent
         self._warm_since = 0.0
 
@@ -211,9 +214,9 @@ class RayExecutor(Executor):
         return dict(num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=0)
 
     def _start_warm_up(self, evaluator_box: list[Any]) -> None:
-        """One warm-up task per worker: they take every slot, so the first trials queue behind them
-        and then reuse the warmed processes; the trials' clocks start when they are done. (Not for
-        GPU trials: each runs in a fresh process, which warms up inside the trial's task.)"""
+        """One warm-up task per worker, at once, so each lands on its own worker; the trials are held
+        until they are all done, then reuse the warm processes, and their hard-limit clocks start
+        then. (Not for GPU trials: each runs in a fresh process, which warms up inside its task.)"""
         if self.gpus_per_trial:
             return
         ray = self._ensure_ray()
@@ -229,38 +232,44 @@ class RayExecutor(Executor):
             self._warmed_up = True
             self._start_warm_up(evaluator_box)
         light = dataclasses.replace(call, evaluator=_NOT_SHIPPED, space=_NOT_SHIPPED)
-        ref = self._remote.options(**self._options()).remote(light, evaluator_box, space_box, self.threads)
-        started = None if self._warming else time.monotonic()
-        self._refs[ref] = _Task(key, hard_limit(call.timeout, self.trial_timeout), started)
-
-    def _check_warm_up(self, ray: Any) -> None:
+        self._held.append((key, light, evaluator_box, space_box, hard_limit(call.timeout, self.trial_timeout)))
         if not self._warming:
-            return
-        _, self._warming = ray.wait(self._warming, num_returns=len(self._warming), timeout=0)
-        if time.monotonic() - self._warm_since > WARM_UP_ALLOWANCE:
-            self._warming = []  # a warm-up that hangs must not keep the hard limits off
-        if not self._warming:  # every worker is warm: start the clocks of the trials that waited
-            now = time.monotonic()
-            for task in self._refs.values():
-                if task.started is None:
-                    task.started = now
+            self._launch_held()
 
-    def _overdue(self, now: float) -> list[Any]:
-        return [ref for ref, t in self._refs.items()
-                if t.limit is not None and t.started is not None and now - t.started > t.limit]
+    def _launch_held(self) -> None:
+        """Send the trials held while the workers warmed up: all at once, so that they spread over
+        the warm workers (on a cluster: over its nodes) instead of queueing on the first one ready."""
+        for key, light, evaluator_box, space_box, limit in self._held:
+            ref = self._remote.options(**self._options()).remote(light, evaluator_box, space_box, self.threads)
+            self._refs[ref] = _Task(key, limit, time.monotonic())
+        self._held.clear()
+
+    def _wait_warm_up(self, ray: Any, timeout: Optional[float]) -> None:
+        """Wait up to ``timeout`` for the warm-up tasks; once they are done (or have taken longer
+        than :data:`WARM_UP_ALLOWANCE`, so that a hung one cannot hold the search) the held trials go."""
+        allowance = max(0.0, self._warm_since + WARM_UP_ALLOWANCE - time.monotonic())
+        timeout = allowance if timeout is None else min(timeout, allowance)
+        _, self._warming = ray.wait(self._warming, num_returns=len(self._warming), timeout=timeout)
+        if self._warming and time.monotonic() - self._warm_since >= WARM_UP_ALLOWANCE:
+            self._warming = []
+        if not self._warming:
+            self._launch_held()
 
     def _next_deadline(self, now: float) -> Optional[float]:
-        left = [t.started + t.limit - now for t in self._refs.values() if t.limit is not None and t.started is not None]
+        left = [t.started + t.limit - now for t in self._refs.values() if t.limit is not None]
         return max(0.0, min(left)) + 0.05 if left else None
 
     def wait(self, timeout: Optional[float] = None) -> list[tuple[int, EvalResult]]:
-        if not self._refs:
+        if not self.running():
             return []
         ray = self._ensure_ray()
-        self._check_warm_up(ray)
-        deadline = self._next_deadline(time.monotonic())
-        if self._warming:  # look again soon: the clocks start when the warm-up ends
-            deadline = 0.5 if deadline is None else min(deadline, 0.5)
+        if self._warming:  # no trial runs before the workers are warm
+            begin = time.monotonic()
+            self._wait_warm_up(ray, timeout)
+            if self._warming:
+                return []
+            timeout = None if timeout is None else max(0.0, timeout - (time.monotonic() - begin))
+        deadline = self._next_deadline(time.monotonic())  # wake up for a trial's hard limit
         if deadline is not None:
             timeout = deadline if timeout is None else min(timeout, deadline)
         ready, _ = ray.wait(list(self._refs), num_returns=1, timeout=timeout)
@@ -271,13 +280,14 @@ class RayExecutor(Executor):
                 out.append((task.key, ray.get(ref)))
             except Exception as exc:  # noqa: BLE001 - a lost worker or node, an error raised by the trial
                 out.append((task.key, ray_failure(exc)))
-        self._check_warm_up(ray)
-        for ref in self._overdue(time.monotonic()):  # a hard limit, on top of the evaluator's own cooperative one
-            task = self._refs.pop(ref)
-            self._cancel(ray, ref)
-            out.append((task.key, EvalResult.failed(f"ray task ran past its hard limit of {task.limit:g}s "
-                                                    "and was cancelled (its worker killed)", task.limit or 0.0,
-                                                    reason="timeout")))
+        now = time.monotonic()
+        for ref, task in list(self._refs.items()):  # a hard limit, on top of the evaluator's cooperative one
+            if task.limit is not None and now - task.started > task.limit:
+                del self._refs[ref]
+                self._cancel(ray, ref)
+                out.append((task.key, EvalResult.failed(f"ray task ran past its hard limit of {task.limit:g}s and "
+                                                        "was cancelled (its worker killed)", task.limit,
+                                                        reason="timeout")))
         return out
 
     @staticmethod
@@ -288,7 +298,7 @@ class RayExecutor(Executor):
             pass
 
     def running(self) -> int:
-        return len(self._refs)
+        return len(self._refs) + len(self._held)
 
     def close(self) -> None:
         try:
@@ -298,6 +308,7 @@ class RayExecutor(Executor):
                     self._cancel(ray, ref)
         finally:
             self._refs.clear()
+            self._held.clear()
             self._warming = []
             self._shipped.clear()
             self._warmed_up = False
