@@ -44,8 +44,9 @@ PRIVATE_SYSTEM_CONFIG: dict[str, Any] = {
     "enable_metrics_collection": False,  # nothing scrapes a private Ray's metrics
     "event_stats": False,  # per-handler timing inside the raylet and GCS
     "enable_timeline": False,
+    # the memory monitor stays on: it kills a task before the machine runs out of memory (reported as oom)
 }
-WARM_UP_ALLOWANCE = 120.0  # seconds the workers' start-up may take before the trials' clocks start anyway
+WARM_UP_ALLOWANCE = 120.0  # seconds the workers' warm-up may take before the held trials are sent anyway
 
 
 def _ray() -> Any:
