@@ -27,7 +27,7 @@ Target: two workers vs one on 2 cores, at least 1.8x trials per minute; the RESU
 takes the worst of the three speedups (process (a) default threads, process (b) 1 thread
 per worker, Ray).
 
-    .venv/bin/python benchmarks/parallel_speedup.py [--trials 10] [--epochs 3] [--repeats 3] [--no-ray]
+    .venv/bin/python benchmarks/parallel_speedup.py [--trials 10] [--epochs 3] [--repeats 3] [--no-ray | --ray-only]
 """
 
 from __future__ import annotations
@@ -50,14 +50,16 @@ from archsearch.storage.journal import Journal
 TARGET = 1.8
 
 
-def configs(use_ray: bool) -> list[tuple[str, dict[str, Any], int]]:
+def configs(use_process: bool, use_ray: bool) -> list[tuple[str, dict[str, Any], int]]:
     """(label, executor section, torch threads per trial)."""
     cores = os.cpu_count() or 1
-    out = [
-        ("process w=1 t=%d" % max(1, cores), {"name": "process", "workers": 1}, max(1, cores)),
-        ("process w=1 t=1", {"name": "process", "workers": 1, "threads": 1}, 1),
-        ("process w=2 t=%d" % max(1, cores // 2), {"name": "process", "workers": 2}, max(1, cores // 2)),
-    ]
+    out = []
+    if use_process:
+        out += [
+            ("process w=1 t=%d" % max(1, cores), {"name": "process", "workers": 1}, max(1, cores)),
+            ("process w=1 t=1", {"name": "process", "workers": 1, "threads": 1}, 1),
+            ("process w=2 t=%d" % max(1, cores // 2), {"name": "process", "workers": 2}, max(1, cores // 2)),
+        ]
     if use_ray:
         out += [("ray w=1 cpt=1", {"name": "ray", "workers": 1, "cpus_per_trial": 1}, 1),
                 ("ray w=2 cpt=1", {"name": "ray", "workers": 2, "cpus_per_trial": 1}, 1)]
@@ -138,7 +140,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs of each configuration (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="experiment seed (same for every run)")
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray executor")
+    parser.add_argument("--ray-only", action="store_true", help="only the Ray executor (no process pool runs)")
     args = parser.parse_args()
+    if args.no_ray and args.ray_only:
+        parser.error("--no-ray and --ray-only exclude each other")
 
     use_ray = not args.no_ray
     if use_ray:
@@ -146,8 +151,10 @@ def main() -> None:
             import ray  # noqa: F401
         except ImportError:
             print("ray is not installed: skipping the Ray runs")
+            if args.ray_only:
+                sys.exit(1)
             use_ray = False
-    cfgs = configs(use_ray)
+    cfgs = configs(not args.ray_only, use_ray)
     print(f"cores: {os.cpu_count()}  trials per search: {args.trials}  epochs per trial: {args.epochs}  "
           f"repeats: {args.repeats}  seed: {args.seed}  loadavg at start: {os.getloadavg()[0]:.2f}")
 
@@ -192,10 +199,12 @@ def main() -> None:
               f"{statistics.median(x['train'] for x in runs):7.2f} {statistics.median(x['other'] for x in runs):7.2f}")
     print(f"same architectures in every run: {'yes' if same else 'NO'}")
 
-    l1t2, l1t1, l2 = cfgs[0][0], cfgs[1][0], cfgs[2][0]
-    speedups = [("process (a) default threads", l2, l1t2), ("process (b) 1 thread/worker", l2, l1t1)]
+    speedups = []
+    if not args.ray_only:
+        l1t2, l1t1, l2 = cfgs[0][0], cfgs[1][0], cfgs[2][0]
+        speedups += [("process (a) default threads", l2, l1t2), ("process (b) 1 thread/worker", l2, l1t1)]
     if use_ray:
-        speedups.append(("ray cpus_per_trial=1", cfgs[4][0], cfgs[3][0]))
+        speedups.append(("ray cpus_per_trial=1", cfgs[-1][0], cfgs[-2][0]))
     print()
     print(f"{'speedup 2 vs 1 worker':<30} {'window':>8} {'e2e':>7}   target >= {TARGET}")
     worst = None

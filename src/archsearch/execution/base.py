@@ -33,7 +33,7 @@ class TrialCall:
     init: Optional[dict[str, Any]] = None  # a parent's state dict (weight inheritance), shipped with the call
     reference: Optional[list[list[float]]] = None  # completed trials' best-so-far curves (median-rule early stopping)
     # seconds after which the trial fails with reason "timeout" (the evaluator's time_limit(); None: no limit):
-    # the process executor kills a worker still running it past this plus a grace (see ProcessExecutor)
+    # the executors stop a trial still running past this plus grace() by force
     timeout: Optional[float] = None
 
     def __call__(self, threads: Optional[int] = None) -> EvalResult:
