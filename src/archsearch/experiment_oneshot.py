@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from archsearch.config import Config
 from archsearch.core import EvalResult, Trial
 from archsearch.errors import ConfigError, SearchAborted
-from archsearch.estimation.base import Evaluator, TrainsOnSplits
+from archsearch.estimation.base import Evaluator, LimitsMemory, TrainsOnSplits
 from archsearch.execution.base import Executor
 from archsearch.oneshot.base import OneShotMethod
 from archsearch.progress import Progress
@@ -46,19 +46,18 @@ class OneShotRun:
         of the memory free now); ConfigError (exit 2) otherwise, saying what would fit."""
         from archsearch.estimation.language import is_language_model
         from archsearch.estimation.memory import SAFE_SHARE, format_bytes, memory_limit
-        from archsearch.estimation.training import TrainingEvaluator
         from archsearch.oneshot.memory import check_supernet_memory
 
         cfg, evaluator, method = self.config, self.evaluator, self.oneshot
         if method is None:
-            if isinstance(evaluator, TrainingEvaluator):
+            if isinstance(evaluator, LimitsMemory):
                 evaluator.check_memory_budget(self.space, cfg.fidelity, seed=cfg.seed)
             return
         assert isinstance(evaluator, TrainsOnSplits)  # checked when the experiment was built
         task = evaluator.task(cfg.fidelity)
         if is_language_model(task):  # refused when the search starts, with its own message
             return
-        given = evaluator.opts.max_memory if isinstance(evaluator, TrainingEvaluator) else None
+        given = evaluator.max_memory() if isinstance(evaluator, LimitsMemory) else None
         limit = memory_limit(given, method.device)
         text = (f"evaluator.max_memory={given}" if given is not None else
                 f"the default limit {format_bytes(limit)} ({SAFE_SHARE:.0%} of the memory free now; "

@@ -130,6 +130,20 @@ class TrainsWithSettings(ABC):
         """The training settings for ``arch`` at ``fidelity`` (``batch_size``, ``epochs``, ``lr``, ...)."""
 
 
+class LimitsMemory(ABC):
+    """An evaluator that estimates each trial's training memory and refuses, untrained, a trial over
+    its ``max_memory`` (reason ``memory``): the experiment checks the limit before anything is written,
+    and one-shot searches check their supernet against it."""
+
+    @abstractmethod
+    def max_memory(self) -> Optional[Union[int, float, str]]:
+        """The given limit (bytes or a size such as ``4GB``); None: a share of the memory free."""
+
+    @abstractmethod
+    def check_memory_budget(self, space: SearchSpace, fidelity: Fidelity, samples: int = 16, seed: int = 0) -> None:
+        """ConfigError when a given limit holds none of the space's sampled architectures."""
+
+
 class SupportsInheritance(ABC):
     """An evaluator whose trials may start from their parent's trained weights. When
     :meth:`inherits`, a complete trial's result carries its ``weights`` (a state dict) and the

@@ -23,8 +23,8 @@ from archsearch.data.base import Split, Splits, load_splits
 from archsearch.devices import resolve_device
 from archsearch.errors import ConfigError
 from archsearch.estimation.base import (
-    Evaluator, FinalResult, SupportsEarlyStop, SupportsInheritance, TrialError, TrainsOnSplits, TrainsWithSettings,
-    count_flops, count_params, describe_failure, register_evaluator,
+    Evaluator, FinalResult, LimitsMemory, SupportsEarlyStop, SupportsInheritance, TrialError, TrainsOnSplits,
+    TrainsWithSettings, count_flops, count_params, describe_failure, register_evaluator,
 )
 from archsearch.estimation.augment import make_augment
 from archsearch.estimation.early_stop import EARLY_STOPS, EarlyStopOptions, MedianStop, median_reference
@@ -54,7 +54,8 @@ class _OverLimit(Exception):
 
 
 @register_evaluator("train")
-class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, SupportsInheritance, SupportsEarlyStop):
+class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, LimitsMemory, SupportsInheritance,
+                        SupportsEarlyStop):
     """Trains each architecture from scratch on the experiment's dataset.
 
     ``data`` is a dataset spec (``{"name": "digits", ...}``) loaded in each worker, or an
@@ -293,6 +294,9 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, SupportsI
                                         dtype=None if dtype.is_floating_point else dtype,
                                         data_bytes=n_train * sample_bytes if on_gpu else 0,
                                         eval_batch=min(EVAL_BATCH, n_valid), device=device)
+
+    def max_memory(self) -> Optional[Union[int, float, str]]:
+        return self.opts.max_memory
 
     def check_memory_budget(self, space: SearchSpace, fidelity: Fidelity, samples: int = 16, seed: int = 0) -> None:
         """A given ``max_memory`` must hold at least one of ``samples`` seeded sample architectures at

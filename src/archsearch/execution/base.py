@@ -122,7 +122,7 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def warm_up_worker(threads: int, parent_pid: int) -> None:
-    """Pay torch's one-off costs (imports, thread pool, first conv kernels) when a worker starts,
+    """Pay torch's one-off costs (imports, thread pool, first conv kernels, first optimizer) when a worker starts,
     not inside its first trial."""
     _die_with_parent(parent_pid)
     import torch
@@ -132,6 +132,7 @@ def warm_up_worker(threads: int, parent_pid: int) -> None:
     x = torch.randn(8, 4, 8, 8, requires_grad=True)
     w = torch.randn(8, 4, 3, 3, requires_grad=True)
     F.conv2d(x, w, padding=1).relu().mean().backward()  # type: ignore[no-untyped-call]
+    torch.optim.AdamW([w]).step()  # the first optimizer a process builds imports torch._dynamo (1-2 s)
     import sklearn.datasets  # noqa: F401  (the built-in digits loader)
 
     import archsearch.data  # noqa: F401
