@@ -14,7 +14,7 @@ import torch
 
 from conftest import TINY_ARGS, tiny_config
 
-from archsearch.core import Fidelity, Task, TrialState
+from archsearch.core import Fidelity, Task, TrialState, failure_reason
 from archsearch.errors import ConfigError
 from archsearch.estimation.memory import estimate_training_memory, format_bytes, parse_memory
 from archsearch.estimation.training import TrainingEvaluator
@@ -133,8 +133,15 @@ def test_a_trial_under_the_limit_trains_and_records_its_estimate():
     assert default.metrics["valid_acc"] == result.metrics["valid_acc"]  # the estimate does not change training
 
 
-def test_a_search_completes_its_budget_with_the_architectures_over_the_limit_failed(tmp_path):
+@pytest.mark.parametrize("executor", ["inline", pytest.param("process", marks=pytest.mark.slow),
+                                      pytest.param("ray", marks=pytest.mark.slow)])
+def test_a_search_completes_its_budget_with_the_architectures_over_the_limit_failed(tmp_path, executor):
+    """On every executor: the over-limit architectures are failed (reason memory) in the worker, untrained,
+    and the search goes on to its budget of complete trials."""
     from archsearch.experiment import Experiment
+
+    if executor == "ray":
+        pytest.importorskip("ray")
 
     config = tiny_config(space={"name": "chain", "layers": 3, "channels": [8, 16, 32, 64], "stem_channels": 8},
                          budget={"trials": 8})
@@ -153,7 +160,8 @@ def test_a_search_completes_its_budget_with_the_architectures_over_the_limit_fai
                                              n_train, len(splits.valid), 0).total)
     limit = int(np.median(estimates))
     config = tiny_config(space=config.space, budget={"trials": 8, "max_failures": 100},
-                         evaluator={"name": "train", "max_memory": limit})
+                         evaluator={"name": "train", "max_memory": limit},
+                         executor={"name": executor, **({} if executor == "inline" else {"workers": 2})})
     exp = Experiment.create(config, str(tmp_path / "s"), quiet=True)
     exp.run()
     trials = exp.trials()
@@ -164,6 +172,7 @@ def test_a_search_completes_its_budget_with_the_architectures_over_the_limit_fai
     assert all(t.error.startswith("memory: ") and t.metrics["memory_estimate_mb"] * 1e6 > limit for t in failed)
     assert all(t.metrics["memory_estimate_mb"] * 1e6 <= limit for t in complete)
     assert all(t.metrics.get("epochs") is None for t in failed)  # never trained
+    assert all(failure_reason(t.error) == "memory" for t in failed)
 
 
 @pytest.mark.parametrize("value, needles", [
