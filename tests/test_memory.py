@@ -230,3 +230,35 @@ def test_pc_darts_partial_channels_are_suggested_on_the_darts_space():
         check_supernet_memory(method, space, task, 1000, limit, "the limit")
     assert "strategy.partial_channels=2 would fit at batch 16" in str(info.value)
     assert check_supernet_memory(method, space, task, 1000, full + 1, "the limit").total == full
+
+
+@pytest.mark.parametrize("failure", ["estimate", "oom"])
+def test_final_training_that_does_not_fit_stops_with_one_line_and_keeps_the_search(tmp_path, monkeypatch, failure):
+    """Final training runs in the driver: a network over the limit (checked before its first step) or an
+    allocation failure ends the job with one line naming the way out, never a traceback, and the
+    search's trials stay in the journal."""
+    import archsearch.estimation.training as training
+    from archsearch.errors import SearchAborted
+    from archsearch.experiment import Experiment
+
+    original = training.TrainingEvaluator.final
+
+    def final(self, *args, **kwargs):
+        if failure == "estimate":
+            monkeypatch.setattr(training, "memory_limit", lambda given, device: 1000)
+        else:
+            monkeypatch.setattr(training, "train_model", lambda *a, **k: (_ for _ in ()).throw(MemoryError()))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(training.TrainingEvaluator, "final", final)
+    config = tiny_config(final={"enabled": True, "epochs": 1}, budget={"trials": 2})
+    exp = Experiment.create(config, str(tmp_path / "s"), quiet=True)
+    try:
+        with pytest.raises(SearchAborted, match=r"final training of trial \d does not fit in memory: ") as info:
+            exp.run()
+        assert "\n" not in str(info.value) and "evaluator.batch_size" in str(info.value)
+        assert ("over the limit" in str(info.value)) == (failure == "estimate")
+        assert sum(t.state is TrialState.COMPLETE for t in exp.trials()) == 2
+    finally:
+        exp.close()
+    assert not (tmp_path / "s" / "best_model.pt").exists()

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -15,7 +16,7 @@ from archsearch.config import Config
 from archsearch.core import Fidelity, Trial, TrialState, trial_seed
 from archsearch.deploy.checkpoint import make_checkpoint
 from archsearch.errors import SearchAborted
-from archsearch.estimation.base import Evaluator
+from archsearch.estimation.base import Evaluator, OverMemoryLimit, is_out_of_memory
 from archsearch.progress import Progress
 from archsearch.spaces.base import SearchSpace
 from archsearch.storage.journal import Journal
@@ -93,6 +94,15 @@ class FinalTraining:
                 final = self.evaluator.final(final_space, best.arch, fidelity, trial_seed(self.config.seed, -1),
                                              train_on_valid=fcfg.train_on_valid, on_epoch=progress.final_epoch,
                                              until=until)
+            except Exception as exc:
+                if not (isinstance(exc, OverMemoryLimit) or is_out_of_memory(exc)):
+                    raise
+                exc.__traceback__ = None  # let the network's tensors go before saying so
+                gc.collect()
+                text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise SearchAborted(f"final training of trial {best.number} does not fit in memory: {text}; the "
+                                    f"search's trials are kept in {self.out_dir} (a smaller evaluator.batch_size, "
+                                    "a larger evaluator.max_memory or final.enabled=false in a new search)") from None
             finally:
                 progress.close()
             record["metrics"] = {**best.metrics, **final.result.metrics}

@@ -44,6 +44,11 @@ class TrialTimeout(TrialError):
     pass
 
 
+class OverMemoryLimit(Exception):
+    """A network estimated over ``max_memory`` before its first step: a trial fails with reason
+    ``memory``, untrained; final training stops the job with this one line."""
+
+
 @dataclass
 class FinalResult:
     """The final model and its test metrics. ``preprocess`` records what turns a raw input into the

@@ -23,8 +23,8 @@ from archsearch.data.base import Split, Splits, load_splits
 from archsearch.devices import resolve_device
 from archsearch.errors import ConfigError
 from archsearch.estimation.base import (
-    Evaluator, FinalResult, LimitsMemory, SupportsEarlyStop, SupportsInheritance, TrialError, TrainsOnSplits,
-    TrainsWithSettings, count_flops, count_params, describe_failure, register_evaluator,
+    Evaluator, FinalResult, LimitsMemory, OverMemoryLimit, SupportsEarlyStop, SupportsInheritance, TrialError,
+    TrainsOnSplits, TrainsWithSettings, count_flops, count_params, describe_failure, register_evaluator,
 )
 from archsearch.estimation.augment import make_augment
 from archsearch.estimation.early_stop import EARLY_STOPS, EarlyStopOptions, MedianStop, median_reference
@@ -47,10 +47,6 @@ from archsearch.spaces.capabilities import OPTIMIZERS
 __all__ = ["AUX_WEIGHT", "EARLY_STOPS", "OPTIMIZERS", "REWARDS", "TRAINING_KEYS", "MedianStop", "TrainingEvaluator",
            "check_training_option", "evaluate_model", "inherit_weights", "median_reference", "prepare_split",
            "train_model", "training_overrides"]
-
-
-class _OverLimit(Exception):
-    """A network estimated over ``max_memory``: the trial fails with reason memory, untrained."""
 
 
 @register_evaluator("train")
@@ -242,20 +238,11 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, LimitsMem
             stop = MedianStop(reference, self.curve_key(), self.opts.early_stop_warmup, self.opts.early_stop_min_trials)
         augment = self.opts.augment if self.opts.augment_search else "none"
         memory: dict[str, float] = {}  # memory_estimate_mb, kept by complete and failed trials alike
-
-        def check(model: nn.Module, hp: dict[str, Any]) -> None:
-            estimate = self.estimate_memory(model, hp, train, valid)
-            memory["memory_estimate_mb"] = estimate.mb
-            limit = memory_limit(self.opts.max_memory, resolve_device(self.opts.device))
-            if estimate.total > limit:
-                raise _OverLimit(f"estimated peak training memory {format_bytes(estimate.total)} (batch "
-                                 f"{hp['batch_size']}, input {list(train.x.shape[1:])}) is over the limit "
-                                 f"{format_bytes(limit)} (evaluator.max_memory); not trained")
-
         try:
             model, curve, train_time, inherited = self._train(space, arch, fidelity, seed, train, valid, init, stop,
-                                                              augment=augment, check=check)
-        except _OverLimit as exc:
+                                                              augment=augment,
+                                                              check=self._memory_guard(train, valid, memory))
+        except OverMemoryLimit as exc:
             return EvalResult.failed(str(exc), time.perf_counter() - start, reason="memory", metrics=memory)
         except TrialError as exc:  # NaN, timeout: failed, with the estimate kept
             return EvalResult.failed(describe_failure(exc), time.perf_counter() - start, exc.curve, metrics=memory)
@@ -277,6 +264,20 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, LimitsMem
         if self.opts.inherit:
             weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         return EvalResult(TrialState.COMPLETE, metrics, time.perf_counter() - start, None, curve, weights)
+
+    def _memory_guard(self, train: Split, valid: Optional[Split],
+                      memory: dict[str, float]) -> Callable[[nn.Module, dict[str, Any]], None]:
+        """The check :meth:`_train` runs between building and the first step: it records the estimate
+        in ``memory`` and raises :class:`OverMemoryLimit` over the limit."""
+        def check(model: nn.Module, hp: dict[str, Any]) -> None:
+            estimate = self.estimate_memory(model, hp, train, valid)
+            memory["memory_estimate_mb"] = estimate.mb
+            limit = memory_limit(self.opts.max_memory, resolve_device(self.opts.device))
+            if estimate.total > limit:
+                raise OverMemoryLimit(f"estimated peak training memory {format_bytes(estimate.total)} (batch "
+                                 f"{hp['batch_size']}, input {list(train.x.shape[1:])}) is over the limit "
+                                 f"{format_bytes(limit)} (evaluator.max_memory); not trained")
+        return check
 
     def estimate_memory(self, model: nn.Module, hp: Mapping[str, Any], train: Split,
                         valid: Optional[Split] = None) -> MemoryEstimate:
@@ -365,13 +366,15 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, LimitsMem
             train = Split(torch.cat([splits.train.x, splits.valid.x]), torch.cat([splits.train.y, splits.valid.y]))
         train = prepare_split(train, fidelity, generator, subset=True)
         test = prepare_split(splits.test, fidelity, generator, subset=False)
+        memory: dict[str, float] = {}
         model, curve, train_time, _ = self._train(space, arch, fidelity, seed, train, None, on_epoch=on_epoch,
-                                                  augment=self.opts.augment, until=until)
+                                                  augment=self.opts.augment, until=until,
+                                                  check=self._memory_guard(train, test, memory))
         device = resolve_device(self.opts.device)
         test_acc, test_loss = evaluate_model(model, test, device)
         metrics = {"test_acc": test_acc, "test_loss": test_loss, "train_loss": curve[-1]["train_loss"],
                    "params": float(count_params(model)), "train_time": train_time,
-                   "epochs": float(len(curve)), "train_samples": float(len(train))}
+                   "epochs": float(len(curve)), "train_samples": float(len(train)), **memory}
         if "time_stop" in curve[-1]:  # the job's time ran out: fewer epochs than planned, said so
             metrics["time_stop"] = curve[-1]["time_stop"]
         if self.measures_latency():  # the deployed model's latency (the final space may be larger)
