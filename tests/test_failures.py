@@ -125,3 +125,13 @@ def test_show_reports_resources_and_failure_reasons(tmp_path, run_cli):
     assert [t.get("reason") for t in data["trials"]] == [None, None, "memory", "oom"]
     assert data["resources"] == {"cpu_s": 6.5, "failures": {"memory": 1, "oom": 1}, "peak_rss_mb": 480.0,
                                  "peak_trial": 1}
+
+
+def test_process_memory_limit_takes_sizes_and_refuses_nonsense():
+    from archsearch.execution.base import create_executor
+
+    with create_executor("process", workers=1, memory_limit="2GB") as ex:
+        assert ex.opts.memory_limit == "2GB"
+    for bad in ("abc", 0, "-1GB"):
+        with pytest.raises(ConfigError, match=r"memory_limit must be a positive number of bytes or a size such as 4GB"):
+            create_executor("process", workers=1, memory_limit=bad)

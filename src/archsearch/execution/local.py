@@ -16,10 +16,11 @@ from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_any
 from multiprocessing.reduction import ForkingPickler
 from types import FrameType
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar, Optional, Union
 
 from archsearch.core import EvalResult
 from archsearch.estimation.base import TrialTimeout
+from archsearch.estimation.memory import memory_problem, parse_memory
 from archsearch.estimation.resources import limit_address_space, usage_of
 from archsearch.execution.base import (
     Executor, TrialCall, default_threads, grace, register_executor, warm_up_worker,
@@ -200,9 +201,10 @@ class ProcessExecutor(Executor):
     class Options(Executor.Options):
         workers: int = option(2, "worker processes, each running one trial at a time", low=1)
         threads: Optional[int] = option(None, "torch threads per worker (null: the cores shared out)", low=1)
-        memory_limit: Optional[int] = option(
-            None, "bytes each worker may map beyond its size once started (RLIMIT_AS, CPU only): an allocation past "
-                  "it fails the trial with reason oom instead of waking the OOM killer (null: no limit)", low=1)
+        memory_limit: Optional[Union[int, str]] = option(
+            None, "memory each worker may map beyond its size once started (bytes or a size such as 4GB; RLIMIT_AS, "
+                  "CPU only): an allocation past it fails the trial with reason oom instead of waking the OOM killer "
+                  "(null: no limit)", check=memory_problem)
 
         def __post_init__(self) -> None:
             if self.memory_limit is not None and sys.platform == "win32":
@@ -253,7 +255,8 @@ class ProcessExecutor(Executor):
         ctx = multiprocessing.get_context("spawn")
         parent, child = ctx.Pipe()
         process = ctx.Process(target=_worker_main, name="archsearch-worker", daemon=True,
-                              args=(child, self.threads, os.getpid(), self.opts.memory_limit))
+                              args=(child, self.threads, os.getpid(),
+                                    None if self.opts.memory_limit is None else parse_memory(self.opts.memory_limit)))
         process.start()
         child.close()  # the worker holds the only other end: its death reads as end-of-file here
         self._workers.append(_Worker(process, parent))
