@@ -20,9 +20,7 @@ from typing import Any, Callable, Optional, Sequence
 
 
 from archsearch.config import Config, apply_override
-from archsearch.core import (  # noqa: F401
-    RETRYABLE_REASONS, EvalResult, Proposal, Summary, Trial, TrialState, incumbent, trial_seed,
-)
+from archsearch.core import EvalResult, Proposal, Summary, Trial, TrialState, incumbent, trial_seed  # noqa: F401
 from archsearch.data.base import Splits
 from archsearch.deploy.checkpoint import load_checkpoint, make_checkpoint  # noqa: F401 - load_checkpoint re-exported
 from archsearch.errors import ArchsearchError, ConfigError, JournalError, SearchAborted, SpaceExhausted
@@ -31,6 +29,7 @@ from archsearch.execution.base import Executor, TrialCall, create_executor
 from archsearch.experiment_final import FinalTraining, atomic_write
 from archsearch.experiment_oneshot import OneShotRun
 from archsearch.experiment_plan import Expected, TimePlanning
+from archsearch.experiment_retries import Retries
 from archsearch.experiment_shortcuts import Shortcuts
 from archsearch.experiment_weights import WeightInheritance
 from archsearch.oneshot.base import ONESHOT, OneShotMethod, create_oneshot
@@ -43,7 +42,7 @@ from archsearch.strategies.base import Strategy, create_strategy
 RESUMABLE_KEYS = ("budget.", "executor.")
 
 
-class Experiment(OneShotRun, FinalTraining, TimePlanning, Shortcuts, WeightInheritance):
+class Experiment(OneShotRun, FinalTraining, TimePlanning, Shortcuts, WeightInheritance, Retries):
     clock: Callable[[], float] = staticmethod(time.monotonic)  # the budget's clock (tests inject one)
 
     def __init__(self, config: Config, out_dir: str, journal: Optional[Journal] = None,
@@ -326,24 +325,6 @@ class Experiment(OneShotRun, FinalTraining, TimePlanning, Shortcuts, WeightInher
         fidelity = self.config.fidelity.refined(proposal.fidelity)  # only what the strategy sets changes
         number = self.journal.create_trial(arch, fidelity, proposal.parent)
         return Trial(number, arch, TrialState.WAITING, fidelity, proposal.parent, ask_id=proposal.ask_id)
-
-    def _retry(self, executor: Executor, trial: Trial, result: EvalResult, retries: dict[int, int],
-               progress: Progress) -> bool:
-        """Run a trial again when the machinery failed it (its worker died, its Ray node was lost: reason
-        ``crash``), up to ``budget.max_retries`` times; never for the network's own failures (NaN, out of
-        memory, timeout), which would only fail again. The trial that finally completes or fails records
-        its ``retries``."""
-        done = retries.get(trial.number, 0)
-        if result.reason not in RETRYABLE_REASONS or done >= self.config.budget.max_retries:
-            if done:
-                result.metrics = {**result.metrics, "retries": float(done)}
-            return False
-        retries[trial.number] = done + 1
-        first = (result.error or "").strip().splitlines()[0]
-        progress.message(f"trial {trial.number}: {first}; running it again "
-                         f"(retry {done + 1} of {self.config.budget.max_retries})")
-        self._submit(executor, trial)
-        return True
 
     def _submit(self, executor: Executor, trial: Trial) -> None:
         self.space.scaled(trial.fidelity.width, trial.fidelity.depth)  # a space that cannot scale refuses once, here
