@@ -198,7 +198,8 @@ def chain():
 
 
 FID = Fidelity(epochs=1, data_fraction=0.2)
-DEFAULT_KEYS = {"valid_acc", "valid_loss", "train_loss", "params", "flops", "train_time", "epochs"}
+DEFAULT_KEYS = {"valid_acc", "valid_loss", "train_loss", "params", "flops", "train_time", "epochs",
+                "memory_estimate_mb"}  # the memory guard's estimate, on every training trial
 
 
 def test_default_evaluator_and_constraints_never_measure_latency(chain, monkeypatch):
