@@ -119,6 +119,7 @@ def test_every_trial_reports_its_cpu_time_and_peak_memory():
     if not LINUX:
         return
     assert big.metrics["peak_rss_mb"] >= small.metrics["peak_rss_mb"] + 190
+    assert big.metrics["trial_rss_mb"] >= 190 > small.metrics["trial_rss_mb"]  # what each trial added
     assert again.metrics["peak_rss_mb"] < big.metrics["peak_rss_mb"] - 150
 
 

@@ -208,9 +208,12 @@ def trials_table(data: dict[str, Any], limit: Optional[int] = None) -> Any:
     for t in rows:
         m = t["metrics"]
         detail = t["arch"] if t["state"] != "failed" else f"{t['arch']}\n[red]{(t['error'] or '').splitlines()[0]}"
-        # measured peak memory, else the estimate (a trial refused for memory never ran)
-        mem = f"{m['peak_rss_mb']:.0f}" if "peak_rss_mb" in m else (
-            f"~{m['memory_estimate_mb']:.0f}" if "memory_estimate_mb" in m else "-")
+        # the process's peak (+ what the trial added), else the estimate (a trial refused for memory never ran)
+        mem = "-"
+        if "peak_rss_mb" in m:
+            mem = f"{m['peak_rss_mb']:.0f}" + (f" (+{m['trial_rss_mb']:.0f})" if "trial_rss_mb" in m else "")
+        elif "memory_estimate_mb" in m:
+            mem = f"~{m['memory_estimate_mb']:.0f}"
         table.add_row(str(t["number"]), t["state"], "-" if t["reward"] is None else f"{t['reward']:.4f}",
                       f"{int(m['params']):,}" if "params" in m else "-", f"{t['cost']:.1f}",
                       f"{m['cpu_s']:.1f}" if "cpu_s" in m else "-", mem, detail)

@@ -56,6 +56,7 @@ class ResourceMeter:
     def __init__(self) -> None:
         self.cpu_start = time.process_time()
         self.reset = reset_peak_rss()
+        self.rss_start = status_kb("VmRSS") if self.reset else None  # the high-water mark starts here
 
     def metrics(self) -> dict[str, float]:
         out = {"cpu_s": time.process_time() - self.cpu_start}
@@ -64,6 +65,8 @@ class ResourceMeter:
         peak = status_kb("VmHWM") if self.reset else None
         if peak is not None:
             out["peak_rss_mb"] = peak / 1024
+            if self.rss_start is not None:  # what the trial added on top of the process it ran in
+                out["trial_rss_mb"] = max(0, peak - self.rss_start) / 1024
         else:
             import resource
 
