@@ -91,7 +91,8 @@ def main() -> None:
     else:
         rng = np.random.default_rng(args.seed)
         cells = [sorted(table)[i] for i in rng.choice(len(table), size=min(args.cells, len(table)), replace=False)]
-    which = "all" if args.all and table else f"a seeded random subset (seed {args.seed}) of"
+    which = ("all" if args.all else f"a seeded random subset (seed {args.seed}) of the table's") if table else \
+        f"(seed {args.seed}) random"
     print(f"scoring {which} {len(cells)} NB201 cells (C=16, N=5, 3x32x32, 10 classes) with {', '.join(PROXIES)}")
     score_chunk((cells[:1], args.seed))  # warm-up, untimed
 
