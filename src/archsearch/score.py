@@ -4,7 +4,8 @@ The input file holds one architecture string per line (the space's string form, 
 ``archsearch describe`` prints); blank lines and lines starting with ``#`` are skipped.
 Every line is parsed before anything is scored, so a bad line is reported (with its number)
 at once. :func:`sample_archs` draws N seeded random architectures instead of reading a file.
-The CSV has a column ``arch`` and one column per proxy, in the order asked; every network is
+The CSV has a column ``arch`` and one column per proxy, in the order asked (a vote ranks the
+whole list: see :mod:`archsearch.estimation.ensemble`); every network is
 initialised from the same ``seed`` (the same seed also draws the random minibatch of the
 data-dependent proxies), so the rows are comparable and the file is reproducible.
 """
@@ -19,7 +20,8 @@ import numpy as np
 
 from archsearch.core import Task
 from archsearch.errors import ArchsearchError, ConfigError, ParseError
-from archsearch.estimation.proxies import check_proxies, score_architecture
+from archsearch.estimation.ensemble import check_scores, per_network, with_votes
+from archsearch.estimation.proxies import score_architecture
 from archsearch.spaces.base import Architecture, SearchSpace
 
 
@@ -56,14 +58,19 @@ def sample_archs(space: SearchSpace, n: int, seed: int = 0) -> list[Architecture
 
 def score_archs(space: SearchSpace, archs: Sequence[Architecture], task: Task, proxies: Sequence[str],
                 seed: int = 0, progress: Optional[Callable[[int], None]] = None) -> list[dict[str, float]]:
-    """One ``{proxy: score}`` per architecture; ``progress(done)`` after each."""
-    names = check_proxies(proxies)
+    """One ``{proxy: score}`` per architecture; ``progress(done)`` after each.
+
+    A vote (``vote``, :mod:`archsearch.estimation.ensemble`) is the mean rank of its member proxies
+    over ``archs``: it depends on the whole list, so it is computed after every architecture is scored.
+    """
+    names = check_scores(proxies)
+    needed = per_network(names)
     rows = []
     for i, arch in enumerate(archs):
-        rows.append(score_architecture(space, arch, task, names, seed=seed))
+        rows.append(score_architecture(space, arch, task, needed, seed=seed))
         if progress:
             progress(i + 1)
-    return rows
+    return with_votes(names, rows)
 
 
 def write_scores(path: str, archs: Sequence[Architecture], rows: Sequence[dict[str, float]],

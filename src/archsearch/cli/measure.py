@@ -16,8 +16,9 @@ from archsearch.errors import ConfigError
 @guard
 def score(
     space: str = typer.Option(..., help="Search space name."),
-    proxies: str = typer.Option("synflow,params", help="Comma-separated proxies (synflow, snip, grad_norm, "
-                                                       "jacob_cov, params, flops)."),
+    proxies: str = typer.Option("synflow,params", help="Comma-separated proxies (synflow, zen, snip, grad_norm, "
+                                                       "jacob_cov, params, flops; vote: mean rank of "
+                                                       "synflow, zen, params, flops over the architectures)."),
     archs: Optional[str] = typer.Option(None, "--archs", help="File: one architecture string per line (# comments)."),
     sample: Optional[int] = typer.Option(None, "--sample", help="Score N seeded random architectures instead."),
     out: str = typer.Option("scores.csv", "--out", "-o", help="CSV: arch plus one column per proxy."),
@@ -33,11 +34,11 @@ def score(
     from archsearch.config import apply_sets, section_options
     from archsearch.core import Task
     from archsearch.describe import parse_input_shape
-    from archsearch.estimation.proxies import check_proxies
+    from archsearch.estimation.ensemble import check_scores
     from archsearch.score import read_archs, sample_archs, score_archs, write_scores
     from archsearch.spaces import create_space
 
-    names = check_proxies(csv_list("--proxies", proxies))
+    names = check_scores(csv_list("--proxies", proxies))
     shape = parse_input_shape(input_shape)
     if classes < 1:
         raise ConfigError(f"--classes must be a positive integer, got {classes}")

@@ -27,6 +27,9 @@ the more accurate ones (use constraints, not these proxies, to look for small ne
   score = -sum_i (log(λ_i + k) + 1 / (λ_i + k)) over the eigenvalues λ of Σ, k = 1e-5. Needs a
   minibatch of at least 2 continuous inputs (not token ids). (The later NASWOT score, the log
   determinant of ReLU activation-pattern overlaps, is not implemented.)
+* ``zen`` (Lin et al. 2021, Zen-NAS), data-free: :mod:`archsearch.estimation.zen` (Gaussian
+  weights and inputs, the change of the pre-pooling features under a small input perturbation
+  plus the batch-norm variances, seeded by the scoring seed).
 * ``params``, ``flops``: :func:`~archsearch.estimation.base.count_params` and
   :func:`~archsearch.estimation.base.count_flops` (batch 1) of the built network.
 
@@ -52,6 +55,7 @@ import torch.nn.functional as F
 from archsearch.core import Task
 from archsearch.errors import ConfigError
 from archsearch.estimation.base import count_flops, count_params
+from archsearch.estimation.zen import zen_score
 from archsearch.spaces.base import Architecture, SearchSpace
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -65,6 +69,7 @@ class ProxyContext:
 
     task: Task
     batch: Optional[Batch] = None
+    seed: int = 0  # seeds the proxies that draw their own inputs (zen)
 
 
 @dataclass(frozen=True)
@@ -241,6 +246,13 @@ def flops(model: nn.Module, ctx: ProxyContext) -> float:
     return float(count_flops(model, tuple(ctx.task.input_shape)))
 
 
+@register_proxy("zen")
+def zen(model: nn.Module, ctx: ProxyContext) -> float:
+    if _is_tokens(ctx.task):
+        raise ConfigError("proxy 'zen' needs continuous image inputs (token ids have no Gaussian perturbation)")
+    return zen_score(model, tuple(ctx.task.input_shape), seed=ctx.seed)
+
+
 # -- scoring ---------------------------------------------------------------------------------
 def build_model(space: SearchSpace, arch: Architecture, task: Task, seed: int = 0) -> nn.Module:
     """``space.build`` with weights initialised from ``seed``; the global RNG state is restored."""
@@ -259,7 +271,7 @@ def score_model(model: nn.Module, task: Task, proxies: Sequence[str], batch: Opt
     chosen = [get_proxy(n) for n in check_proxies(proxies)]
     if batch is None and any(p.needs_data for p in chosen):
         batch = random_batch(task, batch_size, seed)
-    ctx = ProxyContext(task, batch)
+    ctx = ProxyContext(task, batch, seed)
     scores: dict[str, float] = {}
     # proxies that only read the network run first, so ``consume`` never shows them a modified one
     order = sorted(range(len(chosen)), key=lambda i: chosen[i].mutates)

@@ -3,7 +3,9 @@
 ``--evaluator proxy --set evaluator.proxy=synflow`` makes any strategy search by a proxy of
 :mod:`archsearch.estimation.proxies` (a trial takes milliseconds to a second, so thousands of
 candidates are ranked in minutes). The trial's metrics are the proxy's score under its own
-name (the objective strategies maximise), plus ``params`` and ``flops``.
+name (the objective strategies maximise), plus ``params`` and ``flops``. The rank vote
+``vote`` (:mod:`archsearch.estimation.ensemble`) is refused here: a trial scores one network, and
+a rank needs a population (``prefilter`` ranks its candidate pool by it).
 
 The task comes from the experiment's dataset. Data-dependent proxies (``snip``, ``grad_norm``,
 ``jacob_cov``) score every trial on the same minibatch of ``batch_size`` training examples,

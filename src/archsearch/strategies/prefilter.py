@@ -2,7 +2,8 @@
 
 ``strategy: {name: prefilter, inner: {name: evolution, population_size: 20}, proxy: synflow,
 candidates: 1000, keep: 20}`` draws ``candidates`` seeded random architectures, scores each
-with a zero-cost proxy (:mod:`archsearch.estimation.proxies`, higher = better) on a network
+with a zero-cost proxy (:mod:`archsearch.estimation.proxies`, higher = better; or ``vote``, the
+mean rank of the data-free proxies over the distinct candidates, :mod:`archsearch.estimation.ensemble`) on a network
 built for ``input_shape``/``classes`` (a strategy sees no data: CIFAR-10 shapes by default;
 data-dependent proxies get a seeded random minibatch), and proposes the ``keep`` best first
 (distinct architectures, best first; ties in sampling order). After that every ask comes from
@@ -44,20 +45,18 @@ import torch
 
 from archsearch.core import Proposal, Task
 from archsearch.options import invalid, option, positive_ints
-from archsearch.estimation.proxies import list_proxies, score_architecture
+from archsearch.estimation.ensemble import known_score, per_network, with_votes
+from archsearch.estimation.proxies import score_architecture
 from archsearch.spaces.base import Architecture, SearchSpace
 from archsearch.strategies.base import Wrapper, register_strategy
-
-
-def _known_proxy(name: str) -> Optional[str]:
-    return None if name in list_proxies() else f"must be one of: {', '.join(list_proxies())}"
 
 
 @register_strategy("prefilter")
 class Prefilter(Wrapper):
     @dataclass(frozen=True)
     class Options(Wrapper.Options):
-        proxy: str = option("synflow", "zero-cost proxy that scores the candidates", check=_known_proxy)
+        proxy: str = option("synflow", "zero-cost proxy that scores the candidates (vote: mean rank of synflow, "
+                                        "zen, params and flops over the candidates)", check=known_score)
         candidates: int = option(1000, "random architectures scored", low=1)
         keep: int = option(20, "best-scored architectures proposed first", low=1)
         input_shape: tuple[int, ...] = option((3, 32, 32), "input shape the scored networks are built for",
@@ -88,7 +87,10 @@ class Prefilter(Wrapper):
         """The ``keep`` best distinct candidates and their scores, best first (scored once, at first use)."""
         if self._top is None:
             seen: set[str] = set()
-            scored: list[tuple[float, int, Architecture]] = []
+            pool: list[tuple[int, Architecture]] = []
+            rows: list[dict[str, float]] = []
+            proxy = self.opts.proxy
+            needed = per_network([proxy])  # a vote's members; else the proxy itself
             threads = torch.get_num_threads()
             if self.opts.threads:
                 torch.set_num_threads(self.opts.threads)
@@ -97,11 +99,12 @@ class Prefilter(Wrapper):
                     if arch.id in seen:
                         continue
                     seen.add(arch.id)
-                    proxy = self.opts.proxy
-                    value = score_architecture(self.space, arch, self.task, [proxy], seed=self.seed)[proxy]
-                    scored.append((value if not math.isnan(value) else -math.inf, i, arch))
+                    pool.append((i, arch))
+                    rows.append(score_architecture(self.space, arch, self.task, needed, seed=self.seed))
             finally:
                 torch.set_num_threads(threads)
+            values = [row[proxy] for row in with_votes([proxy], rows)]  # a vote ranks the whole pool
+            scored = [(v if not math.isnan(v) else -math.inf, i, arch) for v, (i, arch) in zip(values, pool)]
             scored.sort(key=lambda s: (-s[0], s[1]))
             self._top = [(arch, value) for value, _, arch in scored[: self.opts.keep]]
         return self._top
