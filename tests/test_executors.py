@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
@@ -12,6 +11,7 @@ from archsearch.errors import ConfigError
 from archsearch.estimation import TrainingEvaluator
 from archsearch.execution import TrialCall, create_executor
 from archsearch.spaces import create_space
+from archsearch.testing.executors import drain
 
 ARCHS = ["conv:3:16:relu|conv:3:16:relu", "sep_conv:3:16:gelu|max_pool:3:16:relu",
          "conv:1:16:tanh|identity:3:16:relu"]
@@ -23,13 +23,6 @@ def calls() -> list[TrialCall]:
     return [TrialCall(ev, space, space.parse(a), Fidelity(epochs=1, data_fraction=0.3), seed=i)
             for i, a in enumerate(ARCHS)]
 
-
-def drain(executor, timeout: float = 120) -> dict[int, EvalResult]:
-    out: dict[int, EvalResult] = {}
-    deadline = time.monotonic() + timeout
-    while executor.running() and time.monotonic() < deadline:
-        out.update(dict(executor.wait(timeout=1.0)))
-    return out
 
 
 @pytest.fixture(scope="module")

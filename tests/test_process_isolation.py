@@ -23,6 +23,7 @@ from archsearch.execution import TrialCall, create_executor
 from archsearch.spaces import create_space
 from archsearch.testing.evaluators import SyntheticEvaluator
 from archsearch.testing.settings import small_space
+from archsearch.testing.executors import drain
 
 MIB = 1024 * 1024
 LINUX = sys.platform.startswith("linux")
@@ -64,13 +65,6 @@ def call(timeout: Optional[float] = None, **probe: Any) -> TrialCall:
     return TrialCall(ProbeEvaluator(**probe), space, space.sample(np.random.default_rng(0)), Fidelity(epochs=1),
                      seed=0, timeout=timeout)
 
-
-def drain(executor, timeout: float = 120) -> dict[int, EvalResult]:  # type: ignore[no-untyped-def]
-    out: dict[int, EvalResult] = {}
-    deadline = time.monotonic() + timeout
-    while executor.running() and time.monotonic() < deadline:
-        out.update(dict(executor.wait(timeout=1.0)))
-    return out
 
 
 def wait_for_pid(executor, path: str, results: dict[int, EvalResult], timeout: float = 60) -> int:  # type: ignore[no-untyped-def]

@@ -24,6 +24,7 @@ from archsearch.estimation.base import TrialError  # noqa: E402
 from archsearch.execution import TrialCall, create_executor  # noqa: E402
 from archsearch.execution.ray import hard_limit, ray_failure  # noqa: E402
 from archsearch.spaces import create_space  # noqa: E402
+from archsearch.testing.executors import drain  # noqa: E402
 
 # the calls below are defined here: ship them to Ray's workers by value (they cannot import this file)
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -68,13 +69,6 @@ class RaisingCall(TrialCall):
             raise MemoryError("cannot allocate 1 GB")
         raise ValueError("boom")
 
-
-def drain(executor, timeout: float) -> dict[int, EvalResult]:
-    out: dict[int, EvalResult] = {}
-    deadline = time.monotonic() + timeout
-    while executor.running() and time.monotonic() < deadline:
-        out.update(dict(executor.wait(timeout=1.0)))
-    return out
 
 
 @pytest.fixture(scope="module")
