@@ -11,6 +11,7 @@ from archsearch.config import Config
 from archsearch.core import EvalResult, Trial
 from archsearch.errors import ConfigError, SearchAborted
 from archsearch.estimation.base import Evaluator, LimitsMemory, TrainsOnSplits
+from archsearch.estimation.loop import subset_size
 from archsearch.execution.base import Executor
 from archsearch.oneshot.base import OneShotMethod
 from archsearch.progress import Progress
@@ -62,9 +63,7 @@ class OneShotRun:
         text = (f"evaluator.max_memory={given}" if given is not None else
                 f"the default limit {format_bytes(limit)} ({SAFE_SHARE:.0%} of the memory free now; "
                 "evaluator.max_memory sets it)")
-        n_train = len(evaluator.splits().train)
-        if cfg.fidelity.data_fraction < 1.0:  # search_fidelity's subset
-            n_train = max(2, int(round(n_train * cfg.fidelity.data_fraction)))
+        n_train = subset_size(len(evaluator.splits().train), cfg.fidelity)
         check_supernet_memory(method, self.space.scaled(cfg.fidelity.width, cfg.fidelity.depth), task, n_train,
                               limit, text)
 

@@ -20,13 +20,17 @@ from archsearch.estimation.language import flatten_tokens, lm_metrics
 from archsearch.spaces.capabilities import AuxiliaryClassifier
 
 
+def subset_size(n: int, fidelity: Fidelity) -> int:
+    """How many of ``n`` examples a trial trains on at ``fidelity`` (its ``data_fraction``, at least 2)."""
+    return n if fidelity.data_fraction >= 1.0 else max(2, int(round(n * fidelity.data_fraction)))
+
+
 def prepare_split(split: Split, fidelity: Fidelity, generator: torch.Generator, subset: bool) -> Split:
     """``split`` at ``fidelity``: a seeded ``data_fraction`` subset (when ``subset``), resized to its
     ``resolution``. Shared by trials, final training and the one-shot runner."""
     x, y = split.x, split.y
     if subset and fidelity.data_fraction < 1.0:
-        k = max(2, int(round(len(y) * fidelity.data_fraction)))
-        idx = torch.randperm(len(y), generator=generator)[:k]
+        idx = torch.randperm(len(y), generator=generator)[:subset_size(len(y), fidelity)]
         x, y = x[idx], y[idx]
     if fidelity.resolution is not None and x.dim() == 4 and tuple(x.shape[2:]) != (fidelity.resolution,) * 2:
         x = F.interpolate(x, size=(fidelity.resolution,) * 2, mode="bilinear", align_corners=False)

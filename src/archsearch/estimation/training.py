@@ -30,7 +30,7 @@ from archsearch.estimation.augment import make_augment
 from archsearch.estimation.early_stop import EARLY_STOPS, EarlyStopOptions, MedianStop, median_reference
 from archsearch.estimation.inheritance import InheritanceOptions, inherit_weights
 from archsearch.estimation.language import LM_GRAD_CLIP, LM_OBJECTIVE, is_language_model, lm_metrics
-from archsearch.estimation.loop import AUX_WEIGHT, evaluate_model, prepare_split, train_model
+from archsearch.estimation.loop import AUX_WEIGHT, evaluate_model, prepare_split, subset_size, train_model
 from archsearch.estimation.memory import (
     EVAL_BATCH, MemoryEstimate, estimate_training_memory, format_bytes, memory_limit, parse_memory,
 )
@@ -47,6 +47,12 @@ from archsearch.spaces.capabilities import OPTIMIZERS
 __all__ = ["AUX_WEIGHT", "EARLY_STOPS", "OPTIMIZERS", "REWARDS", "TRAINING_KEYS", "MedianStop", "TrainingEvaluator",
            "check_training_option", "evaluate_model", "inherit_weights", "median_reference", "prepare_split",
            "train_model", "training_overrides"]
+
+
+def _sample_bytes(split: Split, shape: Optional[tuple[int, ...]] = None) -> int:
+    """Bytes of one example of ``split`` (its input at ``shape`` when given: the fidelity's resolution)."""
+    numel = math.prod(shape) if shape is not None else split.x[0].numel()
+    return numel * split.x.element_size() + split.y[0].numel() * split.y.element_size()
 
 
 @register_evaluator("train")
@@ -275,17 +281,16 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, LimitsMem
             limit = memory_limit(self.opts.max_memory, resolve_device(self.opts.device))
             if estimate.total > limit:
                 raise OverMemoryLimit(f"estimated peak training memory {format_bytes(estimate.total)} (batch "
-                                 f"{hp['batch_size']}, input {list(train.x.shape[1:])}) is over the limit "
-                                 f"{format_bytes(limit)} (evaluator.max_memory); not trained")
+                                      f"{hp['batch_size']}, input {list(train.x.shape[1:])}) is over the limit "
+                                      f"{format_bytes(limit)} (evaluator.max_memory); not trained")
         return check
 
     def estimate_memory(self, model: nn.Module, hp: Mapping[str, Any], train: Split,
                         valid: Optional[Split] = None) -> MemoryEstimate:
         """Peak memory of training ``model`` on ``train`` with settings ``hp`` (estimation/memory.py),
         validation passes on ``valid`` included; the split itself counts where it moves to a GPU."""
-        sample = train.x[0].numel() * train.x.element_size() + train.y[0].numel() * train.y.element_size()
         return self._estimate(model, hp, tuple(train.x.shape[1:]), train.x.dtype, len(train),
-                              len(valid) if valid is not None else 0, sample)
+                              len(valid) if valid is not None else 0, _sample_bytes(train))
 
     def _estimate(self, model: nn.Module, hp: Mapping[str, Any], shape: tuple[int, ...], dtype: torch.dtype,
                   n_train: int, n_valid: int, sample_bytes: int) -> MemoryEstimate:
@@ -307,11 +312,8 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, LimitsMem
             return
         limit = parse_memory(self.opts.max_memory)
         splits, task = self.splits(), self.task(fidelity)
-        n_train = len(splits.train)
-        if fidelity.data_fraction < 1.0:  # prepare_split's subset
-            n_train = max(2, int(round(n_train * fidelity.data_fraction)))
-        x, y = splits.train.x, splits.train.y
-        sample = math.prod(task.input_shape) * x.element_size() + y[0].numel() * y.element_size()
+        n_train = subset_size(len(splits.train), fidelity)
+        sample = _sample_bytes(splits.train, task.input_shape)
         rng = np.random.default_rng(seed)
         built = space.scaled(fidelity.width, fidelity.depth)
         smallest: Optional[tuple[int, int]] = None
@@ -319,7 +321,8 @@ class TrainingEvaluator(Evaluator, TrainsOnSplits, TrainsWithSettings, LimitsMem
             arch = space.sample(rng)
             hp = self.settings(arch, fidelity)
             model = built.build(arch, task)
-            total = self._estimate(model, hp, task.input_shape, x.dtype, n_train, len(splits.valid), sample).total
+            total = self._estimate(model, hp, task.input_shape, splits.train.x.dtype, n_train, len(splits.valid),
+                                   sample).total
             if total <= limit:
                 return
             smallest = min(smallest or (total, hp["batch_size"]), (total, hp["batch_size"]))
