@@ -121,10 +121,9 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(0)
 
 
-def warm_up_worker(threads: int, parent_pid: int) -> None:
-    """Pay torch's one-off costs (imports, thread pool, first conv kernels, first optimizer) when a worker starts,
-    not inside its first trial."""
-    _die_with_parent(parent_pid)
+def warm_up_torch(threads: int) -> None:
+    """Pay torch's one-off costs (imports, thread pool, first conv kernels, first optimizer) when a
+    worker starts, not inside its first trial."""
     import torch
     import torch.nn.functional as F
 
@@ -133,6 +132,12 @@ def warm_up_worker(threads: int, parent_pid: int) -> None:
     w = torch.randn(8, 4, 3, 3, requires_grad=True)
     F.conv2d(x, w, padding=1).relu().mean().backward()  # type: ignore[no-untyped-call]
     torch.optim.AdamW([w]).step()  # the first optimizer a process builds imports torch._dynamo (1-2 s)
+
+
+def warm_up_worker(threads: int, parent_pid: int) -> None:
+    """A process-pool worker's start: die with the driver, warm torch up, import the data loaders."""
+    _die_with_parent(parent_pid)
+    warm_up_torch(threads)
     import sklearn.datasets  # noqa: F401  (the built-in digits loader)
 
     import archsearch.data  # noqa: F401

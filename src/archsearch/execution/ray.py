@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Optional
 from archsearch.core import EvalResult, failure_reason
 from archsearch.errors import ConfigError
 from archsearch.estimation.base import describe_failure
-from archsearch.execution.base import Executor, TrialCall, grace, register_executor
+from archsearch.execution.base import Executor, TrialCall, grace, register_executor, warm_up_torch
 from archsearch.options import option
 
 # Ray's internal settings for a private local Ray (never sent to a cluster we join).
@@ -80,15 +80,7 @@ def _warm_up(evaluator_box: list[Any], threads: int) -> int:
     imports torch._dynamo: about 1-2 s) and load the data once per worker, before its first
     trial's clock starts."""
     if not _WARM:
-        import torch
-        import torch.nn.functional as F
-
-        torch.set_num_threads(threads)
-        x = torch.randn(8, 4, 8, 8, requires_grad=True)
-        w = torch.randn(8, 4, 3, 3, requires_grad=True)
-        optimizer = torch.optim.AdamW([w])
-        F.conv2d(x, w, padding=1).relu().mean().backward()  # type: ignore[no-untyped-call]
-        optimizer.step()
+        warm_up_torch(threads)
         _WARM.append(True)
     try:
         _shared(evaluator_box).prepare()
