@@ -17,8 +17,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from archsearch.errors import ConfigError
-from archsearch.estimation.proxies import get_proxy, list_proxies
+from archsearch.estimation.proxies import check_proxies, get_proxy, list_proxies
 
 VOTES: dict[str, tuple[str, ...]] = {"vote": ("synflow", "zen", "params", "flops")}
 
@@ -34,17 +33,7 @@ def is_vote(name: str) -> bool:
 
 def check_scores(names: Sequence[str]) -> list[str]:
     """Validate proxy or vote names (non-empty, known, no repeats); errors list every choice."""
-    names = list(names)
-    valid = ", ".join(list_scores())
-    if not names:
-        raise ConfigError(f"no proxy given (valid: {valid})")
-    for name in names:
-        if name not in VOTES and name not in list_proxies():
-            raise ConfigError(f"unknown proxy {name!r} (valid: {valid})")
-    seen = {n for n in names if names.count(n) > 1}
-    if seen:
-        raise ConfigError(f"proxy {sorted(seen)[0]!r} is given twice")
-    return names
+    return check_proxies(names, also=tuple(VOTES))
 
 
 def known_score(name: str) -> str | None:
@@ -65,17 +54,10 @@ def per_network(names: Sequence[str]) -> list[str]:
 
 def average_ranks(values: Sequence[float]) -> np.ndarray:
     """Ranks 1..n (ascending; ties share their average rank; NaN ranks below everything)."""
-    a = np.array([-math.inf if math.isnan(v) else v for v in values], dtype=float)
-    order = np.argsort(a, kind="stable")
-    ranks = np.empty(len(a))
-    i = 0
-    while i < len(a):
-        j = i
-        while j + 1 < len(a) and a[order[j + 1]] == a[order[i]]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
+    from scipy.stats import rankdata
+
+    return np.asarray(rankdata([-math.inf if math.isnan(v) else v for v in values], method="average"),
+                      dtype=float)
 
 
 def vote_scores(name: str, rows: Sequence[Mapping[str, float]]) -> list[float]:

@@ -108,13 +108,16 @@ def get_proxy(name: str) -> Proxy:
     return _PROXIES[name]
 
 
-def check_proxies(names: Sequence[str]) -> list[str]:
-    """Validate a list of proxy names (non-empty, known, no repeats); returns it as a list."""
+def check_proxies(names: Sequence[str], also: Sequence[str] = ()) -> list[str]:
+    """Validate a list of proxy names (non-empty, known, no repeats; ``also``: further names the caller
+    accepts, e.g. the population votes); returns it as a list. Errors list every valid name."""
     names = list(names)
+    valid = ", ".join(sorted([*list_proxies(), *also]))
     if not names:
-        raise ConfigError(f"no proxy given (valid: {', '.join(list_proxies())})")
+        raise ConfigError(f"no proxy given (valid: {valid})")
     for name in names:
-        get_proxy(name)
+        if name not in also and name not in _PROXIES:
+            raise ConfigError(f"unknown proxy {name!r} (valid: {valid})")
     seen = {n for n in names if names.count(n) > 1}
     if seen:
         raise ConfigError(f"proxy {sorted(seen)[0]!r} is given twice")
